@@ -1,0 +1,212 @@
+package catalog
+
+import (
+	"strings"
+)
+
+// Catalog finds the operation a request is for. It is built once per
+// config snapshot and only read afterwards, so lookups take no locks.
+type Catalog struct {
+	apis []*API
+	byID map[string]*API
+	all  *node          // every operation of every API
+	per  map[*API]*node // each API's own operations, for context_extensions
+}
+
+// node is one segment position in a trie of templates. Matching tries the
+// literal child first, then the parameter, then the rest match, so the first
+// complete match found is the most specific one.
+type node struct {
+	literal map[string]*node
+	param   *node
+	rest    *node
+	ops     []*Operation // templates that end at this node
+}
+
+// New builds a catalog. Templates were validated when the config was
+// compiled; an operation whose full template equals another's, with
+// overlapping methods and hosts, is reported by the config compiler, and
+// here the earlier one wins.
+func New(apis []*API) *Catalog {
+	c := &Catalog{
+		apis: apis,
+		byID: make(map[string]*API, len(apis)),
+		all:  &node{},
+		per:  make(map[*API]*node, len(apis)),
+	}
+	for _, a := range apis {
+		a.collectCredentials()
+		c.byID[a.ID] = a
+		own := &node{}
+		c.per[a] = own
+		for _, op := range a.Operations {
+			c.all.insert(op.Template.segments, op)
+			own.insert(op.Template.segments, op)
+		}
+	}
+	return c
+}
+
+func (n *node) insert(segs []segment, op *Operation) {
+	for _, s := range segs {
+		switch s.kind {
+		case segLiteral:
+			if n.literal == nil {
+				n.literal = make(map[string]*node)
+			}
+			child := n.literal[s.value]
+			if child == nil {
+				child = &node{}
+				n.literal[s.value] = child
+			}
+			n = child
+		case segParam:
+			if n.param == nil {
+				n.param = &node{}
+			}
+			n = n.param
+		case segRest:
+			if n.rest == nil {
+				n.rest = &node{}
+			}
+			n = n.rest
+		}
+	}
+	n.ops = append(n.ops, op)
+}
+
+// APIs returns the APIs in config order.
+func (c *Catalog) APIs() []*API { return c.apis }
+
+// API returns the API with the given id, or nil.
+func (c *Catalog) API(id string) *API { return c.byID[id] }
+
+// Miss explains why Match found nothing.
+type Miss uint8
+
+const (
+	MissNone   Miss = iota // matched
+	MissPath               // no template matches the path on this host
+	MissMethod             // a template matches, but not with this method
+)
+
+// Match finds the most specific operation for host, method and a path
+// already passed through NormalizePath. Path specificity decides first;
+// among operations with the same template, the most specific host wins.
+func (c *Catalog) Match(host, method, path string) (*Operation, Miss) {
+	m := matcher{host: normalizeHost(host), method: method, path: path}
+	if op := m.walk(c.all, 0); op != nil {
+		return op, MissNone
+	}
+	return nil, m.miss()
+}
+
+// MatchInAPI is Match restricted to one API, ignoring hosts: Envoy named
+// the API in context_extensions, so the route already chose it.
+func (c *Catalog) MatchInAPI(api *API, method, path string) (*Operation, Miss) {
+	root := c.per[api]
+	if root == nil {
+		return nil, MissPath
+	}
+	m := matcher{anyHost: true, method: method, path: path}
+	if op := m.walk(root, 0); op != nil {
+		return op, MissNone
+	}
+	return nil, m.miss()
+}
+
+// Operation returns the API's operation with template path that accepts
+// method: how context_extensions name an operation.
+func (a *API) Operation(path, method string) (*Operation, Miss) {
+	miss := MissPath
+	for _, op := range a.Operations {
+		if op.Path != path {
+			continue
+		}
+		if op.AllowsMethod(method) {
+			return op, MissNone
+		}
+		miss = MissMethod
+	}
+	return nil, miss
+}
+
+type matcher struct {
+	host, method, path string
+	anyHost            bool
+	methodMiss         bool
+}
+
+func (m *matcher) miss() Miss {
+	if m.methodMiss {
+		return MissMethod
+	}
+	return MissPath
+}
+
+func (m *matcher) walk(n *node, i int) *Operation {
+	seg, next, ok := nextSegment(m.path, i)
+	if !ok {
+		if op := m.pick(n.ops); op != nil {
+			return op
+		}
+	} else {
+		if child := n.literal[seg]; child != nil {
+			if op := m.walk(child, next); op != nil {
+				return op
+			}
+		}
+		if n.param != nil {
+			if op := m.walk(n.param, next); op != nil {
+				return op
+			}
+		}
+	}
+	if n.rest != nil {
+		return m.pick(n.rest.ops)
+	}
+	return nil
+}
+
+// pick chooses among operations with the same template: the method must
+// be allowed, then the most specific host wins, then config order.
+func (m *matcher) pick(ops []*Operation) *Operation {
+	var best *Operation
+	bestScore := 0
+	for _, op := range ops {
+		score := 1
+		if !m.anyHost {
+			score = op.API.hostScore(m.host)
+		}
+		if score == 0 {
+			continue
+		}
+		if !op.AllowsMethod(m.method) {
+			m.methodMiss = true
+			continue
+		}
+		if score > bestScore {
+			best, bestScore = op, score
+		}
+	}
+	return best
+}
+
+// normalizeHost lower-cases host and strips a port; it allocates only when
+// the host has upper-case letters.
+func normalizeHost(h string) string {
+	if strings.HasPrefix(h, "[") { // [v6]:port
+		if end := strings.IndexByte(h, ']'); end > 0 {
+			h = h[1:end]
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if 'A' <= h[i] && h[i] <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
