@@ -1,0 +1,497 @@
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tollgate/tollgate/internal/catalog"
+	"github.com/tollgate/tollgate/internal/keys"
+)
+
+// Default listener addresses (DESIGN §3).
+const (
+	DefaultGRPCAddr  = "127.0.0.1:8081"
+	DefaultHTTPAddr  = "127.0.0.1:8082"
+	DefaultAdminAddr = "127.0.0.1:8083"
+)
+
+// DefaultAPIKeyHeader is where callers send API keys unless an API says
+// otherwise. Keys in query strings end up in access logs, so the query
+// parameter is opt-in.
+const DefaultAPIKeyHeader = "apikey"
+
+var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+// compiler validates a File and builds the Snapshot, collecting every
+// problem with its YAML path.
+type compiler struct {
+	lines    map[string]int
+	problems Problems
+	// decodeFailed reports whether a path (or a container of it) failed to
+	// decode. An id that failed to decode makes references to ids of its
+	// kind unverifiable, so "unknown" is not reported for them.
+	decodeFailed func(path string) bool
+	appIDsUnsure bool
+	apiIDsUnsure bool
+}
+
+func (c *compiler) addf(path, format string, args ...any) {
+	c.problems = append(c.problems, Problem{Path: path, Line: c.lines[path], Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *compiler) compile(f *File) *Snapshot {
+	snap := &Snapshot{
+		Listen:       c.listen(f.Listen),
+		ClientIP:     c.clientIP(f.ClientIP),
+		Applications: map[string]*catalog.Application{},
+	}
+	c.unsupported(f)
+
+	apis := c.apis(f.APIs)
+	snap.Catalog = catalog.New(apis)
+
+	c.appIDsUnsure = c.decodeFailed("applications")
+	for i, a := range f.Applications {
+		path := fmt.Sprintf("applications[%d]", i)
+		if c.decodeFailed(path + ".id") {
+			c.appIDsUnsure = true
+			continue
+		}
+		if !c.checkID(path+".id", a.ID) {
+			continue
+		}
+		if _, dup := snap.Applications[a.ID]; dup {
+			c.addf(path+".id", "duplicate application id %q", a.ID)
+			continue
+		}
+		c.checkText(path+".name", a.Name)
+		c.checkText(path+".owner", a.Owner)
+		snap.Applications[a.ID] = &catalog.Application{ID: a.ID, Name: cmp.Or(a.Name, a.ID), Owner: a.Owner}
+	}
+
+	c.subscriptions(f.Subscriptions, snap)
+	snap.APIKeys = c.apiKeys(f.APIKeys, snap.Applications)
+
+	switch f.Unmatched {
+	case "", "deny":
+	case "allow":
+		snap.UnmatchedAllow = true
+	default:
+		c.addf("unmatched", "want deny or allow, got %q", f.Unmatched)
+	}
+	return snap
+}
+
+// unsupported rejects settings whose feature this build does not have yet,
+// rather than accepting and silently ignoring them.
+func (c *compiler) unsupported(f *File) {
+	not := func(path, what string) { c.addf(path, "%s is not supported by this version of Tollgate", what) }
+	if len(f.Issuers) > 0 {
+		not("issuers", "JWT authentication")
+	}
+	if len(f.RevokedTokens) > 0 {
+		not("revokedTokens", "JWT revocation")
+	}
+	if f.BackendJWT.Enabled {
+		not("backendJwt.enabled", "backend JWT")
+	}
+	if f.MTLS != (MTLS{}) {
+		not("mtls", "mTLS authentication")
+	}
+	if len(f.RateLimitPolicies) > 0 {
+		not("rateLimitPolicies", "rate limiting")
+	}
+	if f.RateLimit.Store != "" && f.RateLimit.Store != "memory" {
+		not("rateLimit.store", "a rate-limit store other than memory")
+	}
+	if f.Analytics.Events != "" && f.Analytics.Events != "none" {
+		not("analytics.events", "analytics events")
+	}
+	if f.Tracing.OTLPEndpoint != "" {
+		not("tracing.otlpEndpoint", "tracing")
+	}
+	if f.Admin.PProf {
+		not("admin.pprof", "profiling")
+	}
+	for i, a := range f.APIs {
+		if a.RateLimit != "" {
+			not(fmt.Sprintf("apis[%d].rateLimit", i), "rate limiting")
+		}
+		if a.AnonymousRateLimit != "" {
+			not(fmt.Sprintf("apis[%d].anonymousRateLimit", i), "rate limiting")
+		}
+		for j, op := range a.Operations {
+			if op.RateLimit != "" {
+				not(fmt.Sprintf("apis[%d].operations[%d].rateLimit", i, j), "rate limiting")
+			}
+		}
+	}
+	for i, a := range f.Applications {
+		path := fmt.Sprintf("applications[%d]", i)
+		if len(a.ClientIDs) > 0 {
+			not(path+".clientIds", "JWT authentication")
+		}
+		if len(a.Principals) > 0 {
+			not(path+".principals", "mTLS authentication")
+		}
+		if len(a.Certificates) > 0 {
+			not(path+".certificates", "mTLS authentication")
+		}
+		if a.RateLimit != "" {
+			not(path+".rateLimit", "rate limiting")
+		}
+	}
+	for i, s := range f.Subscriptions {
+		if s.RateLimit != "" {
+			not(fmt.Sprintf("subscriptions[%d].rateLimit", i), "rate limiting")
+		}
+	}
+}
+
+// supportedSchemes are the schemes this build can verify.
+var supportedSchemes = []catalog.Scheme{catalog.SchemeNone, catalog.SchemeAPIKey}
+
+func (c *compiler) listen(l Listen) Listen {
+	out := Listen{
+		GRPC:  cmp.Or(l.GRPC, DefaultGRPCAddr),
+		HTTP:  cmp.Or(l.HTTP, DefaultHTTPAddr),
+		Admin: cmp.Or(l.Admin, DefaultAdminAddr),
+	}
+	for _, l := range []struct{ key, addr string }{{"listen.grpc", out.GRPC}, {"listen.http", out.HTTP}, {"listen.admin", out.Admin}} {
+		_, port, err := net.SplitHostPort(l.addr)
+		if err == nil {
+			_, err = strconv.ParseUint(port, 10, 16)
+		}
+		if err != nil {
+			c.addf(l.key, "want host:port (port 0 picks a free one), got %q", l.addr)
+		}
+	}
+	return out
+}
+
+func (c *compiler) clientIP(in ClientIP) ClientIPPolicy {
+	p := ClientIPPolicy{Header: strings.ToLower(in.Header)}
+	switch p.Header {
+	case "", "x-forwarded-for", "x-real-ip":
+	default:
+		c.addf("clientIp.header", "want x-forwarded-for or x-real-ip, got %q", in.Header)
+	}
+	for i, s := range in.TrustedProxies {
+		pfx, err := keys.ParseCIDR(s)
+		if err != nil {
+			c.addf(fmt.Sprintf("clientIp.trustedProxies[%d]", i), "not an address or CIDR: %q", s)
+			continue
+		}
+		p.TrustedProxies = append(p.TrustedProxies, pfx)
+	}
+	if p.Header != "" && len(in.TrustedProxies) == 0 {
+		c.addf("clientIp.trustedProxies", "required when clientIp.header is set: list the proxies whose %s is believed", p.Header)
+	}
+	return p
+}
+
+func (c *compiler) apis(in []API) []*catalog.API {
+	var out []*catalog.API
+	seen := map[string]bool{}
+	// ops by canonical full template, to find operations no request could tell apart
+	byTemplate := map[string][]opRef{}
+	c.apiIDsUnsure = c.decodeFailed("apis")
+	for i, a := range in {
+		path := fmt.Sprintf("apis[%d]", i)
+		if c.decodeFailed(path + ".id") {
+			c.apiIDsUnsure = true
+		}
+		if c.checkID(path+".id", a.ID) {
+			if seen[a.ID] {
+				c.addf(path+".id", "duplicate API id %q", a.ID)
+			}
+			seen[a.ID] = true
+		}
+		c.checkText(path+".name", a.Name)
+		api := &catalog.API{
+			ID:                 a.ID,
+			Name:               cmp.Or(a.Name, a.ID),
+			Version:            a.Version,
+			BasePath:           cmp.Or(a.BasePath, "/"),
+			ForwardCredentials: a.ForwardCredentials,
+			APIKeyHeader:       DefaultAPIKeyHeader,
+		}
+		base, err := catalog.ParseTemplate(api.BasePath)
+		if err != nil {
+			c.addf(path+".basePath", "%v", err)
+		}
+		api.BasePath = base.String()
+		api.Hosts = c.hosts(path+".hosts", a.Hosts)
+		if a.APIKey != nil {
+			api.APIKeyHeader = strings.ToLower(a.APIKey.Header)
+			api.APIKeyQuery = a.APIKey.Query
+			if api.APIKeyHeader != "" && !validHeaderName(api.APIKeyHeader) {
+				c.addf(path+".apiKey.header", "not a valid header name: %q", a.APIKey.Header)
+			}
+		}
+		if len(a.Security) == 0 {
+			c.addf(path+".security", "required: list the accepted schemes, e.g. [apiKey], or [none] for a public API")
+		} else {
+			api.Security = c.security(path+".security", a.Security)
+		}
+		if len(a.Operations) == 0 {
+			c.addf(path+".operations", "an API needs at least one operation (path: /** matches everything under the base path)")
+		}
+		for j, o := range a.Operations {
+			opPath := fmt.Sprintf("%s.operations[%d]", path, j)
+			op := c.operation(opPath, o, api, base)
+			if op == nil {
+				continue
+			}
+			key := op.Template.Canonical()
+			for _, other := range byTemplate[key] {
+				if overlaps(other.op, op) {
+					c.addf(opPath+".path", "%s matches the same requests as %s (same path, method and host)", o.Path, other.path)
+					break
+				}
+			}
+			byTemplate[key] = append(byTemplate[key], opRef{opPath, op})
+			api.Operations = append(api.Operations, op)
+		}
+		if api.UsesScheme(catalog.SchemeAPIKey) && api.APIKeyHeader == "" && api.APIKeyQuery == "" {
+			c.addf(path+".apiKey", "apiKey security needs a header or a query parameter to read the key from")
+		}
+		out = append(out, api)
+	}
+	return out
+}
+
+type opRef struct {
+	path string
+	op   *catalog.Operation
+}
+
+// overlaps reports whether two operations with the same template could
+// both match one request.
+func overlaps(a, b *catalog.Operation) bool {
+	methods := len(a.Methods) == 0 || len(b.Methods) == 0
+	for _, m := range a.Methods {
+		methods = methods || slices.Contains(b.Methods, m)
+	}
+	if !methods {
+		return false
+	}
+	for _, h := range a.API.Hosts {
+		if slices.Contains(b.API.Hosts, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *compiler) operation(path string, o Operation, api *catalog.API, base catalog.Template) *catalog.Operation {
+	op := &catalog.Operation{API: api, Path: o.Path, Scopes: o.Scopes, Security: api.Security}
+	t, err := catalog.ParseTemplate(o.Path)
+	if err != nil {
+		c.addf(path+".path", "%v", err)
+		return nil
+	}
+	op.Path = t.String()
+	if op.Template, err = base.Join(t); err != nil {
+		c.addf(path+".path", "%v", err)
+		return nil
+	}
+	for k, m := range o.Methods {
+		up := strings.ToUpper(m)
+		if !slices.Contains(httpMethods, up) {
+			c.addf(fmt.Sprintf("%s.methods[%d]", path, k), "unknown HTTP method %q", m)
+			continue
+		}
+		if slices.Contains(op.Methods, up) {
+			c.addf(fmt.Sprintf("%s.methods[%d]", path, k), "method %s listed twice", up)
+			continue
+		}
+		op.Methods = append(op.Methods, up)
+	}
+	for k, s := range o.Scopes {
+		if s == "" || strings.ContainsAny(s, " \t") {
+			c.addf(fmt.Sprintf("%s.scopes[%d]", path, k), "a scope is one non-empty word, got %q", s)
+		}
+	}
+	if o.Security != nil {
+		op.Security = c.security(path+".security", o.Security)
+	}
+	return op
+}
+
+func (c *compiler) security(path string, items []string) catalog.Security {
+	sec, err := catalog.ParseSecurity(items)
+	if err != nil {
+		c.addf(path, "%v", err)
+		return nil
+	}
+	for _, req := range sec {
+		for _, s := range req.Schemes {
+			if !slices.Contains(supportedSchemes, s) {
+				c.addf(path, "scheme %s is not supported by this version of Tollgate", s)
+			}
+		}
+	}
+	return sec
+}
+
+func (c *compiler) hosts(path string, in []string) []string {
+	if len(in) == 0 {
+		return []string{"*"}
+	}
+	out := make([]string, 0, len(in))
+	for i, h := range in {
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		if !validHostPattern(h) {
+			c.addf(fmt.Sprintf("%s[%d]", path, i), "want a host name, *.domain or *, got %q", in[i])
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func (c *compiler) subscriptions(in []Subscription, snap *Snapshot) {
+	type pair struct{ app, api string }
+	seen := map[pair]bool{}
+	for i, s := range in {
+		path := fmt.Sprintf("subscriptions[%d]", i)
+		app := snap.Applications[s.Application]
+		if app == nil && !c.appIDsUnsure {
+			c.addf(path+".application", "unknown application %q", s.Application)
+		}
+		api := snap.Catalog.API(s.API)
+		if api == nil && !c.apiIDsUnsure {
+			c.addf(path+".api", "unknown API %q", s.API)
+		}
+		state, err := catalog.ParseSubscriptionState(s.State)
+		if err != nil {
+			c.addf(path+".state", "%v", err)
+		}
+		if app == nil || api == nil || err != nil {
+			continue
+		}
+		if seen[pair{s.Application, s.API}] {
+			c.addf(path, "application %q is already subscribed to API %q", s.Application, s.API)
+			continue
+		}
+		seen[pair{s.Application, s.API}] = true
+		catalog.Subscribe(&catalog.Subscription{Application: app, API: api, State: state})
+	}
+}
+
+func (c *compiler) apiKeys(in []APIKey, apps map[string]*catalog.Application) *keys.APIKeyIndex {
+	index := make(map[keys.Digest]*keys.APIKey, len(in))
+	firstPath := map[keys.Digest]string{}
+	for i, k := range in {
+		path := fmt.Sprintf("apiKeys[%d]", i)
+		app := apps[k.Application]
+		if app == nil && !c.appIDsUnsure {
+			c.addf(path+".application", "unknown application %q", k.Application)
+		}
+		digest, err := keys.ParseDigest(strings.ToLower(k.SHA256))
+		if err != nil {
+			c.addf(path+".sha256", "%v (run `enforcer keys new` for a key and its hash)", err)
+		}
+		c.checkText(path+".name", k.Name)
+		entry := &keys.APIKey{Name: cmp.Or(k.Name, fmt.Sprintf("key-%d", i)), Application: app, ExpiresAt: k.ExpiresAt}
+		for j, s := range k.AllowedCIDRs {
+			p, perr := keys.ParseCIDR(s)
+			if perr != nil {
+				c.addf(fmt.Sprintf("%s.allowedCidrs[%d]", path, j), "not an address or CIDR: %q", s)
+				continue
+			}
+			entry.AllowedCIDRs = append(entry.AllowedCIDRs, p)
+		}
+		for j, s := range k.Scopes {
+			if s == "" || strings.ContainsAny(s, " \t") {
+				c.addf(fmt.Sprintf("%s.scopes[%d]", path, j), "a scope is one non-empty word, got %q", s)
+			}
+		}
+		entry.Scopes, entry.ScopeText = k.Scopes, strings.Join(k.Scopes, " ")
+		if app == nil || err != nil {
+			continue
+		}
+		if first, dup := firstPath[digest]; dup {
+			c.addf(path+".sha256", "the same key is already listed at %s", first)
+			continue
+		}
+		firstPath[digest] = path
+		index[digest] = entry
+	}
+	return keys.NewAPIKeyIndex(index)
+}
+
+// checkID requires an identifier that is safe in metrics labels, headers and
+// log lines.
+func (c *compiler) checkID(path, id string) bool {
+	if id == "" {
+		c.addf(path, "required")
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		ok := 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' ||
+			i > 0 && (ch == '-' || ch == '_' || ch == '.')
+		if !ok || i >= 128 {
+			c.addf(path, "ids are up to 128 letters, digits, '-', '_' or '.', starting with a letter or digit; got %q", id)
+			return false
+		}
+	}
+	return true
+}
+
+// checkText requires printable text: names and owners are sent upstream
+// in headers and written to logs.
+func (c *compiler) checkText(path, s string) {
+	if len(s) > 256 {
+		c.addf(path, "longer than 256 bytes")
+		return
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			c.addf(path, "must be printable UTF-8 text without control characters")
+			return
+		}
+	}
+}
+
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		ch := h[i]
+		if !('a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func validHostPattern(h string) bool {
+	if h == "*" {
+		return true
+	}
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			ch := label[i]
+			if !('a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}

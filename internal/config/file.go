@@ -1,0 +1,166 @@
+package config
+
+import (
+	"time"
+)
+
+// File is the YAML document as written. Field tags are the config keys;
+// the decoder rejects any key not declared here.
+type File struct {
+	Listen            Listen            `yaml:"listen"`
+	ClientIP          ClientIP          `yaml:"clientIp"`
+	Issuers           []Issuer          `yaml:"issuers"`
+	RevokedTokens     []RevokedToken    `yaml:"revokedTokens"`
+	BackendJWT        BackendJWT        `yaml:"backendJwt"`
+	APIs              []API             `yaml:"apis"`
+	Applications      []Application     `yaml:"applications"`
+	Subscriptions     []Subscription    `yaml:"subscriptions"`
+	APIKeys           []APIKey          `yaml:"apiKeys"`
+	MTLS              MTLS              `yaml:"mtls"`
+	RateLimitPolicies []RateLimitPolicy `yaml:"rateLimitPolicies"`
+	RateLimit         RateLimitStore    `yaml:"rateLimit"`
+	Analytics         Analytics         `yaml:"analytics"`
+	Tracing           Tracing           `yaml:"tracing"`
+	Admin             Admin             `yaml:"admin"`
+	Unmatched         string            `yaml:"unmatched"`
+}
+
+// Listen holds the three listener addresses.
+type Listen struct {
+	GRPC  string `yaml:"grpc"`
+	HTTP  string `yaml:"http"`
+	Admin string `yaml:"admin"`
+}
+
+// ClientIP says when a forwarded client address may be believed.
+type ClientIP struct {
+	Header         string   `yaml:"header"`         // "", x-forwarded-for or x-real-ip
+	TrustedProxies []string `yaml:"trustedProxies"` // peers whose header is believed
+}
+
+type Issuer struct {
+	Name                 string            `yaml:"name"`
+	Issuer               string            `yaml:"issuer"`
+	JWKSURI              string            `yaml:"jwksUri"`
+	JWKSFile             string            `yaml:"jwksFile"`
+	Audiences            []string          `yaml:"audiences"`
+	Leeway               Duration          `yaml:"leeway"`
+	ScopesClaim          string            `yaml:"scopesClaim"`
+	ClientIDClaim        string            `yaml:"clientIdClaim"`
+	SubscriptionRequired *bool             `yaml:"subscriptionRequired"`
+	ClaimHeaders         map[string]string `yaml:"claimHeaders"`
+}
+
+type RevokedToken struct {
+	JTI       string    `yaml:"jti"`
+	ExpiresAt time.Time `yaml:"expiresAt"`
+}
+
+type BackendJWT struct {
+	Enabled        bool     `yaml:"enabled"`
+	Header         string   `yaml:"header"`
+	SigningKeyFile string   `yaml:"signingKeyFile"`
+	TTL            Duration `yaml:"ttl"`
+}
+
+type API struct {
+	ID                 string      `yaml:"id"`
+	Name               string      `yaml:"name"`
+	Version            string      `yaml:"version"`
+	BasePath           string      `yaml:"basePath"`
+	Hosts              []string    `yaml:"hosts"`
+	Security           []string    `yaml:"security"`
+	ForwardCredentials bool        `yaml:"forwardCredentials"`
+	APIKey             *APIKeyIn   `yaml:"apiKey"`
+	RateLimit          string      `yaml:"rateLimit"`
+	AnonymousRateLimit string      `yaml:"anonymousRateLimit"`
+	Operations         []Operation `yaml:"operations"`
+}
+
+// APIKeyIn says where an API's callers send their key.
+type APIKeyIn struct {
+	Header string `yaml:"header"`
+	Query  string `yaml:"query"`
+}
+
+type Operation struct {
+	Path      string   `yaml:"path"`
+	Methods   []string `yaml:"methods"`
+	Scopes    []string `yaml:"scopes"`
+	Security  []string `yaml:"security"`
+	RateLimit string   `yaml:"rateLimit"`
+}
+
+type Application struct {
+	ID           string   `yaml:"id"`
+	Name         string   `yaml:"name"`
+	Owner        string   `yaml:"owner"`
+	ClientIDs    []string `yaml:"clientIds"`
+	Principals   []string `yaml:"principals"`
+	Certificates []string `yaml:"certificates"`
+	RateLimit    string   `yaml:"rateLimit"`
+}
+
+type Subscription struct {
+	Application string `yaml:"application"`
+	API         string `yaml:"api"`
+	RateLimit   string `yaml:"rateLimit"`
+	State       string `yaml:"state"`
+}
+
+type APIKey struct {
+	Application  string    `yaml:"application"`
+	SHA256       string    `yaml:"sha256"`
+	Name         string    `yaml:"name"`
+	ExpiresAt    time.Time `yaml:"expiresAt"`
+	AllowedCIDRs []string  `yaml:"allowedCidrs"`
+	Scopes       []string  `yaml:"scopes"`
+}
+
+type MTLS struct {
+	TrustForwardedClientCert bool   `yaml:"trustForwardedClientCert"`
+	CAFile                   string `yaml:"caFile"`
+	ForwardedBy              string `yaml:"forwardedBy"`
+}
+
+type RateLimitPolicy struct {
+	Name   string  `yaml:"name"`
+	Limits []Limit `yaml:"limits"`
+}
+
+type Limit struct {
+	Requests int64    `yaml:"requests"`
+	Per      Duration `yaml:"per"`
+	Burst    int64    `yaml:"burst"`
+}
+
+type RateLimitStore struct {
+	Store              string   `yaml:"store"`
+	Redis              Redis    `yaml:"redis"`
+	FailureMode        string   `yaml:"failureMode"`
+	LocalFallbackShare *float64 `yaml:"localFallbackShare"`
+}
+
+type Redis struct {
+	Addrs          []string `yaml:"addrs"`
+	Timeout        Duration `yaml:"timeout"`
+	SentinelMaster string   `yaml:"sentinelMaster"`
+	Password       string   `yaml:"password"`
+	TLS            bool     `yaml:"tls"`
+}
+
+type Analytics struct {
+	Events string `yaml:"events"`
+}
+
+type Tracing struct {
+	OTLPEndpoint string   `yaml:"otlpEndpoint"`
+	SampleRatio  *float64 `yaml:"sampleRatio"`
+}
+
+type Admin struct {
+	PProf bool `yaml:"pprof"`
+}
+
+// Duration is a time.Duration written as "250ms", "5m" or "24h".
+type Duration time.Duration

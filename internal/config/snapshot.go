@@ -1,0 +1,174 @@
+package config
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"fmt"
+	"math"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/catalog"
+	"github.com/tollgate/tollgate/internal/keys"
+)
+
+// Snapshot is a compiled, validated config. It is never modified after
+// Compile returns; the request path reads the current one through a Store.
+type Snapshot struct {
+	Source   string // file it was read from ("" in tests)
+	Digest   [sha256.Size]byte
+	LoadedAt time.Time
+
+	Listen         Listen
+	ClientIP       ClientIPPolicy
+	Catalog        *catalog.Catalog
+	Applications   map[string]*catalog.Application
+	APIKeys        *keys.APIKeyIndex
+	UnmatchedAllow bool
+}
+
+// ClientIPPolicy says when to take the client address from a header sent
+// by a proxy rather than from the peer that connected.
+type ClientIPPolicy struct {
+	Header         string // lower case; "" never trusts a header
+	TrustedProxies []netip.Prefix
+}
+
+// Trusts reports whether peer is a proxy whose forwarded address is believed.
+func (p ClientIPPolicy) Trusts(peer netip.Addr) bool {
+	peer = peer.Unmap()
+	for _, t := range p.TrustedProxies {
+		if t.Contains(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolve returns the client address: peer itself, or, when peer is a
+// trusted proxy, the address in v, the value of the configured header. For
+// X-Forwarded-For the list is read from the right, skipping trusted
+// proxies, so a client cannot choose its address by sending the header.
+func (p ClientIPPolicy) Resolve(peer netip.Addr, v string) netip.Addr {
+	if p.Header == "" || v == "" || !p.Trusts(peer) {
+		return peer
+	}
+	if p.Header == "x-real-ip" {
+		if a, err := netip.ParseAddr(strings.TrimSpace(v)); err == nil {
+			return a.Unmap()
+		}
+		return peer
+	}
+	for v != "" {
+		var hop string
+		if i := strings.LastIndexByte(v, ','); i >= 0 {
+			hop, v = v[i+1:], v[:i]
+		} else {
+			hop, v = v, ""
+		}
+		a, err := netip.ParseAddr(strings.TrimSpace(hop))
+		if err != nil {
+			return peer
+		}
+		a = a.Unmap()
+		if !p.Trusts(a) {
+			return a
+		}
+		peer = a
+	}
+	return peer
+}
+
+// Load reads and compiles the config file at path. ${VAR} is taken from
+// the process environment.
+func Load(path string) (*Snapshot, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	snap, err := Compile(data, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	snap.Source = path
+	return snap, nil
+}
+
+// Compile parses and validates a config document. The error, if any, is
+// Problems: every problem found, each with its YAML path.
+func Compile(data []byte, lookupEnv func(string) (string, bool)) (*Snapshot, error) {
+	var f File
+	lines, problems, dropped, err := parse(data, &f, lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	c := compiler{lines: lines, decodeFailed: decodeFailed(problems)}
+	snap := c.compile(&f)
+	// Validation runs on whatever decoded, so that one run reports every
+	// problem; it stays quiet about values that failed to decode.
+	for _, p := range c.problems {
+		if !c.decodeFailed(p.Path) {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 || dropped > 0 {
+		slices.SortStableFunc(problems, func(a, b Problem) int {
+			return cmp.Compare(lineOrLast(a.Line), lineOrLast(b.Line))
+		})
+		return nil, capProblems(problems, dropped)
+	}
+	snap.Digest = sha256.Sum256(data)
+	snap.LoadedAt = time.Now()
+	return snap, nil
+}
+
+// decodeFailed returns a test of whether a path, or a list or mapping
+// that contains it, failed to decode.
+func decodeFailed(ps Problems) func(path string) bool {
+	failed := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		failed[p.Path] = true
+	}
+	return func(path string) bool {
+		for {
+			if failed[path] {
+				return true
+			}
+			i := strings.LastIndexAny(path, ".[")
+			if i <= 0 {
+				return false
+			}
+			path = path[:i]
+		}
+	}
+}
+
+func lineOrLast(line int) int {
+	if line == 0 {
+		return math.MaxInt
+	}
+	return line
+}
+
+// Store holds the current snapshot. Readers never block; a reload swaps the
+// pointer.
+type Store struct {
+	current atomic.Pointer[Snapshot]
+}
+
+// NewStore returns a store holding snap.
+func NewStore(snap *Snapshot) *Store {
+	s := &Store{}
+	s.current.Store(snap)
+	return s
+}
+
+// Load returns the current snapshot.
+func (s *Store) Load() *Snapshot { return s.current.Load() }
+
+// Swap installs snap and returns the previous one.
+func (s *Store) Swap(snap *Snapshot) *Snapshot { return s.current.Swap(snap) }
