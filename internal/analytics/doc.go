@@ -1,0 +1,2 @@
+// Package analytics owns Tollgate's Prometheus metrics (DESIGN §5).
+package analytics

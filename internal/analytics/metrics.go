@@ -1,0 +1,95 @@
+package analytics
+
+import (
+	"net/http"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tollgate/tollgate/internal/authz"
+)
+
+// AllowCode is the code label of allowed decisions in
+// tollgate_decisions_total; denies carry their DESIGN §4 code.
+const AllowCode = "200"
+
+// Metrics owns Tollgate's Prometheus registry (DESIGN §5). Label values
+// come from config (API ids) or fixed sets (codes), never from request
+// data, so the number of series stays bounded.
+type Metrics struct {
+	registry  *prometheus.Registry
+	decisions *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	reloads   *prometheus.CounterVec
+	// GRPC provides grpc_server_* metrics through server interceptors.
+	GRPC *grpcprom.ServerMetrics
+}
+
+// NewMetrics registers every collector on a fresh registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_decisions_total",
+			Help: "Decisions by API id (empty when no API matched), decision and code (" + AllowCode + " for allow).",
+		}, []string{"api", "decision", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "tollgate_decision_duration_seconds",
+			Help:                            "Time from receiving a check to having its response ready, by front end.",
+			Buckets:                         []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3},
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  160,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, []string{"frontend"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_config_reloads_total",
+			Help: "Config reloads by result (success or failure; a failed reload keeps the running config).",
+		}, []string{"result"}),
+		GRPC: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+			grpcprom.WithHistogramBuckets([]float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3}),
+		)),
+	}
+	m.registry.MustRegister(
+		m.decisions, m.duration, m.reloads, m.GRPC,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	// Both results exist from the start, so rate() and alerts work before
+	// the first reload.
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	for _, f := range []authz.Frontend{authz.FrontendGRPC, authz.FrontendHTTP} {
+		m.duration.WithLabelValues(f.String())
+	}
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// Registry is the registry collectors are registered on.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+// ObserveDecision implements authz.Recorder.
+func (m *Metrics) ObserveDecision(frontend authz.Frontend, d *authz.Decision, elapsed time.Duration) {
+	decision, code := "allow", AllowCode
+	if !d.Allowed {
+		decision, code = "deny", d.Denial.Code
+	}
+	m.decisions.WithLabelValues(d.APIID(), decision, code).Inc()
+	m.duration.WithLabelValues(frontend.String()).Observe(elapsed.Seconds())
+}
+
+// ObserveReload counts a config reload.
+func (m *Metrics) ObserveReload(ok bool) {
+	if ok {
+		m.reloads.WithLabelValues("success").Inc()
+	} else {
+		m.reloads.WithLabelValues("failure").Inc()
+	}
+}

@@ -1,0 +1,103 @@
+package authz
+
+import (
+	"github.com/tollgate/tollgate/internal/catalog"
+)
+
+// Identity is who the caller turned out to be.
+type Identity struct {
+	Application *catalog.Application // nil: anonymous
+	Subject     string               // user, owner or workload the credential speaks for
+	Scopes      []string
+	ScopeText   string // Scopes joined by spaces
+	Credential  string // requirement that identified the caller: "apiKey", "mtls+apiKey", "none"
+	KeyName     string // which API key, for analytics (never the key)
+}
+
+// Names of the identity headers Tollgate sets upstream (DESIGN §4 step 5).
+const (
+	HeaderConsumerID     = "x-consumer-id"
+	HeaderConsumerName   = "x-consumer-name"
+	HeaderUserID         = "x-authenticated-userid"
+	HeaderScope          = "x-authenticated-scope"
+	HeaderCredentialType = "x-credential-type"
+)
+
+// identityHeaders holds the values of the identity headers; an empty value
+// means the header is not set (and a client-sent copy is removed).
+type identityHeaders [5]string
+
+var identityHeaderNames = [5]string{HeaderConsumerID, HeaderConsumerName, HeaderUserID, HeaderScope, HeaderCredentialType}
+
+func (h *identityHeaders) sets(name string) bool {
+	for i, n := range identityHeaderNames {
+		if n == name {
+			return h[i] != ""
+		}
+	}
+	return false
+}
+
+// Each calls fn for every identity header that is set.
+func (h *identityHeaders) Each(fn func(name, value string)) {
+	for i, v := range h {
+		if v != "" {
+			fn(identityHeaderNames[i], v)
+		}
+	}
+}
+
+func headersFor(id *Identity) identityHeaders {
+	var h identityHeaders
+	if app := id.Application; app != nil {
+		h[0], h[1] = app.ID, app.Name
+	}
+	h[2], h[3] = id.Subject, id.ScopeText
+	if id.Credential != "none" {
+		h[4] = id.Credential
+	}
+	return h
+}
+
+// Decision is the outcome of one check, independent of the front end that
+// will render it.
+type Decision struct {
+	Allowed bool
+	Denial  Denial // when !Allowed
+
+	API       *catalog.API       // nil when nothing matched
+	Operation *catalog.Operation // nil when nothing matched
+	Identity  Identity
+
+	// Changes to the upstream request, when allowed.
+	Upstream      identityHeaders
+	RemoveHeaders []string // lower case
+	RemoveQuery   []string
+}
+
+// Code is the deny code, or "" for an allow.
+func (d *Decision) Code() string {
+	if d.Allowed {
+		return ""
+	}
+	return d.Denial.Code
+}
+
+// APIID is the matched API's id, or "".
+func (d *Decision) APIID() string {
+	if d.API == nil {
+		return ""
+	}
+	return d.API.ID
+}
+
+// OperationPath is the matched operation's template, or "".
+func (d *Decision) OperationPath() string {
+	if d.Operation == nil {
+		return ""
+	}
+	return d.Operation.Path
+}
+
+// UpstreamHeaders calls fn for each header to set on the upstream request.
+func (d *Decision) UpstreamHeaders(fn func(name, value string)) { d.Upstream.Each(fn) }

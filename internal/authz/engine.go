@@ -1,0 +1,321 @@
+package authz
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/catalog"
+	"github.com/tollgate/tollgate/internal/config"
+)
+
+// SnapshotSource yields the config snapshot to decide with.
+type SnapshotSource interface {
+	Load() *config.Snapshot
+}
+
+// Clock tells the time; tests inject a fixed one.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Recorder receives one observation per decision. Implementations must
+// not block.
+type Recorder interface {
+	ObserveDecision(frontend Frontend, d *Decision, elapsed time.Duration)
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) ObserveDecision(Frontend, *Decision, time.Duration) {}
+
+// Options configure an Engine. Only Config is required.
+type Options struct {
+	Config  SnapshotSource
+	Clock   Clock    // default: the system clock
+	Metrics Recorder // default: none
+	Logger  *slog.Logger
+}
+
+// Engine runs the decision pipeline of DESIGN §4: match, authenticate,
+// authorize, respond. It holds no per-request state and takes no locks:
+// each check reads the current snapshot once and uses it throughout.
+type Engine struct {
+	config  SnapshotSource
+	clock   Clock
+	metrics Recorder
+	log     *slog.Logger
+	schemes [4]authenticator // indexed by catalog.Scheme
+}
+
+// NewEngine returns an engine.
+func NewEngine(o Options) *Engine {
+	e := &Engine{config: o.Config, clock: o.Clock, metrics: o.Metrics, log: o.Logger}
+	if e.clock == nil {
+		e.clock = systemClock{}
+	}
+	if e.metrics == nil {
+		e.metrics = nopRecorder{}
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	e.schemes[catalog.SchemeAPIKey] = apiKeyAuthenticator{}
+	return e
+}
+
+// authenticator verifies one credential scheme.
+type authenticator interface {
+	// present reports whether the request carries this kind of credential.
+	present(c *check) bool
+	// verify checks the credential; a non-nil Denial refuses the request.
+	verify(c *check) (Identity, *Denial)
+}
+
+// check is the state of one decision, passed between the stages.
+type check struct {
+	req      *Request
+	snap     *config.Snapshot
+	now      time.Time
+	clientIP netip.Addr
+	api      *catalog.API
+	op       *catalog.Operation
+}
+
+// Decide runs the pipeline for r.
+func (e *Engine) Decide(r *Request) Decision {
+	c := check{req: r, snap: e.config.Load(), now: e.clock.Now()}
+	c.clientIP = r.Peer
+	if h := c.snap.ClientIP.Header; h != "" {
+		c.clientIP = c.snap.ClientIP.Resolve(r.Peer, r.Headers.Get(h))
+	}
+
+	var d Decision
+	if denial := e.match(&c); denial != nil {
+		d.Denial = *denial
+		return d
+	}
+	d.API, d.Operation = c.api, c.op
+	if c.op == nil { // unmatched, and unmatched: allow
+		d.Identity = Identity{Credential: "none"}
+		return e.allow(&c, d)
+	}
+
+	id, denial := e.authenticate(&c)
+	if denial == nil {
+		denial = e.authorize(&c, &id)
+	}
+	d.Identity = id
+	if denial != nil {
+		d.Denial = *denial
+		return d
+	}
+	return e.allow(&c, d)
+}
+
+// Observe records a finished decision: metrics and, at debug level, a log
+// line. Front ends call it once the response is built.
+func (e *Engine) Observe(r *Request, d *Decision, start time.Time) {
+	e.metrics.ObserveDecision(r.Frontend, d, e.clock.Now().Sub(start))
+	if e.log.Enabled(context.Background(), slog.LevelDebug) {
+		e.log.Debug("decision",
+			slog.String("frontend", r.Frontend.String()),
+			slog.String("request_id", r.RequestID),
+			slog.String("method", r.Method),
+			slog.String("path", catalog.NormalizePath(r.Target)),
+			slog.String("api", d.APIID()),
+			slog.String("operation", d.OperationPath()),
+			slog.Bool("allowed", d.Allowed),
+			slog.String("code", d.Code()),
+			slog.String("credential", d.Identity.Credential),
+			slog.String("key_name", d.Identity.KeyName))
+	}
+}
+
+// Now returns the engine's clock reading, for front ends timing a check.
+func (e *Engine) Now() time.Time { return e.clock.Now() }
+
+// match finds the API and operation (step 1). It returns nil with c.op nil
+// when nothing matched and the config allows unmatched requests.
+func (e *Engine) match(c *check) *Denial {
+	r := c.req
+	path := catalog.NormalizePath(r.Target)
+	var (
+		op   *catalog.Operation
+		miss catalog.Miss
+	)
+	switch {
+	case r.APIID != "":
+		c.api = c.snap.Catalog.API(r.APIID)
+		if c.api == nil {
+			d := denyNotFound
+			d.Description = "The route names an API that is not configured."
+			return &d
+		}
+		if r.OperationID != "" {
+			op, miss = c.api.Operation(r.OperationID, r.Method)
+		} else {
+			op, miss = c.snap.Catalog.MatchInAPI(c.api, r.Method, path)
+		}
+	default:
+		op, miss = c.snap.Catalog.Match(r.Host, r.Method, path)
+	}
+	if op != nil {
+		c.api, c.op = op.API, op
+		return nil
+	}
+	if c.snap.UnmatchedAllow && r.APIID == "" {
+		return nil
+	}
+	d := denyNotFound
+	if miss == catalog.MissMethod {
+		d.Description = "The requested resource does not support this method."
+	}
+	return &d
+}
+
+// authenticate tries the operation's alternatives in order (step 2): an
+// alternative applies when all of its credentials are present, and the
+// first that applies decides.
+func (e *Engine) authenticate(c *check) (Identity, *Denial) {
+	for _, req := range c.op.Security {
+		if len(req.Schemes) == 1 && req.Schemes[0] == catalog.SchemeNone {
+			return Identity{Credential: "none"}, nil
+		}
+		if !e.applies(c, req) {
+			continue
+		}
+		var id Identity
+		for i, s := range req.Schemes {
+			got, denial := e.schemes[s].verify(c)
+			if denial != nil {
+				return got, denial
+			}
+			if i == 0 {
+				id = got
+				continue
+			}
+			if denial := merge(&id, &got); denial != nil {
+				return id, denial
+			}
+		}
+		id.Credential = req.Name
+		return id, nil
+	}
+	d := denyMissingCredentials
+	d.Challenge = e.challenge(c)
+	return Identity{}, &d
+}
+
+func (e *Engine) applies(c *check, req catalog.Requirement) bool {
+	for _, s := range req.Schemes {
+		a := e.schemes[s]
+		if a == nil || !a.present(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// merge folds the identity from a further credential of an AND set into
+// id. Credentials that name different applications contradict each other.
+func merge(id, more *Identity) *Denial {
+	switch {
+	case id.Application == nil:
+		id.Application = more.Application
+	case more.Application != nil && more.Application != id.Application:
+		d := denyForbidden
+		d.Description = "The credentials presented belong to different applications."
+		return &d
+	}
+	if id.Subject == "" {
+		id.Subject = more.Subject
+	}
+	if len(more.Scopes) > 0 {
+		id.Scopes = append(id.Scopes[:len(id.Scopes):len(id.Scopes)], more.Scopes...)
+		id.ScopeText = strings.Join(id.Scopes, " ")
+	}
+	if id.KeyName == "" {
+		id.KeyName = more.KeyName
+	}
+	return nil
+}
+
+// challenge builds WWW-Authenticate for a request with no credential.
+func (e *Engine) challenge(c *check) string {
+	if c.api.APIKeyHeader != "" && c.op.Security.Uses(catalog.SchemeAPIKey) {
+		return `APIKey realm="` + c.api.ID + `", header="` + c.api.APIKeyHeader + `"`
+	}
+	if c.op.Security.Uses(catalog.SchemeAPIKey) {
+		return `APIKey realm="` + c.api.ID + `", query="` + c.api.APIKeyQuery + `"`
+	}
+	return `APIKey realm="` + c.api.ID + `"`
+}
+
+// authorize checks subscription and scopes (step 3). API-key CIDRs were
+// checked with the key.
+func (e *Engine) authorize(c *check, id *Identity) *Denial {
+	if id.Credential == "none" {
+		return nil
+	}
+	if app := id.Application; app != nil {
+		sub := app.Subscription(c.api)
+		switch {
+		case sub == nil:
+			d := denyForbidden
+			d.Description = "The application is not subscribed to this API."
+			return &d
+		case sub.State == catalog.StateBlocked:
+			return &denySubscriptionBlocked
+		case sub.State == catalog.StateOnHold:
+			return &denySubscriptionOnHold
+		}
+	}
+	if len(c.op.Scopes) > 0 && !anyScope(id.Scopes, c.op.Scopes) {
+		d := denyScopeMissing
+		d.Description = "The operation requires one of the scopes: " + strings.Join(c.op.Scopes, " ")
+		return &d
+	}
+	return nil
+}
+
+func anyScope(have, want []string) bool {
+	for _, w := range want {
+		for _, h := range have {
+			if h == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// allow fills in the upstream changes (step 5): identity headers, and the
+// removal of credentials and of client-sent identity headers.
+func (e *Engine) allow(c *check, d Decision) Decision {
+	d.Allowed = true
+	d.Upstream = headersFor(&d.Identity)
+	if api := c.api; api != nil && !api.ForwardCredentials {
+		for _, h := range api.CredentialHeaders {
+			if c.req.Headers.Get(h) != "" {
+				d.RemoveHeaders = api.CredentialHeaders
+				break
+			}
+		}
+		for _, q := range api.CredentialQuery {
+			if _, ok := queryParam(c.req.Target, q); ok {
+				d.RemoveQuery = api.CredentialQuery
+				break
+			}
+		}
+	}
+	// Appending to the API's shared slice must copy it first.
+	d.RemoveHeaders = c.req.Headers.appendReserved(d.RemoveHeaders[:len(d.RemoveHeaders):len(d.RemoveHeaders)], &d.Upstream)
+	return d
+}

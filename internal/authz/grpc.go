@@ -1,0 +1,173 @@
+package authz
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// GRPCServer is the ext_authz v3 Authorization service: what Envoy's
+// ext_authz filter, an Istio CUSTOM provider or the edge gateway calls.
+type GRPCServer struct {
+	authv3.UnimplementedAuthorizationServer
+	engine *Engine
+}
+
+// NewGRPCServer returns the gRPC front end for e.
+func NewGRPCServer(e *Engine) *GRPCServer { return &GRPCServer{engine: e} }
+
+// Check implements envoy.service.auth.v3.Authorization/Check. A deny is a
+// normal response, never a gRPC error: Envoy applies it as written.
+func (s *GRPCServer) Check(_ context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := s.engine.Now()
+	r := requestFromCheck(in)
+	d := s.engine.Decide(&r)
+	out := checkResponse(&d)
+	s.engine.Observe(&r, &d, start)
+	return out, nil
+}
+
+// requestFromCheck reads a CheckRequest without copying headers. Missing
+// fields read as empty, so a malformed request ends as a 404, not a panic.
+func requestFromCheck(in *authv3.CheckRequest) Request {
+	attrs := in.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	r := Request{
+		Frontend: FrontendGRPC,
+		Method:   h.GetMethod(),
+		Host:     h.GetHost(),
+		Target:   h.GetPath(),
+		Headers:  Headers{m: h.GetHeaders()},
+	}
+	if r.Headers.m == nil {
+		r.Headers.raw = h.GetHeaderMap().GetHeaders()
+	}
+	if r.Headers.m == nil && r.Headers.raw == nil {
+		r.Headers.m = map[string]string{} // reads as "no headers"
+	}
+	if r.Target == "" {
+		r.Target = r.Headers.Get(":path")
+	}
+	if r.Host == "" {
+		r.Host = r.Headers.Get(":authority")
+	}
+	r.RequestID = h.GetId()
+	if r.RequestID == "" {
+		r.RequestID = r.Headers.Get("x-request-id")
+	}
+	if ip, err := netip.ParseAddr(attrs.GetSource().GetAddress().GetSocketAddress().GetAddress()); err == nil {
+		r.Peer = ip.Unmap()
+	}
+	if ext := attrs.GetContextExtensions(); ext != nil {
+		r.APIID, r.OperationID = ext["api"], ext["operation"]
+	}
+	return r
+}
+
+var (
+	statusOK          = &rpcstatus.Status{Code: 0}
+	headerContentType = header("content-type", "application/json")
+	overwriteOrAdd    = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	metadataKeys      = [...]string{"api", "operation", "application", "subject", "credential_type", "code"}
+)
+
+func header(name, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: name, Value: value},
+		AppendAction: overwriteOrAdd,
+	}
+}
+
+// checkResponse renders a decision as Envoy expects it.
+func checkResponse(d *Decision) *authv3.CheckResponse {
+	out := &authv3.CheckResponse{DynamicMetadata: dynamicMetadata(d)}
+	if !d.Allowed {
+		den := &d.Denial
+		headers := []*corev3.HeaderValueOption{headerContentType}
+		if den.Challenge != "" {
+			headers = append(headers, header("www-authenticate", den.Challenge))
+		}
+		if den.RetryAfter > 0 {
+			headers = append(headers, header("retry-after", strconv.Itoa(den.RetryAfter)))
+		}
+		out.Status = &rpcstatus.Status{Code: den.GRPCCode(), Message: den.Message}
+		out.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(den.Status)},
+			Headers: headers,
+			Body:    string(den.Body()),
+		}}
+		return out
+	}
+	ok := &authv3.OkHttpResponse{
+		HeadersToRemove:         d.RemoveHeaders,
+		QueryParametersToRemove: d.RemoveQuery,
+		Headers:                 upstreamHeaderOptions(&d.Upstream),
+	}
+	out.Status = statusOK
+	out.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
+	return out
+}
+
+// upstreamHeaderOptions renders the identity headers. The messages are
+// allocated in three batches rather than two per header: this runs on
+// every allowed request.
+func upstreamHeaderOptions(h *identityHeaders) []*corev3.HeaderValueOption {
+	n := 0
+	for _, v := range h {
+		if v != "" {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	opts := make([]corev3.HeaderValueOption, n)
+	values := make([]corev3.HeaderValue, n)
+	out := make([]*corev3.HeaderValueOption, n)
+	i := 0
+	for j, v := range h {
+		if v == "" {
+			continue
+		}
+		values[i].Key, values[i].Value = identityHeaderNames[j], v
+		opts[i].Header, opts[i].AppendAction = &values[i], overwriteOrAdd
+		out[i] = &opts[i]
+		i++
+	}
+	return out
+}
+
+// dynamicMetadata is what Envoy's access log can read as
+// %DYNAMIC_METADATA(envoy.filters.http.ext_authz:api)% and so on.
+func dynamicMetadata(d *Decision) *structpb.Struct {
+	values := [len(metadataKeys)]string{d.APIID(), d.OperationPath(), "", d.Identity.Subject, d.Identity.Credential, d.Code()}
+	if app := d.Identity.Application; app != nil {
+		values[2] = app.ID
+	}
+	n := 0
+	for _, v := range values {
+		if v != "" {
+			n++
+		}
+	}
+	fields := make(map[string]*structpb.Value, n)
+	batch := make([]structpb.Value, n)
+	kinds := make([]structpb.Value_StringValue, n)
+	i := 0
+	for k, v := range values {
+		if v == "" {
+			continue
+		}
+		kinds[i].StringValue = v
+		batch[i].Kind = &kinds[i]
+		fields[metadataKeys[k]] = &batch[i]
+		i++
+	}
+	return &structpb.Struct{Fields: fields}
+}

@@ -1,0 +1,148 @@
+package authz
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+)
+
+// Frontend names the protocol a check arrived on; it labels metrics.
+type Frontend uint8
+
+const (
+	FrontendGRPC Frontend = iota
+	FrontendHTTP
+)
+
+func (f Frontend) String() string {
+	if f == FrontendHTTP {
+		return "http"
+	}
+	return "grpc"
+}
+
+// Request is what the pipeline needs to know about the request being
+// checked, whichever front end it came from. It refers to the front end's
+// own data (header maps, strings) rather than copying it.
+type Request struct {
+	Frontend Frontend
+	Method   string
+	Host     string
+	Target   string // path and query, as sent
+	Headers  Headers
+	Peer     netip.Addr // the address that connected to the proxy (gRPC) or to us (HTTP)
+
+	// From Envoy's per-route context_extensions: the route already knows
+	// the API (and perhaps the operation), so no matching is needed.
+	APIID       string
+	OperationID string
+
+	RequestID string
+}
+
+// Headers gives read access to request headers by lower-case name. It is
+// a concrete type over the front ends' own representations, so lookups
+// neither copy nor go through an interface.
+type Headers struct {
+	m   map[string]string     // Envoy CheckRequest headers: lower-case keys
+	raw []*corev3.HeaderValue // Envoy CheckRequest header_map (encode_raw_headers)
+	h   http.Header           // the HTTP front end
+}
+
+// Get returns the value of the header called name (lower case), or "".
+// Repeated headers arrive joined by Envoy; the HTTP front end returns the
+// first value.
+func (hs Headers) Get(name string) string {
+	switch {
+	case hs.m != nil:
+		return hs.m[name]
+	case hs.raw != nil:
+		for _, hv := range hs.raw {
+			if hv.GetKey() == name {
+				if v := hv.GetValue(); v != "" {
+					return v
+				}
+				return string(hv.GetRawValue())
+			}
+		}
+		return ""
+	case hs.h != nil:
+		return hs.h.Get(name)
+	}
+	return ""
+}
+
+// appendReserved appends the names of client-sent headers that only
+// Tollgate may set upstream (x-consumer-*, x-authenticated-*,
+// x-credential-type), lower case, skipping those in keep.
+func (hs Headers) appendReserved(dst []string, keep *identityHeaders) []string {
+	consider := func(name string) {
+		lower := strings.ToLower(name)
+		if !isReservedHeader(lower) || keep.sets(lower) {
+			return
+		}
+		dst = append(dst, lower)
+	}
+	switch {
+	case hs.m != nil:
+		for name := range hs.m {
+			if len(name) > 2 && name[0] == 'x' && name[1] == '-' {
+				consider(name)
+			}
+		}
+	case hs.raw != nil:
+		for _, hv := range hs.raw {
+			consider(hv.GetKey())
+		}
+	case hs.h != nil:
+		for name := range hs.h {
+			consider(name)
+		}
+	}
+	return dst
+}
+
+func isReservedHeader(lower string) bool {
+	return strings.HasPrefix(lower, "x-consumer-") || strings.HasPrefix(lower, "x-authenticated-") ||
+		lower == "x-credential-type"
+}
+
+// queryParam returns the value of the first query parameter called name
+// in target, decoded, and whether it was present.
+func queryParam(target, name string) (string, bool) {
+	q := strings.IndexByte(target, '?')
+	if q < 0 {
+		return "", false
+	}
+	rest := target[q+1:]
+	if i := strings.IndexByte(rest, '#'); i >= 0 {
+		rest = rest[:i]
+	}
+	for rest != "" {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		if strings.ContainsAny(k, "%+") {
+			dk, err := url.QueryUnescape(k)
+			if err != nil {
+				continue
+			}
+			k = dk
+		}
+		if k != name {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			dv, err := url.QueryUnescape(v)
+			if err != nil {
+				return "", true // present but undecodable: treated as a wrong key
+			}
+			v = dv
+		}
+		return v, true
+	}
+	return "", false
+}
