@@ -1,0 +1,141 @@
+// Command enforcer is Tollgate: an API-management enforcer that answers
+// Envoy's external-authorization checks.
+//
+//	enforcer serve    --config FILE   run the enforcer
+//	enforcer validate --config FILE   check a config file, report every problem
+//	enforcer keys new                 generate an API key and its SHA-256
+//	enforcer version                  print the version
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/keys"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `Tollgate enforcer: API management for Envoy and Istio.
+
+Usage:
+  enforcer serve    --config FILE [--log-level info]   run the enforcer
+  enforcer validate --config FILE                      check a config file
+  enforcer keys new                                    generate an API key and its SHA-256
+  enforcer version                                     print the version
+
+--config defaults to $TOLLGATE_CONFIG.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serveCommand(args[1:], stderr)
+	case "validate":
+		err = validateCommand(args[1:], stdout, stderr)
+	case "keys":
+		err = keysCommand(args[1:], stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, versionString())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "%v\n\n%s", err, usage)
+		return 2
+	default:
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", os.Getenv("TOLLGATE_CONFIG"), "config file (default $TOLLGATE_CONFIG)")
+}
+
+func validateCommand(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usageError{"validate: --config is required"}
+	}
+	snap, err := config.Load(*path)
+	if err != nil {
+		var problems config.Problems
+		if errors.As(err, &problems) {
+			fmt.Fprintf(stderr, "%s: %d problem(s)\n", *path, len(problems))
+			for _, p := range problems {
+				fmt.Fprintf(stderr, "  %s\n", p)
+			}
+			return fmt.Errorf("%s is not valid", *path)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d APIs, %d applications, %d API keys)\n",
+		*path, len(snap.Catalog.APIs()), len(snap.Applications), snap.APIKeys.Len())
+	return nil
+}
+
+func keysCommand(args []string, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "new" {
+		return usageError{"keys: the only subcommand is `keys new`"}
+	}
+	key, err := keys.NewAPIKey()
+	if err != nil {
+		return err
+	}
+	digest := keys.HashAPIKey(key)
+	fmt.Fprintf(stdout, "key:    %s\nsha256: %s\n\n", key, digest)
+	fmt.Fprintf(stdout, "Give the key to its owner; it is not stored anywhere. Add the hash to the config:\n\n"+
+		"apiKeys:\n  - {application: <app-id>, name: <label>, sha256: %s}\n", digest)
+	return nil
+}
+
+func versionString() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "tollgate enforcer %s (%s", version, runtime.Version())
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				fmt.Fprintf(&b, ", commit %s", s.Value[:12])
+			}
+		}
+	}
+	b.WriteString(")")
+	return b.String()
+}

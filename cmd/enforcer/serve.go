@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/tollgate/tollgate/internal/analytics"
+	"github.com/tollgate/tollgate/internal/authz"
+	"github.com/tollgate/tollgate/internal/config"
+)
+
+// shutdownGrace bounds how long in-flight checks may take to finish after
+// SIGTERM; Kubernetes' default grace period is 30s.
+const shutdownGrace = 20 * time.Second
+
+func serveCommand(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	level := fs.String("log-level", envOr("TOLLGATE_LOG_LEVEL", "info"), "debug, info, warn or error (default $TOLLGATE_LOG_LEVEL or info)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usageError{"serve: --config is required"}
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return usageError{fmt.Sprintf("serve: bad --log-level %q", *level)}
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+
+	snap, err := config.Load(*path)
+	if err != nil {
+		var problems config.Problems
+		if errors.As(err, &problems) {
+			for _, p := range problems {
+				log.Error("config problem", "problem", p.String())
+			}
+		}
+		return fmt.Errorf("cannot start: %s is not valid", *path)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return serve(ctx, serveOptions{path: *path, snap: snap, log: log})
+}
+
+type serveOptions struct {
+	path string
+	snap *config.Snapshot
+	log  *slog.Logger
+}
+
+// serve runs the three listeners until ctx is cancelled, then drains them.
+func serve(ctx context.Context, o serveOptions) error {
+	log := o.log
+	store := config.NewStore(o.snap)
+	metrics := analytics.NewMetrics()
+	engine := authz.NewEngine(authz.Options{Config: store, Metrics: metrics, Logger: log})
+	reloader := config.NewReloader(config.ReloaderOptions{
+		Path: o.path, Store: store, Log: log, Observe: metrics.ObserveReload,
+	})
+
+	listen := func(role, addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s listener: %w", role, err)
+		}
+		log.Info("listening", "role", role, "addr", l.Addr().String())
+		return l, nil
+	}
+	grpcL, err := listen("grpc", o.snap.Listen.GRPC)
+	if err != nil {
+		return err
+	}
+	httpL, err := listen("http", o.snap.Listen.HTTP)
+	if err != nil {
+		grpcL.Close()
+		return err
+	}
+	adminL, err := listen("admin", o.snap.Listen.Admin)
+	if err != nil {
+		grpcL.Close()
+		httpL.Close()
+		return err
+	}
+
+	grpcServer := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(metrics.GRPC.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(metrics.GRPC.StreamServerInterceptor()),
+	)
+	authv3.RegisterAuthorizationServer(grpcServer, authz.NewGRPCServer(engine))
+	healthServer := health.NewServer()
+	healthpb.RegisterHealthServer(grpcServer, healthServer)
+	reflection.Register(grpcServer)
+	metrics.GRPC.InitializeMetrics(grpcServer)
+
+	httpServer := &http.Server{
+		Handler:           authz.NewHTTPHandler(engine),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	var ready atomic.Bool
+	adminServer := &http.Server{
+		Handler:           adminMux(metrics, &ready),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	goServe := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+				errs <- fmt.Errorf("%s server: %w", name, err)
+			}
+		}()
+	}
+	goServe("grpc", func() error { return grpcServer.Serve(grpcL) })
+	goServe("http", func() error { return httpServer.Serve(httpL) })
+	goServe("admin", func() error { return adminServer.Serve(adminL) })
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		if err := reloader.Watch(watchCtx); err != nil {
+			log.Error("config watch stopped; SIGHUP still reloads", "error", err.Error())
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	healthServer.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	healthServer.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	ready.Store(true)
+	log.Info("tollgate started", "version", version, "config", o.path,
+		"apis", len(o.snap.Catalog.APIs()), "applications", len(o.snap.Applications))
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hup:
+			log.Info("SIGHUP: reloading config")
+			_ = reloader.Reload(true)
+		case runErr = <-errs:
+			log.Error("server failed; shutting down", "error", runErr.Error())
+			break loop
+		}
+	}
+
+	// Drain: report not-ready so load balancers and Envoy health checks
+	// move away, stop accepting, let in-flight checks finish.
+	log.Info("shutting down")
+	ready.Store(false)
+	healthServer.Shutdown()
+	stopWatch()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { grpcServer.GracefulStop(); close(stopped) }()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http front end did not drain in time", "error", err.Error())
+	}
+	select {
+	case <-stopped:
+	case <-shutdownCtx.Done():
+		log.Warn("grpc front end did not drain in time; closing connections")
+		grpcServer.Stop()
+	}
+	if err := adminServer.Shutdown(shutdownCtx); err != nil {
+		adminServer.Close()
+	}
+	wg.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+func adminMux(metrics *analytics.Metrics, ready *atomic.Bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+func envOr(name, def string) string {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
