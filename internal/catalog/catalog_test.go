@@ -81,8 +81,10 @@ func TestNormalizePath(t *testing.T) {
 		{"/a/%2e%2e/b", "/b"},
 		{"/a/%2E%2E/b", "/b"},
 		{"/a%2Fb", "/a%2Fb"}, // an encoded slash stays part of the segment
-		{"/a%zz", "/a%zz"},
-		{"/a%", "/a%"},
+		{"/a%zz", "/a%25zz"},
+		{"/a%", "/a%25"},
+		{"/%%370", "/%2570"}, // never a new escape out of decoding
+		{"/%2541", "/%2541"},
 		{"pets", "/pets"},
 	}
 	for _, tc := range cases {

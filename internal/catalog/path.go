@@ -54,22 +54,31 @@ func needsClean(p string) bool {
 
 // decodeUnreserved decodes %XX escapes of RFC 3986 unreserved characters
 // (ALPHA DIGIT - . _ ~) and leaves every other escape, such as %2F, intact.
+// A stray % (not followed by two hex digits) becomes %25, so that decoding
+// can never assemble a new escape ("%%370" must not turn into "%70", which
+// a second decoder would read as "p").
 func decodeUnreserved(p string) string {
 	var b strings.Builder
 	b.Grow(len(p))
 	for i := 0; i < len(p); i++ {
-		if p[i] == '%' && i+2 < len(p) {
+		if p[i] != '%' {
+			b.WriteByte(p[i])
+			continue
+		}
+		if i+2 < len(p) {
 			hi, ok1 := unhex(p[i+1])
 			lo, ok2 := unhex(p[i+2])
 			if ok1 && ok2 {
 				if c := hi<<4 | lo; isUnreserved(c) {
 					b.WriteByte(c)
-					i += 2
-					continue
+				} else {
+					b.WriteString(p[i : i+3])
 				}
+				i += 2
+				continue
 			}
 		}
-		b.WriteByte(p[i])
+		b.WriteString("%25")
 	}
 	return b.String()
 }
