@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -155,7 +156,7 @@ func TestGracefulShutdown(t *testing.T) {
 	c := dialH2(t, e.addrs["grpc"])
 	c.headers(1, ":method", "POST", ":scheme", "http", ":path", "/envoy.service.auth.v3.Authorization/Check",
 		":authority", e.addrs["grpc"], "content-type", "application/grpc", "te", "trailers")
-	must(t, c.fr.WriteData(1, false, body[:half]))
+	c.write(func() error { return c.fr.WriteData(1, false, body[:half]) })
 
 	must(t, e.cmd.Process.Signal(syscall.SIGTERM))
 	waitFor(t, "readyz to report not ready", 10*time.Second, func() bool {
@@ -172,7 +173,7 @@ func TestGracefulShutdown(t *testing.T) {
 	default:
 	}
 
-	must(t, c.fr.WriteData(1, true, body[half:]))
+	c.write(func() error { return c.fr.WriteData(1, true, body[half:]) })
 	status, data := c.response(1)
 	if status != "0" {
 		t.Fatalf("in-flight check ended with grpc-status %q", status)
@@ -199,6 +200,7 @@ func TestGracefulShutdown(t *testing.T) {
 // frame at a time.
 type h2conn struct {
 	t      *testing.T
+	mu     sync.Mutex // the framer's writes are not safe for concurrent use
 	fr     *http2.Framer
 	frames chan h2frame
 	enc    *hpack.Encoder
@@ -216,7 +218,7 @@ func dialH2(t *testing.T, addr string) *h2conn {
 	c := &h2conn{t: t, fr: http2.NewFramer(conn, conn), frames: make(chan h2frame, 64)}
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.enc = hpack.NewEncoder(&c.encBuf)
-	must(t, c.fr.WriteSettings())
+	c.write(func() error { return c.fr.WriteSettings() })
 	go func() {
 		defer close(c.frames)
 		for {
@@ -225,11 +227,15 @@ func dialH2(t *testing.T, addr string) *h2conn {
 				return
 			}
 			if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+				c.mu.Lock()
 				_ = c.fr.WriteSettingsAck()
+				c.mu.Unlock()
 				continue
 			}
 			if p, ok := f.(*http2.PingFrame); ok && !p.IsAck() {
+				c.mu.Lock()
 				_ = c.fr.WritePing(true, p.Data)
+				c.mu.Unlock()
 				continue
 			}
 			c.frames <- copyFrame(f)
@@ -243,7 +249,17 @@ func (c *h2conn) headers(stream uint32, kv ...string) {
 	for i := 0; i+1 < len(kv); i += 2 {
 		must(c.t, c.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]}))
 	}
-	must(c.t, c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: c.encBuf.Bytes(), EndHeaders: true}))
+	c.write(func() error {
+		return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: c.encBuf.Bytes(), EndHeaders: true})
+	})
+}
+
+// write runs one framer write under the lock.
+func (c *h2conn) write(fn func() error) {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	must(c.t, fn())
 }
 
 // h2frame is what the test needs of a received frame; the framer reuses
