@@ -8,16 +8,19 @@ import "cmp"
 type apiKeyAuthenticator struct{}
 
 // presented returns the key sent with the request, preferring the header.
+// It is read once per check: present and verify both ask.
 func (apiKeyAuthenticator) presented(c *check) (string, bool) {
-	if h := c.api.APIKeyHeader; h != "" {
-		if v := c.req.Headers.Get(h); v != "" {
-			return v, true
+	if !c.apiKeyRead {
+		c.apiKeyRead = true
+		if h := c.api.APIKeyHeader; h != "" {
+			c.apiKey = c.req.Headers.Get(h)
+			c.apiKeyFound = c.apiKey != ""
+		}
+		if !c.apiKeyFound && c.api.APIKeyQuery != "" {
+			c.apiKey, c.apiKeyFound = queryParam(c.req.Target, c.api.APIKeyQuery)
 		}
 	}
-	if q := c.api.APIKeyQuery; q != "" {
-		return queryParam(c.req.Target, q)
-	}
-	return "", false
+	return c.apiKey, c.apiKeyFound
 }
 
 func (a apiKeyAuthenticator) present(c *check) bool {

@@ -86,6 +86,11 @@ type check struct {
 	clientIP netip.Addr
 	api      *catalog.API
 	op       *catalog.Operation
+
+	// the API key as presented, once read (see apiKeyAuthenticator)
+	apiKey      string
+	apiKeyFound bool
+	apiKeyRead  bool
 }
 
 // Decide runs the pipeline for r.
@@ -104,7 +109,8 @@ func (e *Engine) Decide(r *Request) Decision {
 	d.API, d.Operation = c.api, c.op
 	if c.op == nil { // unmatched, and unmatched: allow
 		d.Identity = Identity{Credential: "none"}
-		return e.allow(&c, d)
+		e.allow(&c, &d)
+		return d
 	}
 
 	id, denial := e.authenticate(&c)
@@ -116,7 +122,8 @@ func (e *Engine) Decide(r *Request) Decision {
 		d.Denial = *denial
 		return d
 	}
-	return e.allow(&c, d)
+	e.allow(&c, &d)
+	return d
 }
 
 // Observe records a finished decision: metrics and, at debug level, a log
@@ -298,7 +305,7 @@ func anyScope(have, want []string) bool {
 
 // allow fills in the upstream changes (step 5): identity headers, and the
 // removal of credentials and of client-sent identity headers.
-func (e *Engine) allow(c *check, d Decision) Decision {
+func (e *Engine) allow(c *check, d *Decision) {
 	d.Allowed = true
 	d.Upstream = headersFor(&d.Identity)
 	if api := c.api; api != nil && !api.ForwardCredentials {
@@ -317,5 +324,4 @@ func (e *Engine) allow(c *check, d Decision) Decision {
 	}
 	// Appending to the API's shared slice must copy it first.
 	d.RemoveHeaders = c.req.Headers.appendReserved(d.RemoveHeaders[:len(d.RemoveHeaders):len(d.RemoveHeaders)], &d.Upstream)
-	return d
 }

@@ -80,18 +80,18 @@ func (hs Headers) Get(name string) string {
 // x-credential-type), lower case, skipping those in keep.
 func (hs Headers) appendReserved(dst []string, keep *identityHeaders) []string {
 	consider := func(name string) {
-		lower := strings.ToLower(name)
-		if !isReservedHeader(lower) || keep.sets(lower) {
+		if !isReservedHeader(name) {
 			return
 		}
-		dst = append(dst, lower)
+		lower := strings.ToLower(name)
+		if !keep.sets(lower) {
+			dst = append(dst, lower)
+		}
 	}
 	switch {
 	case hs.m != nil:
 		for name := range hs.m {
-			if len(name) > 2 && name[0] == 'x' && name[1] == '-' {
-				consider(name)
-			}
+			consider(name)
 		}
 	case hs.raw != nil:
 		for _, hv := range hs.raw {
@@ -105,9 +105,14 @@ func (hs Headers) appendReserved(dst []string, keep *identityHeaders) []string {
 	return dst
 }
 
-func isReservedHeader(lower string) bool {
-	return strings.HasPrefix(lower, "x-consumer-") || strings.HasPrefix(lower, "x-authenticated-") ||
-		lower == "x-credential-type"
+// isReservedHeader matches header names in any case without allocating.
+func isReservedHeader(name string) bool {
+	return hasPrefixFold(name, "x-consumer-") || hasPrefixFold(name, "x-authenticated-") ||
+		strings.EqualFold(name, "x-credential-type")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // queryParam returns the value of the first query parameter called name
