@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the real peers the test suite starts, from Debian's packages:
+#   nginx  the auth_request front end of the HTTP e2e test
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+echo "installing test dependencies: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
