@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,14 +182,7 @@ func (c *compiler) clientIP(in ClientIP) ClientIPPolicy {
 	default:
 		c.addf("clientIp.header", "want x-forwarded-for or x-real-ip, got %q", in.Header)
 	}
-	for i, s := range in.TrustedProxies {
-		pfx, err := keys.ParseCIDR(s)
-		if err != nil {
-			c.addf(fmt.Sprintf("clientIp.trustedProxies[%d]", i), "not an address or CIDR: %q", s)
-			continue
-		}
-		p.TrustedProxies = append(p.TrustedProxies, pfx)
-	}
+	p.TrustedProxies = c.prefixes("clientIp.trustedProxies", in.TrustedProxies)
 	if p.Header != "" && len(in.TrustedProxies) == 0 {
 		c.addf("clientIp.trustedProxies", "required when clientIp.header is set: list the proxies whose %s is believed", p.Header)
 	}
@@ -313,11 +307,7 @@ func (c *compiler) operation(path string, o Operation, api *catalog.API, base ca
 		}
 		op.Methods = append(op.Methods, up)
 	}
-	for k, s := range o.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t") {
-			c.addf(fmt.Sprintf("%s.scopes[%d]", path, k), "a scope is one non-empty word, got %q", s)
-		}
-	}
+	c.checkScopes(path+".scopes", o.Scopes)
 	if o.Security != nil {
 		op.Security = c.security(path+".security", o.Security)
 	}
@@ -400,19 +390,8 @@ func (c *compiler) apiKeys(in []APIKey, apps map[string]*catalog.Application) *k
 		}
 		c.checkText(path+".name", k.Name)
 		entry := &keys.APIKey{Name: cmp.Or(k.Name, fmt.Sprintf("key-%d", i)), Application: app, ExpiresAt: k.ExpiresAt}
-		for j, s := range k.AllowedCIDRs {
-			p, perr := keys.ParseCIDR(s)
-			if perr != nil {
-				c.addf(fmt.Sprintf("%s.allowedCidrs[%d]", path, j), "not an address or CIDR: %q", s)
-				continue
-			}
-			entry.AllowedCIDRs = append(entry.AllowedCIDRs, p)
-		}
-		for j, s := range k.Scopes {
-			if s == "" || strings.ContainsAny(s, " \t") {
-				c.addf(fmt.Sprintf("%s.scopes[%d]", path, j), "a scope is one non-empty word, got %q", s)
-			}
-		}
+		entry.AllowedCIDRs = c.prefixes(path+".allowedCidrs", k.AllowedCIDRs)
+		c.checkScopes(path+".scopes", k.Scopes)
 		entry.Scopes, entry.ScopeText = k.Scopes, strings.Join(k.Scopes, " ")
 		if app == nil || err != nil {
 			continue
@@ -444,6 +423,29 @@ func (c *compiler) checkID(path, id string) bool {
 		}
 	}
 	return true
+}
+
+// prefixes parses a list of addresses or CIDR prefixes.
+func (c *compiler) prefixes(path string, in []string) []netip.Prefix {
+	var out []netip.Prefix
+	for i, s := range in {
+		p, err := keys.ParseCIDR(s)
+		if err != nil {
+			c.addf(fmt.Sprintf("%s[%d]", path, i), "not an address or CIDR: %q", s)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// checkScopes requires each scope to be one non-empty word.
+func (c *compiler) checkScopes(path string, scopes []string) {
+	for i, s := range scopes {
+		if s == "" || strings.ContainsAny(s, " \t") {
+			c.addf(fmt.Sprintf("%s[%d]", path, i), "a scope is one non-empty word, got %q", s)
+		}
+	}
 }
 
 // checkText requires printable text: names and owners are sent upstream
