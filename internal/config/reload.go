@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/tollgate/tollgate/internal/filewatch"
 )
 
 // ReloaderOptions configure a Reloader.
@@ -24,6 +24,9 @@ type ReloaderOptions struct {
 	// Debounce groups the burst of events one save or ConfigMap update
 	// makes into one reload. Default 100ms.
 	Debounce time.Duration
+	// Prepare, if set, runs on a valid new snapshot before it is
+	// published (it binds the JWKS sources); an error keeps the old one.
+	Prepare func(*Snapshot) error
 }
 
 // Reloader keeps a Store in step with its file: on a change of the file
@@ -46,6 +49,9 @@ func NewReloader(o ReloaderOptions) *Reloader {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Prepare == nil {
+		o.Prepare = func(*Snapshot) error { return nil }
+	}
 	return &Reloader{opts: o}
 }
 
@@ -62,11 +68,14 @@ func (r *Reloader) Reload(force bool) error {
 	if !force && sha256.Sum256(data) == cur.Digest {
 		return nil
 	}
-	snap, err := Compile(data, os.LookupEnv)
+	snap, err := compileIn(data, os.LookupEnv, filepath.Dir(r.opts.Path))
 	if err != nil {
 		return r.failed(err)
 	}
 	snap.Source = r.opts.Path
+	if err := r.opts.Prepare(snap); err != nil {
+		return r.failed(err)
+	}
 	if snap.Listen != cur.Listen {
 		r.opts.Log.Warn("listen addresses changed in the config; they take effect after a restart",
 			"running", cur.Listen, "configured", snap.Listen)
@@ -85,56 +94,9 @@ func (r *Reloader) failed(err error) error {
 	return err
 }
 
-// Watch reloads on file changes until ctx is done. It watches the file's
-// directory, not the file: editors and ConfigMap updates replace files
-// and symlinks, which a watch on the file itself would lose.
+// Watch reloads on file changes until ctx is done.
 func (r *Reloader) Watch(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watching config: %w", err)
-	}
-	defer w.Close()
-	watched := map[string]bool{}
-	watchDirs := func() {
-		dirs := []string{filepath.Dir(r.opts.Path)}
-		if real, err := filepath.EvalSymlinks(r.opts.Path); err == nil {
-			dirs = append(dirs, filepath.Dir(real))
-		}
-		for _, d := range dirs {
-			if watched[d] {
-				continue
-			}
-			if err := w.Add(d); err != nil {
-				r.opts.Log.Warn("cannot watch config directory", "dir", d, "error", err.Error())
-				continue
-			}
-			watched[d] = true
-		}
-	}
-	watchDirs()
-
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				delete(watched, ev.Name) // a watched directory may have gone
-			}
-			timer.Reset(r.opts.Debounce)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			r.opts.Log.Warn("config watch error", "error", err.Error())
-		case <-timer.C:
-			_ = r.Reload(false) // failures are logged and counted
-			watchDirs()
-		}
-	}
+	return filewatch.Watch(ctx, r.opts.Path, r.opts.Debounce, r.opts.Log, func() {
+		_ = r.Reload(false) // failures are logged and counted
+	})
 }
