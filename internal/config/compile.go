@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tollgate/tollgate/internal/catalog"
@@ -39,6 +40,9 @@ type compiler struct {
 	decodeFailed func(path string) bool
 	appIDsUnsure bool
 	apiIDsUnsure bool
+
+	baseDir string    // relative file paths are taken from here
+	now     time.Time // for dropping expired revocations
 }
 
 func (c *compiler) addf(path, format string, args ...any) {
@@ -47,11 +51,16 @@ func (c *compiler) addf(path, format string, args ...any) {
 
 func (c *compiler) compile(f *File) *Snapshot {
 	snap := &Snapshot{
-		Listen:       c.listen(f.Listen),
-		ClientIP:     c.clientIP(f.ClientIP),
-		Applications: map[string]*catalog.Application{},
+		Listen:          c.listen(f.Listen),
+		ClientIP:        c.clientIP(f.ClientIP),
+		Applications:    map[string]*catalog.Application{},
+		ClientIDs:       map[string]*catalog.Application{},
+		ReservedHeaders: map[string]bool{},
 	}
 	c.unsupported(f)
+	c.issuers(f.Issuers, snap)
+	snap.Revoked = c.revoked(f.RevokedTokens)
+	snap.BackendJWT = c.backendJWT(f.BackendJWT, snap)
 
 	apis := c.apis(f.APIs)
 	snap.Catalog = catalog.New(apis)
@@ -72,7 +81,20 @@ func (c *compiler) compile(f *File) *Snapshot {
 		}
 		c.checkText(path+".name", a.Name)
 		c.checkText(path+".owner", a.Owner)
-		snap.Applications[a.ID] = &catalog.Application{ID: a.ID, Name: cmp.Or(a.Name, a.ID), Owner: a.Owner}
+		app := &catalog.Application{ID: a.ID, Name: cmp.Or(a.Name, a.ID), Owner: a.Owner}
+		snap.Applications[a.ID] = app
+		for j, id := range a.ClientIDs {
+			idPath := fmt.Sprintf("%s.clientIds[%d]", path, j)
+			switch other := snap.ClientIDs[id]; {
+			case id == "":
+				c.addf(idPath, "a client id cannot be empty")
+			case other != nil:
+				c.addf(idPath, "client id %q already belongs to application %q", id, other.ID)
+			default:
+				c.checkText(idPath, id)
+				snap.ClientIDs[id] = app
+			}
+		}
 	}
 
 	c.subscriptions(f.Subscriptions, snap)
@@ -92,15 +114,6 @@ func (c *compiler) compile(f *File) *Snapshot {
 // rather than accepting and silently ignoring them.
 func (c *compiler) unsupported(f *File) {
 	not := func(path, what string) { c.addf(path, "%s is not supported by this version of Tollgate", what) }
-	if len(f.Issuers) > 0 {
-		not("issuers", "JWT authentication")
-	}
-	if len(f.RevokedTokens) > 0 {
-		not("revokedTokens", "JWT revocation")
-	}
-	if f.BackendJWT.Enabled {
-		not("backendJwt.enabled", "backend JWT")
-	}
 	if f.MTLS != (MTLS{}) {
 		not("mtls", "mTLS authentication")
 	}
@@ -134,9 +147,6 @@ func (c *compiler) unsupported(f *File) {
 	}
 	for i, a := range f.Applications {
 		path := fmt.Sprintf("applications[%d]", i)
-		if len(a.ClientIDs) > 0 {
-			not(path+".clientIds", "JWT authentication")
-		}
 		if len(a.Principals) > 0 {
 			not(path+".principals", "mTLS authentication")
 		}
@@ -155,7 +165,7 @@ func (c *compiler) unsupported(f *File) {
 }
 
 // supportedSchemes are the schemes this build can verify.
-var supportedSchemes = []catalog.Scheme{catalog.SchemeNone, catalog.SchemeAPIKey}
+var supportedSchemes = []catalog.Scheme{catalog.SchemeNone, catalog.SchemeAPIKey, catalog.SchemeJWT}
 
 func (c *compiler) listen(l Listen) Listen {
 	out := Listen{

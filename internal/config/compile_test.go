@@ -363,11 +363,16 @@ func TestCompileDefaults(t *testing.T) {
 // TestCompileQuickstart compiles the shipped example and checks the demo keys
 // its comments publish.
 func TestCompileQuickstart(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "quickstart.yaml"))
+	// Load, not Compile: the quickstart's jwksFile is relative to its directory.
+	snap, err := Load(filepath.Join("..", "..", "examples", "quickstart.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := mustCompile(t, data, noEnv)
+	iss := snap.Issuers["https://idp.quickstart.test"]
+	if iss == nil || iss.JWKS.File != filepath.Join("..", "..", "examples", "keys", "test-issuer.jwks.json") ||
+		snap.ClientIDs["mobile-client"] == nil || len(iss.ClaimHeaders) != 1 {
+		t.Fatalf("quickstart issuer = %+v", iss)
+	}
 	api := snap.Catalog.API("petstore-v1")
 	if api == nil || len(api.Operations) != 5 {
 		t.Fatalf("petstore-v1 = %+v, want an API with 5 operations", api)
@@ -453,7 +458,7 @@ func TestCompileInvalid(t *testing.T) {
 		{"none-plus-apikey", "apis[0].security", "none cannot be combined with other schemes", 3},
 		{"missing-security", "apis[0].security", "required", 0},
 		{"empty-operation-security", "apis[0].operations[0].security", "at least one scheme", 5},
-		{"unsupported-scheme", "apis[0].security", "scheme jwt is not supported", 3},
+		{"unsupported-scheme", "apis[0].security", "scheme mtls is not supported", 3},
 		{"no-operations", "apis[0].operations", "at least one operation", 4},
 		{"apikey-no-source", "apis[0].apiKey", "needs a header or a query parameter", 4},
 		{"bad-apikey-header", "apis[0].apiKey.header", `not a valid header name: "api key"`, 4},
@@ -474,7 +479,16 @@ func TestCompileInvalid(t *testing.T) {
 		{"bad-client-ip-header", "clientIp.header", `want x-forwarded-for or x-real-ip, got "forwarded"`, 2},
 		{"client-ip-header-without-proxies", "clientIp.trustedProxies", "required when clientIp.header is set", 0},
 		{"unmatched-maybe", "unmatched", `want deny or allow, got "maybe"`, 6},
-		{"unsupported-issuers", "issuers", "JWT authentication is not supported", 2},
+
+		// JWT issuers and backend tokens
+		{"issuer-http-jwks", "issuers[0].jwksUri", "use https", 4},
+		{"issuer-both-sources", "issuers[0]", "not both", 2},
+		{"issuer-missing-jwks-file", "issuers[0].jwksFile", "no such file", 4},
+		{"issuer-duplicate", "issuers[1].issuer", `issuer "https://idp.example.com" is already configured`, 6},
+		{"issuer-leeway-too-large", "issuers[0].leeway", "at most 5m0s", 5},
+		{"claim-header-reserved", "issuers[0].claimHeaders.sub", "header x-consumer-id is reserved", 6},
+		{"backend-jwt-without-key", "backendJwt.signingKeyFile", "required when backendJwt is enabled", 0},
+		{"duplicate-client-id", "applications[1].clientIds[1]", `client id "mobile-client" already belongs to application "mobile"`, 5},
 		{"unsupported-rate-limit", "apis[0].operations[0].rateLimit", "rate limiting is not supported", 5},
 	}
 

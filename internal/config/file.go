@@ -39,16 +39,19 @@ type ClientIP struct {
 }
 
 type Issuer struct {
-	Name                 string            `yaml:"name"`
-	Issuer               string            `yaml:"issuer"`
-	JWKSURI              string            `yaml:"jwksUri"`
-	JWKSFile             string            `yaml:"jwksFile"`
-	Audiences            []string          `yaml:"audiences"`
-	Leeway               Duration          `yaml:"leeway"`
-	ScopesClaim          string            `yaml:"scopesClaim"`
-	ClientIDClaim        string            `yaml:"clientIdClaim"`
-	SubscriptionRequired *bool             `yaml:"subscriptionRequired"`
-	ClaimHeaders         map[string]string `yaml:"claimHeaders"`
+	Name                   string            `yaml:"name"`
+	Issuer                 string            `yaml:"issuer"`
+	JWKSURI                string            `yaml:"jwksUri"`
+	JWKSFile               string            `yaml:"jwksFile"`
+	JWKSCAFile             string            `yaml:"jwksCaFile"`
+	JWKSRefreshInterval    Duration          `yaml:"jwksRefreshInterval"`
+	JWKSMinRefreshInterval Duration          `yaml:"jwksMinRefreshInterval"`
+	Audiences              []string          `yaml:"audiences"`
+	Leeway                 Duration          `yaml:"leeway"`
+	ScopesClaim            string            `yaml:"scopesClaim"`
+	ClientIDClaim          string            `yaml:"clientIdClaim"`
+	SubscriptionRequired   *bool             `yaml:"subscriptionRequired"`
+	ClaimHeaders           map[string]string `yaml:"claimHeaders"`
 }
 
 type RevokedToken struct {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -29,6 +30,23 @@ type Snapshot struct {
 	Applications   map[string]*catalog.Application
 	APIKeys        *keys.APIKeyIndex
 	UnmatchedAllow bool
+
+	Issuers    map[string]*keys.Issuer         // by iss claim value
+	IssuerList []*keys.Issuer                  // in config order
+	ClientIDs  map[string]*catalog.Application // JWT client id -> application
+	Revoked    map[string]time.Time            // revoked jti -> when the entry may be dropped
+	BackendJWT *BackendJWTPolicy               // nil when disabled
+	// ReservedHeaders are headers only Tollgate may set upstream besides
+	// the identity headers (claim headers, the backend JWT header): a
+	// client's copy is always removed.
+	ReservedHeaders map[string]bool
+}
+
+// BackendJWTPolicy is the compiled backendJwt section.
+type BackendJWTPolicy struct {
+	Header string
+	TTL    time.Duration
+	Signer *keys.Signer
 }
 
 // ClientIPPolicy says when to take the client address from a header sent
@@ -90,7 +108,7 @@ func Load(path string) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	snap, err := Compile(data, os.LookupEnv)
+	snap, err := compileIn(data, os.LookupEnv, filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
@@ -101,12 +119,18 @@ func Load(path string) (*Snapshot, error) {
 // Compile parses and validates a config document. The error, if any, is
 // Problems: every problem found, each with its YAML path.
 func Compile(data []byte, lookupEnv func(string) (string, bool)) (*Snapshot, error) {
+	return compileIn(data, lookupEnv, "")
+}
+
+// compileIn compiles with relative file paths (JWKS files, keys, CA
+// bundles) taken relative to baseDir, the config file's directory.
+func compileIn(data []byte, lookupEnv func(string) (string, bool), baseDir string) (*Snapshot, error) {
 	var f File
 	lines, problems, dropped, err := parse(data, &f, lookupEnv)
 	if err != nil {
 		return nil, err
 	}
-	c := compiler{lines: lines, decodeFailed: decodeFailed(problems)}
+	c := compiler{lines: lines, decodeFailed: decodeFailed(problems), baseDir: baseDir, now: time.Now()}
 	snap := c.compile(&f)
 	// Validation runs on whatever decoded, so that one run reports every
 	// problem; it stays quiet about values that failed to decode.
