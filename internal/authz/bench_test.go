@@ -1,6 +1,13 @@
 package authz
 
-import "testing"
+import (
+	"context"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tollgate/tollgate/internal/catalog"
+)
 
 // Headers of a typical request through Envoy, so that header scans in the
 // pipeline are measured at a realistic size.
@@ -37,9 +44,52 @@ func BenchmarkDecide(b *testing.B) {
 			r := &Request{Method: tc.method, Host: "api.example.com", Target: tc.path, Headers: Headers{m: tc.headers}}
 			b.ReportAllocs()
 			for b.Loop() {
-				d := e.Decide(r)
+				d := e.Decide(context.Background(), r)
 				if d.Allowed != tc.allowed {
 					b.Fatalf("allowed = %v", d.Allowed)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecideJWT measures an allowed decision for a bearer token that
+// is in the verified-token cache: no signature check, as for every request
+// after a client's first.
+func BenchmarkDecideJWT(b *testing.B) {
+	f := newJWTFixture(b)
+	token := sign(b, jwt.SigningMethodRS256, "rsa-1", f.claims(nil))
+	r := &Request{Method: "DELETE", Host: "api.example.com", Target: "/petstore/v1/pets/42",
+		Headers: Headers{m: benchHeaders("authorization", "Bearer "+token)}}
+	if d := f.engine.Decide(context.Background(), r); !d.Allowed {
+		b.Fatalf("denied: %s", d.Denial.Description)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := f.engine.Decide(context.Background(), r); !d.Allowed {
+			b.Fatal("denied")
+		}
+	}
+}
+
+// BenchmarkVerifyToken measures a full, uncached verification: decoding,
+// the signature check and the claim checks.
+func BenchmarkVerifyToken(b *testing.B) {
+	f := newJWTFixture(b)
+	a := f.engine.schemes[catalog.SchemeJWT].(*jwtAuthenticator)
+	for _, tc := range []struct {
+		method jwt.SigningMethod
+		kid    string
+	}{
+		{jwt.SigningMethodRS256, "rsa-1"}, {jwt.SigningMethodES256, "ec256"}, {jwt.SigningMethodEdDSA, "ed"},
+	} {
+		b.Run(tc.method.Alg(), func(b *testing.B) {
+			token := sign(b, tc.method, tc.kid, f.claims(nil))
+			c := &check{ctx: context.Background(), snap: f.engine.config.Load(), now: f.clock.Now()}
+			b.ReportAllocs()
+			for b.Loop() {
+				if v := a.verifyToken(c, token); v.denial != nil {
+					b.Fatal(v.denial.Description)
 				}
 			}
 		})

@@ -12,6 +12,13 @@ type Identity struct {
 	ScopeText   string // Scopes joined by spaces
 	Credential  string // requirement that identified the caller: "apiKey", "mtls+apiKey", "none"
 	KeyName     string // which API key, for analytics (never the key)
+	// ClaimHeaders are token claims the issuer copies upstream.
+	ClaimHeaders []Header
+}
+
+// Header is one header to set upstream.
+type Header struct {
+	Name, Value string // name in lower case
 }
 
 // Names of the identity headers Tollgate sets upstream (DESIGN §4 step 5).
@@ -71,6 +78,7 @@ type Decision struct {
 
 	// Changes to the upstream request, when allowed.
 	Upstream      identityHeaders
+	Extra         []Header // claim headers, the backend JWT
 	RemoveHeaders []string // lower case
 	RemoveQuery   []string
 }
@@ -100,4 +108,22 @@ func (d *Decision) OperationPath() string {
 }
 
 // UpstreamHeaders calls fn for each header to set on the upstream request.
-func (d *Decision) UpstreamHeaders(fn func(name, value string)) { d.Upstream.Each(fn) }
+func (d *Decision) UpstreamHeaders(fn func(name, value string)) {
+	d.Upstream.Each(fn)
+	for _, h := range d.Extra {
+		fn(h.Name, h.Value)
+	}
+}
+
+// sets reports whether the decision sets header name (lower case) upstream.
+func (d *Decision) sets(name string) bool {
+	if d.Upstream.sets(name) {
+		return true
+	}
+	for _, h := range d.Extra {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
+}

@@ -52,6 +52,8 @@ type Engine struct {
 	metrics Recorder
 	log     *slog.Logger
 	schemes [4]authenticator // indexed by catalog.Scheme
+
+	backendTokens *slotCache[*backendToken] // signed backend JWTs, per caller
 }
 
 // NewEngine returns an engine.
@@ -67,6 +69,8 @@ func NewEngine(o Options) *Engine {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	e.schemes[catalog.SchemeAPIKey] = apiKeyAuthenticator{}
+	e.schemes[catalog.SchemeJWT] = newJWTAuthenticator()
+	e.backendTokens = newSlotCache[*backendToken](backendTokenSlots)
 	return e
 }
 
@@ -80,6 +84,7 @@ type authenticator interface {
 
 // check is the state of one decision, passed between the stages.
 type check struct {
+	ctx      context.Context // bounds waiting (for an early JWKS refresh)
 	req      *Request
 	snap     *config.Snapshot
 	now      time.Time
@@ -87,15 +92,18 @@ type check struct {
 	api      *catalog.API
 	op       *catalog.Operation
 
-	// the API key as presented, once read (see apiKeyAuthenticator)
+	// credentials as presented, each read once (see the authenticators)
 	apiKey      string
 	apiKeyFound bool
 	apiKeyRead  bool
+	bearer      string
+	bearerRead  bool
 }
 
-// Decide runs the pipeline for r.
-func (e *Engine) Decide(r *Request) Decision {
-	c := check{req: r, snap: e.config.Load(), now: e.clock.Now()}
+// Decide runs the pipeline for r. ctx bounds any wait (the caller's
+// deadline: Envoy's ext_authz timeout reaches gRPC handlers as one).
+func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
+	c := check{ctx: ctx, req: r, snap: e.config.Load(), now: e.clock.Now()}
 	c.clientIP = r.Peer
 	if h := c.snap.ClientIP.Header; h != "" {
 		c.clientIP = c.snap.ClientIP.Resolve(r.Peer, r.Headers.Get(h))
@@ -254,15 +262,22 @@ func merge(id, more *Identity) *Denial {
 	return nil
 }
 
-// challenge builds WWW-Authenticate for a request with no credential.
+// challenge builds WWW-Authenticate for a request with no credential: one
+// challenge per scheme the operation accepts.
 func (e *Engine) challenge(c *check) string {
-	if c.api.APIKeyHeader != "" && c.op.Security.Uses(catalog.SchemeAPIKey) {
-		return `APIKey realm="` + c.api.ID + `", header="` + c.api.APIKeyHeader + `"`
+	var parts []string
+	if c.op.Security.Uses(catalog.SchemeJWT) {
+		parts = append(parts, `Bearer realm="`+c.api.ID+`"`)
 	}
 	if c.op.Security.Uses(catalog.SchemeAPIKey) {
-		return `APIKey realm="` + c.api.ID + `", query="` + c.api.APIKeyQuery + `"`
+		switch {
+		case c.api.APIKeyHeader != "":
+			parts = append(parts, `APIKey realm="`+c.api.ID+`", header="`+c.api.APIKeyHeader+`"`)
+		default:
+			parts = append(parts, `APIKey realm="`+c.api.ID+`", query="`+c.api.APIKeyQuery+`"`)
+		}
 	}
-	return `APIKey realm="` + c.api.ID + `"`
+	return strings.Join(parts, ", ")
 }
 
 // authorize checks subscription and scopes (step 3). API-key CIDRs were
@@ -308,6 +323,12 @@ func anyScope(have, want []string) bool {
 func (e *Engine) allow(c *check, d *Decision) {
 	d.Allowed = true
 	d.Upstream = headersFor(&d.Identity)
+	d.Extra = d.Identity.ClaimHeaders
+	if b := c.snap.BackendJWT; b != nil && d.Identity.Credential != "none" && d.API != nil {
+		if token := e.backendToken(c, d, b); token != "" {
+			d.Extra = append(d.Extra[:len(d.Extra):len(d.Extra)], Header{Name: b.Header, Value: token})
+		}
+	}
 	if api := c.api; api != nil && !api.ForwardCredentials {
 		for _, h := range api.CredentialHeaders {
 			if c.req.Headers.Get(h) != "" {
@@ -323,5 +344,5 @@ func (e *Engine) allow(c *check, d *Decision) {
 		}
 	}
 	// Appending to the API's shared slice must copy it first.
-	d.RemoveHeaders = c.req.Headers.appendReserved(d.RemoveHeaders[:len(d.RemoveHeaders):len(d.RemoveHeaders)], &d.Upstream)
+	d.RemoveHeaders = c.req.Headers.appendReserved(d.RemoveHeaders[:len(d.RemoveHeaders):len(d.RemoveHeaders)], d, c.snap.ReservedHeaders)
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/netip"
@@ -211,7 +212,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := e.Decide(tc.req)
+			d := e.Decide(context.Background(), tc.req)
 			status := 200
 			if !d.Allowed {
 				status = d.Denial.Status
@@ -228,7 +229,7 @@ func TestDecide(t *testing.T) {
 
 func TestDecideUnmatchedAllow(t *testing.T) {
 	e := testEngine(t, testConfig+"unmatched: allow\n")
-	d := e.Decide(req("GET", "/elsewhere", "x-consumer-id", "eve"))
+	d := e.Decide(context.Background(), req("GET", "/elsewhere", "x-consumer-id", "eve"))
 	if !d.Allowed || d.API != nil {
 		t.Fatalf("unmatched request: allowed=%v api=%v", d.Allowed, d.API)
 	}
@@ -236,15 +237,15 @@ func TestDecideUnmatchedAllow(t *testing.T) {
 	// A route that names an API that does not exist is a misconfiguration, not "unmatched".
 	r := req("GET", "/elsewhere")
 	r.APIID = "nope"
-	if d := e.Decide(r); d.Allowed {
+	if d := e.Decide(context.Background(), r); d.Allowed {
 		t.Fatal("unknown context_extensions API allowed")
 	}
 }
 
 func TestDecideDoesNotShareRemovalSlices(t *testing.T) {
 	e := testEngine(t, testConfig)
-	a := e.Decide(req("GET", "/petstore/v1/pets", "apikey", keyMobile, "x-consumer-a", "1"))
-	b := e.Decide(req("GET", "/petstore/v1/pets", "apikey", keyMobile, "x-consumer-b", "1"))
+	a := e.Decide(context.Background(), req("GET", "/petstore/v1/pets", "apikey", keyMobile, "x-consumer-a", "1"))
+	b := e.Decide(context.Background(), req("GET", "/petstore/v1/pets", "apikey", keyMobile, "x-consumer-b", "1"))
 	wantSlice(t, "first", a.RemoveHeaders, "apikey", "x-consumer-a")
 	wantSlice(t, "second", b.RemoveHeaders, "apikey", "x-consumer-b")
 }

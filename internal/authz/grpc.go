@@ -24,10 +24,10 @@ func NewGRPCServer(e *Engine) *GRPCServer { return &GRPCServer{engine: e} }
 
 // Check implements envoy.service.auth.v3.Authorization/Check. A deny is a
 // normal response, never a gRPC error: Envoy applies it as written.
-func (s *GRPCServer) Check(_ context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+func (s *GRPCServer) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := s.engine.Now()
 	r := requestFromCheck(in)
-	d := s.engine.Decide(&r)
+	d := s.engine.Decide(ctx, &r)
 	out := checkResponse(&d)
 	s.engine.Observe(&r, &d, start)
 	return out, nil
@@ -107,19 +107,19 @@ func checkResponse(d *Decision) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{
 		HeadersToRemove:         d.RemoveHeaders,
 		QueryParametersToRemove: d.RemoveQuery,
-		Headers:                 upstreamHeaderOptions(&d.Upstream),
+		Headers:                 upstreamHeaderOptions(d),
 	}
 	out.Status = statusOK
 	out.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
 	return out
 }
 
-// upstreamHeaderOptions renders the identity headers. The messages are
-// allocated in three batches rather than two per header: this runs on
+// upstreamHeaderOptions renders the headers to set upstream. The messages
+// are allocated in three batches rather than two per header: this runs on
 // every allowed request.
-func upstreamHeaderOptions(h *identityHeaders) []*corev3.HeaderValueOption {
-	n := 0
-	for _, v := range h {
+func upstreamHeaderOptions(d *Decision) []*corev3.HeaderValueOption {
+	n := len(d.Extra)
+	for _, v := range d.Upstream {
 		if v != "" {
 			n++
 		}
@@ -131,15 +131,12 @@ func upstreamHeaderOptions(h *identityHeaders) []*corev3.HeaderValueOption {
 	values := make([]corev3.HeaderValue, n)
 	out := make([]*corev3.HeaderValueOption, n)
 	i := 0
-	for j, v := range h {
-		if v == "" {
-			continue
-		}
-		values[i].Key, values[i].Value = identityHeaderNames[j], v
+	d.UpstreamHeaders(func(name, value string) {
+		values[i].Key, values[i].Value = name, value
 		opts[i].Header, opts[i].AppendAction = &values[i], overwriteOrAdd
 		out[i] = &opts[i]
 		i++
-	}
+	})
 	return out
 }
 

@@ -36,7 +36,7 @@ func NewHTTPHandler(e *Engine) *HTTPHandler { return &HTTPHandler{engine: e} }
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := h.engine.Now()
 	r, nginx := requestFromHTTP(req)
-	d := h.engine.Decide(&r)
+	d := h.engine.Decide(req.Context(), &r)
 	writeHTTP(w, &d, nginx)
 	h.engine.Observe(&r, &d, start)
 }

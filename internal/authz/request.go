@@ -76,30 +76,34 @@ func (hs Headers) Get(name string) string {
 }
 
 // appendReserved appends the names of client-sent headers that only
-// Tollgate may set upstream (x-consumer-*, x-authenticated-*,
-// x-credential-type), lower case, skipping those in keep.
-func (hs Headers) appendReserved(dst []string, keep *identityHeaders) []string {
-	consider := func(name string) {
-		if !isReservedHeader(name) {
+// Tollgate may set upstream, lower case, unless the decision sets them
+// itself: x-consumer-*, x-authenticated-*, x-credential-type, and the
+// config's claim and backend JWT headers (extra).
+func (hs Headers) appendReserved(dst []string, d *Decision, extra map[string]bool) []string {
+	consider := func(name string, isLower bool) {
+		reserved := isReservedHeader(name)
+		if !reserved && len(extra) == 0 {
 			return
 		}
-		lower := strings.ToLower(name)
-		if !keep.sets(lower) {
-			dst = append(dst, lower)
+		if !isLower {
+			name = strings.ToLower(name)
+		}
+		if (reserved || extra[name]) && !d.sets(name) {
+			dst = append(dst, name)
 		}
 	}
 	switch {
 	case hs.m != nil:
 		for name := range hs.m {
-			consider(name)
+			consider(name, true) // Envoy sends header names in lower case
 		}
 	case hs.raw != nil:
 		for _, hv := range hs.raw {
-			consider(hv.GetKey())
+			consider(hv.GetKey(), true)
 		}
 	case hs.h != nil:
 		for name := range hs.h {
-			consider(name)
+			consider(name, false)
 		}
 	}
 	return dst
