@@ -4,6 +4,8 @@
 //	enforcer serve    --config FILE   run the enforcer
 //	enforcer validate --config FILE   check a config file, report every problem
 //	enforcer keys new                 generate an API key and its SHA-256
+//	enforcer keys jwks --key FILE     print the public JWK Set of a private key
+//	enforcer token --key FILE ...     mint a test access token
 //	enforcer version                  print the version
 package main
 
@@ -30,6 +32,9 @@ Usage:
   enforcer serve    --config FILE [--log-level info]   run the enforcer
   enforcer validate --config FILE                      check a config file
   enforcer keys new                                    generate an API key and its SHA-256
+  enforcer keys jwks --key FILE                        print the public JWK Set of a private key
+  enforcer token --key FILE --issuer ISS [--sub S] [--client-id C] [--scope S]... [--aud A]... [--ttl 1h]
+                                                       mint an access token for testing
   enforcer version                                     print the version
 
 --config defaults to $TOLLGATE_CONFIG.
@@ -52,7 +57,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		err = validateCommand(args[1:], stdout, stderr)
 	case "keys":
-		err = keysCommand(args[1:], stdout)
+		err = keysCommand(args[1:], stdout, stderr)
+	case "token":
+		err = tokenCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":
@@ -106,14 +113,17 @@ func validateCommand(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d APIs, %d applications, %d API keys)\n",
-		*path, len(snap.Catalog.APIs()), len(snap.Applications), snap.APIKeys.Len())
+	fmt.Fprintf(stdout, "%s: ok (%d APIs, %d applications, %d API keys, %d issuers)\n",
+		*path, len(snap.Catalog.APIs()), len(snap.Applications), snap.APIKeys.Len(), len(snap.IssuerList))
 	return nil
 }
 
-func keysCommand(args []string, stdout io.Writer) error {
+func keysCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "jwks" {
+		return jwksCommand(args[1:], stdout, stderr)
+	}
 	if len(args) != 1 || args[0] != "new" {
-		return usageError{"keys: the only subcommand is `keys new`"}
+		return usageError{"keys: the subcommands are `keys new` and `keys jwks --key FILE`"}
 	}
 	key, err := keys.NewAPIKey()
 	if err != nil {

@@ -26,11 +26,16 @@ import (
 	"github.com/tollgate/tollgate/internal/analytics"
 	"github.com/tollgate/tollgate/internal/authz"
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/keys"
 )
 
 // shutdownGrace bounds how long in-flight checks may take to finish after
 // SIGTERM; Kubernetes' default grace period is 30s.
 const shutdownGrace = 20 * time.Second
+
+// jwksStartupWait bounds how long start-up waits for the first load of the
+// issuers' keys before reporting ready.
+const jwksStartupWait = 10 * time.Second
 
 func serveCommand(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -74,11 +79,29 @@ type serveOptions struct {
 // serve runs the three listeners until ctx is cancelled, then drains them.
 func serve(ctx context.Context, o serveOptions) error {
 	log := o.log
-	store := config.NewStore(o.snap)
 	metrics := analytics.NewMetrics()
+
+	// JWKS sources outlive config reloads; each snapshot is bound to them
+	// before it is published.
+	jwksCtx, stopJWKS := context.WithCancel(context.Background())
+	defer stopJWKS()
+	jwks := keys.NewJWKSManager(jwksCtx, log, metrics.ObserveJWKSRefresh)
+	if err := jwks.Bind(o.snap.IssuerList); err != nil {
+		return err
+	}
+	metrics.WatchJWKSAge(func() map[string]time.Time {
+		ages := map[string]time.Time{}
+		for _, src := range jwks.Sources() {
+			ages[src.Spec().Issuer] = src.LastSuccess()
+		}
+		return ages
+	})
+
+	store := config.NewStore(o.snap)
 	engine := authz.NewEngine(authz.Options{Config: store, Metrics: metrics, Logger: log})
 	reloader := config.NewReloader(config.ReloaderOptions{
 		Path: o.path, Store: store, Log: log, Observe: metrics.ObserveReload,
+		Prepare: func(s *config.Snapshot) error { return jwks.Bind(s.IssuerList) },
 	})
 
 	listen := func(role, addr string) (net.Listener, error) {
@@ -125,7 +148,7 @@ func serve(ctx context.Context, o serveOptions) error {
 
 	var ready atomic.Bool
 	adminServer := &http.Server{
-		Handler:           adminMux(metrics, &ready),
+		Handler:           adminMux(metrics, store, &ready),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -156,6 +179,11 @@ func serve(ctx context.Context, o serveOptions) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// Ready once every issuer's keys have had their first load (bounded:
+	// an identity provider that is down must not keep API keys out).
+	loadCtx, loaded := context.WithTimeout(ctx, jwksStartupWait)
+	jwks.WaitLoaded(loadCtx)
+	loaded()
 	healthServer.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthServer.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	ready.Store(true)
@@ -204,9 +232,19 @@ loop:
 	return runErr
 }
 
-func adminMux(metrics *analytics.Metrics, ready *atomic.Bool) *http.ServeMux {
+func adminMux(metrics *analytics.Metrics, store *config.Store, ready *atomic.Bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
+	// The keys that verify the backend JWTs Tollgate sends upstream.
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "max-age=300")
+		if b := store.Load().BackendJWT; b != nil && b.Signer != nil {
+			_, _ = w.Write(b.Signer.PublicJWKS())
+			return
+		}
+		_, _ = io.WriteString(w, `{"keys":[]}`)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")

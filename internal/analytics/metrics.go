@@ -24,6 +24,7 @@ type Metrics struct {
 	decisions *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	reloads   *prometheus.CounterVec
+	jwks      *prometheus.CounterVec
 	// GRPC provides grpc_server_* metrics through server interceptors.
 	GRPC *grpcprom.ServerMetrics
 }
@@ -48,12 +49,16 @@ func NewMetrics() *Metrics {
 			Name: "tollgate_config_reloads_total",
 			Help: "Config reloads by result (success or failure; a failed reload keeps the running config).",
 		}, []string{"result"}),
+		jwks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_jwks_refresh_total",
+			Help: "JWK Set loads by issuer name and result (success or failure; a failure keeps the last good keys).",
+		}, []string{"issuer", "result"}),
 		GRPC: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 			grpcprom.WithHistogramBuckets([]float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3}),
 		)),
 	}
 	m.registry.MustRegister(
-		m.decisions, m.duration, m.reloads, m.GRPC,
+		m.decisions, m.duration, m.reloads, m.jwks, m.GRPC,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -83,6 +88,41 @@ func (m *Metrics) ObserveDecision(frontend authz.Frontend, d *authz.Decision, el
 	}
 	m.decisions.WithLabelValues(d.APIID(), decision, code).Inc()
 	m.duration.WithLabelValues(frontend.String()).Observe(elapsed.Seconds())
+}
+
+// ObserveJWKSRefresh counts a JWK Set load.
+func (m *Metrics) ObserveJWKSRefresh(issuer string, ok bool) {
+	result := "success"
+	if !ok {
+		result = "failure"
+	}
+	m.jwks.WithLabelValues(issuer, result).Inc()
+}
+
+// WatchJWKSAge exports tollgate_jwks_age_seconds{issuer}: the time since
+// each issuer's keys were last loaded successfully, read at scrape time
+// from lastSuccess (issuer name -> time; zero before the first success,
+// which is not exported).
+func (m *Metrics) WatchJWKSAge(lastSuccess func() map[string]time.Time) {
+	m.registry.MustRegister(&jwksAgeCollector{lastSuccess: lastSuccess})
+}
+
+var jwksAgeDesc = prometheus.NewDesc("tollgate_jwks_age_seconds",
+	"Seconds since the issuer's JWK Set was last loaded successfully.", []string{"issuer"}, nil)
+
+type jwksAgeCollector struct {
+	lastSuccess func() map[string]time.Time
+}
+
+func (c *jwksAgeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jwksAgeDesc }
+
+func (c *jwksAgeCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	for issuer, at := range c.lastSuccess() {
+		if !at.IsZero() {
+			ch <- prometheus.MustNewConstMetric(jwksAgeDesc, prometheus.GaugeValue, now.Sub(at).Seconds(), issuer)
+		}
+	}
 }
 
 // ObserveReload counts a config reload.
