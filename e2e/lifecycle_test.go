@@ -338,7 +338,7 @@ subscriptions: [{application: ghost, api: a}]
 
 	t.Run("validate accepts a good file", func(t *testing.T) {
 		code, out, _ := runCommand(t, nil, "validate", "--config", good)
-		if code != 0 || !strings.Contains(out, "ok (1 APIs, 3 applications, 4 API keys)") {
+		if code != 0 || !strings.Contains(out, "ok (1 APIs, 3 applications, 4 API keys, 0 issuers)") {
 			t.Fatalf("exit %d, %q", code, out)
 		}
 	})
