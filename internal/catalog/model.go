@@ -121,6 +121,9 @@ func (a *API) UsesScheme(s Scheme) bool {
 
 func (a *API) collectCredentials() {
 	a.CredentialHeaders, a.CredentialQuery = nil, nil
+	if a.UsesScheme(SchemeJWT) {
+		a.CredentialHeaders = append(a.CredentialHeaders, "authorization")
+	}
 	if a.UsesScheme(SchemeAPIKey) {
 		if a.APIKeyHeader != "" {
 			a.CredentialHeaders = append(a.CredentialHeaders, a.APIKeyHeader)
