@@ -94,9 +94,17 @@ func (r *Reloader) failed(err error) error {
 	return err
 }
 
-// Watch reloads on file changes until ctx is done.
+// Watch reloads on file changes until ctx is done. It reloads once right
+// after the watch starts, so a change made since the file was first loaded
+// is not missed.
 func (r *Reloader) Watch(ctx context.Context) error {
-	return filewatch.Watch(ctx, r.opts.Path, r.opts.Debounce, r.opts.Log, func() {
+	w, err := filewatch.Start(r.opts.Path, r.opts.Debounce, r.opts.Log)
+	if err != nil {
+		return err
+	}
+	_ = r.Reload(false)
+	w.Run(ctx, func() {
 		_ = r.Reload(false) // failures are logged and counted
 	})
+	return nil
 }

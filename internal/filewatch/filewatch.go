@@ -14,58 +14,73 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Watch calls onChange after activity in the directory of path, or of the
-// file path's symlinks resolve to, settles for debounce. It watches
-// directories rather than the file, because a watch on a file is lost when
-// the file is replaced. onChange should check whether the content really
-// changed. Watch returns when ctx is done.
-func Watch(ctx context.Context, path string, debounce time.Duration, log *slog.Logger, onChange func()) error {
+// Watcher watches the directory of one file, and of the file its symlinks
+// resolve to. It watches directories rather than the file, because a watch
+// on a file is lost when the file is replaced.
+type Watcher struct {
+	path     string
+	debounce time.Duration
+	log      *slog.Logger
+	w        *fsnotify.Watcher
+	watched  map[string]bool
+}
+
+// Start begins watching. Changes from this point on are reported by Run,
+// so a caller that reads the file after Start misses nothing.
+func Start(path string, debounce time.Duration, log *slog.Logger) (*Watcher, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watching %s: %w", path, err)
+		return nil, fmt.Errorf("watching %s: %w", path, err)
 	}
-	defer w.Close()
-	watched := map[string]bool{}
-	watchDirs := func() {
-		dirs := []string{filepath.Dir(path)}
-		if real, err := filepath.EvalSymlinks(path); err == nil {
-			dirs = append(dirs, filepath.Dir(real))
-		}
-		for _, d := range dirs {
-			if watched[d] {
-				continue
-			}
-			if err := w.Add(d); err != nil {
-				log.Warn("cannot watch directory", "dir", d, "error", err.Error())
-				continue
-			}
-			watched[d] = true
-		}
-	}
-	watchDirs()
+	fw := &Watcher{path: path, debounce: debounce, log: log, w: w, watched: map[string]bool{}}
+	fw.watchDirs()
+	return fw, nil
+}
 
+func (fw *Watcher) watchDirs() {
+	dirs := []string{filepath.Dir(fw.path)}
+	if real, err := filepath.EvalSymlinks(fw.path); err == nil {
+		dirs = append(dirs, filepath.Dir(real))
+	}
+	for _, d := range dirs {
+		if fw.watched[d] {
+			continue
+		}
+		if err := fw.w.Add(d); err != nil {
+			fw.log.Warn("cannot watch directory", "dir", d, "error", err.Error())
+			continue
+		}
+		fw.watched[d] = true
+	}
+}
+
+// Run calls onChange after activity in the watched directories settles for
+// the debounce interval, until ctx is done; then it stops watching.
+// onChange should check whether the content really changed.
+func (fw *Watcher) Run(ctx context.Context, onChange func()) {
+	defer fw.w.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
+			return
+		case ev, ok := <-fw.w.Events:
 			if !ok {
-				return nil
+				return
 			}
 			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				delete(watched, ev.Name) // a watched directory may have gone
+				delete(fw.watched, ev.Name) // a watched directory may have gone
 			}
-			timer.Reset(debounce)
-		case err, ok := <-w.Errors:
+			timer.Reset(fw.debounce)
+		case err, ok := <-fw.w.Errors:
 			if !ok {
-				return nil
+				return
 			}
-			log.Warn("file watch error", "path", path, "error", err.Error())
+			fw.log.Warn("file watch error", "path", fw.path, "error", err.Error())
 		case <-timer.C:
 			onChange()
-			watchDirs()
+			fw.watchDirs()
 		}
 	}
 }

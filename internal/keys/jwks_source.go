@@ -112,6 +112,11 @@ func (j *JWKS) LastSuccess() time.Time {
 // one is allowed now, and waits for it (bounded by ctx and unknownKeyWait).
 func (j *JWKS) Key(ctx context.Context, kid, alg string) (*PublicKey, *KeySet, error) {
 	set := j.current.Load()
+	if set == nil {
+		// The first load is still under way (just after start-up).
+		j.wait(ctx, j.initial)
+		set = j.current.Load()
+	}
 	if k, ok := set.Find(kid, alg); ok {
 		return k, set, nil
 	}
@@ -126,13 +131,7 @@ func (j *JWKS) Key(ctx context.Context, kid, alg string) (*PublicKey, *KeySet, e
 	case j.trigger <- struct{}{}:
 	default: // a refresh is already queued
 	}
-	wait := time.NewTimer(unknownKeyWait)
-	defer wait.Stop()
-	select {
-	case <-refreshed:
-	case <-ctx.Done():
-	case <-wait.C:
-	}
+	j.wait(ctx, refreshed)
 	set = j.current.Load()
 	if k, ok := set.Find(kid, alg); ok {
 		return k, set, nil
@@ -141,6 +140,17 @@ func (j *JWKS) Key(ctx context.Context, kid, alg string) (*PublicKey, *KeySet, e
 		return nil, set, ErrKeyMismatch
 	}
 	return nil, set, ErrUnknownKey
+}
+
+// wait waits for done, at most until ctx ends or unknownKeyWait passes.
+func (j *JWKS) wait(ctx context.Context, done <-chan struct{}) {
+	timer := time.NewTimer(unknownKeyWait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-timer.C:
+	}
 }
 
 // claimEarlyRefresh reports whether an early fetch may start now, and if
@@ -160,10 +170,15 @@ func (j *JWKS) start(ctx context.Context) error {
 	ctx, j.cancel = context.WithCancel(ctx)
 	switch {
 	case j.spec.File != "":
-		j.loadFile()
+		w, err := filewatch.Start(j.spec.File, 100*time.Millisecond, j.log)
+		if err != nil {
+			j.cancel()
+			return err
+		}
+		j.loadFile() // after Start: a change from now on is seen
 		go func() {
 			defer close(j.done)
-			_ = filewatch.Watch(ctx, j.spec.File, 100*time.Millisecond, j.log, j.loadFile)
+			w.Run(ctx, j.loadFile)
 		}()
 	case j.spec.URI != "":
 		client, err := httpClient(j.spec.CAFile)
