@@ -71,8 +71,8 @@ func invalidToken(desc string) Denial {
 // it proved, or why it was refused, and for how long that holds.
 type tokenVerdict struct {
 	snap   *config.Snapshot // the verdict was reached under this config...
-	keys   *keys.KeySet     // ...with this key set of its issuer (nil: no key was involved)
-	issuer *keys.Issuer
+	issuer *keys.Issuer     // ...and, when an issuer was found,
+	keys   *keys.KeySet     // with this key set of it (nil if it had none yet)
 	until  time.Time // never past the token's exp
 	id     Identity
 	denial *Denial
@@ -127,7 +127,7 @@ func (v *tokenVerdict) valid(c *check) bool {
 	if v.snap != c.snap || !c.now.Before(v.until) {
 		return false
 	}
-	return v.keys == nil || v.issuer.Keys.Current() == v.keys
+	return v.issuer == nil || v.issuer.Keys.Current() == v.keys
 }
 
 // verifyToken does the full verification of a token not in the cache.
