@@ -121,6 +121,14 @@ func startEnforcerAt(t testing.TB, path string, extraArgs ...string) *enforcer {
 		}
 		return len(e.addrs) == 3
 	})
+	waitFor(t, "the enforcer to be ready", 20*time.Second, func() bool {
+		resp, err := http.Get(e.AdminURL() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	return e
 }
 
