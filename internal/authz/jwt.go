@@ -73,7 +73,7 @@ type tokenVerdict struct {
 	snap   *config.Snapshot // the verdict was reached under this config...
 	issuer *keys.Issuer     // ...and, when an issuer was found,
 	keys   *keys.KeySet     // with this key set of it (nil if it had none yet)
-	until  time.Time // never past the token's exp
+	until  time.Time        // never past the token's exp
 	id     Identity
 	denial *Denial
 }
