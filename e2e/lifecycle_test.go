@@ -384,6 +384,19 @@ subscriptions: [{application: ghost, api: a}]
 			t.Fatal("two keys are the same")
 		}
 	})
+	t.Run("keys jwks publishes the bundled test key's public half", func(t *testing.T) {
+		code, out, errOut := runCommand(t, nil, "keys", "jwks", "--key", "../examples/keys/test-issuer.key")
+		bundled, err := os.ReadFile("../examples/keys/test-issuer.jwks.json")
+		must(t, err)
+		if code != 0 || out != string(bundled) {
+			t.Fatalf("exit %d (%s): %q, want the bundled %q", code, errOut, out, bundled)
+		}
+	})
+	t.Run("token needs a key and an issuer", func(t *testing.T) {
+		if code, _, _ := runCommand(t, nil, "token", "--issuer", "x"); code != 2 {
+			t.Fatalf("exit %d, want 2", code)
+		}
+	})
 	t.Run("version", func(t *testing.T) {
 		code, out, _ := runCommand(t, nil, "version")
 		if code != 0 || !strings.HasPrefix(out, "tollgate enforcer ") {
