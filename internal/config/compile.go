@@ -56,7 +56,10 @@ func (c *compiler) compile(f *File) *Snapshot {
 		Applications:    map[string]*catalog.Application{},
 		ClientIDs:       map[string]*catalog.Application{},
 		ReservedHeaders: map[string]bool{},
+		Principals:      keys.NewPrincipalIndex(),
+		Certificates:    map[keys.Digest]*catalog.Application{},
 	}
+	snap.MTLS = c.mtls(f.MTLS)
 	c.unsupported(f)
 	c.issuers(f.Issuers, snap)
 	snap.Revoked = c.revoked(f.RevokedTokens)
@@ -83,6 +86,23 @@ func (c *compiler) compile(f *File) *Snapshot {
 		c.checkText(path+".owner", a.Owner)
 		app := &catalog.Application{ID: a.ID, Name: cmp.Or(a.Name, a.ID), Owner: a.Owner}
 		snap.Applications[a.ID] = app
+		for j, p := range a.Principals {
+			if err := snap.Principals.Add(p, app); err != nil {
+				c.addf(fmt.Sprintf("%s.principals[%d]", path, j), "%v", err)
+			}
+		}
+		for j, fp := range a.Certificates {
+			fpPath := fmt.Sprintf("%s.certificates[%d]", path, j)
+			d, err := keys.ParseFingerprint(fp)
+			switch other := snap.Certificates[d]; {
+			case err != nil:
+				c.addf(fpPath, "want the certificate's SHA-256 fingerprint: %v", err)
+			case other != nil:
+				c.addf(fpPath, "certificate already belongs to application %q", other.ID)
+			default:
+				snap.Certificates[d] = app
+			}
+		}
 		for j, id := range a.ClientIDs {
 			idPath := fmt.Sprintf("%s.clientIds[%d]", path, j)
 			switch other := snap.ClientIDs[id]; {
@@ -114,9 +134,6 @@ func (c *compiler) compile(f *File) *Snapshot {
 // rather than accepting and silently ignoring them.
 func (c *compiler) unsupported(f *File) {
 	not := func(path, what string) { c.addf(path, "%s is not supported by this version of Tollgate", what) }
-	if f.MTLS != (MTLS{}) {
-		not("mtls", "mTLS authentication")
-	}
 	if len(f.RateLimitPolicies) > 0 {
 		not("rateLimitPolicies", "rate limiting")
 	}
@@ -147,12 +164,6 @@ func (c *compiler) unsupported(f *File) {
 	}
 	for i, a := range f.Applications {
 		path := fmt.Sprintf("applications[%d]", i)
-		if len(a.Principals) > 0 {
-			not(path+".principals", "mTLS authentication")
-		}
-		if len(a.Certificates) > 0 {
-			not(path+".certificates", "mTLS authentication")
-		}
 		if a.RateLimit != "" {
 			not(path+".rateLimit", "rate limiting")
 		}
@@ -165,7 +176,7 @@ func (c *compiler) unsupported(f *File) {
 }
 
 // supportedSchemes are the schemes this build can verify.
-var supportedSchemes = []catalog.Scheme{catalog.SchemeNone, catalog.SchemeAPIKey, catalog.SchemeJWT}
+var supportedSchemes = []catalog.Scheme{catalog.SchemeNone, catalog.SchemeAPIKey, catalog.SchemeJWT, catalog.SchemeMTLS}
 
 func (c *compiler) listen(l Listen) Listen {
 	out := Listen{

@@ -134,6 +134,21 @@ func (c *compiler) jwksSource(path string, is Issuer, spec *keys.JWKSSpec) {
 	}
 }
 
+func (c *compiler) mtls(in MTLS) MTLSPolicy {
+	p := MTLSPolicy{TrustXFCC: in.TrustForwardedClientCert, ForwardedBy: in.ForwardedBy}
+	if in.CAFile != "" {
+		pool, err := keys.LoadCAPool(c.path(in.CAFile))
+		if err != nil {
+			c.addf("mtls.caFile", "%v", err)
+		}
+		p.CAPool = pool
+	}
+	if in.ForwardedBy != "" && !in.TrustForwardedClientCert {
+		c.addf("mtls.forwardedBy", "only meaningful with trustForwardedClientCert: true")
+	}
+	return p
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true

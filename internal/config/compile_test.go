@@ -458,7 +458,6 @@ func TestCompileInvalid(t *testing.T) {
 		{"none-plus-apikey", "apis[0].security", "none cannot be combined with other schemes", 3},
 		{"missing-security", "apis[0].security", "required", 0},
 		{"empty-operation-security", "apis[0].operations[0].security", "at least one scheme", 5},
-		{"unsupported-scheme", "apis[0].security", "scheme mtls is not supported", 3},
 		{"no-operations", "apis[0].operations", "at least one operation", 4},
 		{"apikey-no-source", "apis[0].apiKey", "needs a header or a query parameter", 4},
 		{"bad-apikey-header", "apis[0].apiKey.header", `not a valid header name: "api key"`, 4},
@@ -488,6 +487,9 @@ func TestCompileInvalid(t *testing.T) {
 		{"issuer-leeway-too-large", "issuers[0].leeway", "at most 5m0s", 5},
 		{"claim-header-reserved", "issuers[0].claimHeaders.sub", "header x-consumer-id is reserved", 6},
 		{"backend-jwt-without-key", "backendJwt.signingKeyFile", "required when backendJwt is enabled", 0},
+		{"principal-bad-pattern", "applications[0].principals[1]", "* must be a whole path segment", 5},
+		{"bad-certificate-fingerprint", "applications[0].certificates[0]", "SHA-256 fingerprint", 3},
+		{"forwarded-by-without-trust", "mtls.forwardedBy", "only meaningful with trustForwardedClientCert", 2},
 		{"duplicate-client-id", "applications[1].clientIds[1]", `client id "mobile-client" already belongs to application "mobile"`, 5},
 		{"unsupported-rate-limit", "apis[0].operations[0].rateLimit", "rate limiting is not supported", 5},
 	}

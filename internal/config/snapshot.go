@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
 	"math"
 	"net/netip"
@@ -31,15 +32,26 @@ type Snapshot struct {
 	APIKeys        *keys.APIKeyIndex
 	UnmatchedAllow bool
 
-	Issuers    map[string]*keys.Issuer         // by iss claim value
-	IssuerList []*keys.Issuer                  // in config order
-	ClientIDs  map[string]*catalog.Application // JWT client id -> application
-	Revoked    map[string]time.Time            // revoked jti -> when the entry may be dropped
-	BackendJWT *BackendJWTPolicy               // nil when disabled
+	Issuers      map[string]*keys.Issuer         // by iss claim value
+	IssuerList   []*keys.Issuer                  // in config order
+	ClientIDs    map[string]*catalog.Application // JWT client id -> application
+	Revoked      map[string]time.Time            // revoked jti -> when the entry may be dropped
+	BackendJWT   *BackendJWTPolicy               // nil when disabled
+	MTLS         MTLSPolicy
+	Principals   *keys.PrincipalIndex                 // workload identities -> applications
+	Certificates map[keys.Digest]*catalog.Application // pinned client certificates
+
 	// ReservedHeaders are headers only Tollgate may set upstream besides
 	// the identity headers (claim headers, the backend JWT header): a
 	// client's copy is always removed.
 	ReservedHeaders map[string]bool
+}
+
+// MTLSPolicy says how client certificates and forwarded ones are trusted.
+type MTLSPolicy struct {
+	TrustXFCC   bool           // believe x-forwarded-client-cert
+	CAPool      *x509.CertPool // verify certificates against it; nil: only pinned fingerprints count
+	ForwardedBy string         // if set, the XFCC element used must carry By equal to it
 }
 
 // BackendJWTPolicy is the compiled backendJwt section.
