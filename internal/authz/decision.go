@@ -12,6 +12,7 @@ type Identity struct {
 	ScopeText   string // Scopes joined by spaces
 	Credential  string // requirement that identified the caller: "apiKey", "mtls+apiKey", "none"
 	KeyName     string // which API key, for analytics (never the key)
+	Principal   string // the workload identity (SPIFFE ID) that called, if known
 	// ClaimHeaders are token claims the issuer copies upstream.
 	ClaimHeaders []Header
 }

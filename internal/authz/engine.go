@@ -70,6 +70,7 @@ func NewEngine(o Options) *Engine {
 	}
 	e.schemes[catalog.SchemeAPIKey] = apiKeyAuthenticator{}
 	e.schemes[catalog.SchemeJWT] = newJWTAuthenticator()
+	e.schemes[catalog.SchemeMTLS] = newMTLSAuthenticator()
 	e.backendTokens = newSlotCache[*backendToken](backendTokenSlots)
 	return e
 }
@@ -258,6 +259,9 @@ func merge(id, more *Identity) *Denial {
 	}
 	if id.KeyName == "" {
 		id.KeyName = more.KeyName
+	}
+	if id.Principal == "" {
+		id.Principal = more.Principal
 	}
 	return nil
 }

@@ -64,6 +64,8 @@ func requestFromCheck(in *authv3.CheckRequest) Request {
 	if ip, err := netip.ParseAddr(attrs.GetSource().GetAddress().GetSocketAddress().GetAddress()); err == nil {
 		r.Peer = ip.Unmap()
 	}
+	r.SourcePrincipal = attrs.GetSource().GetPrincipal()
+	r.SourceCertificate = attrs.GetSource().GetCertificate()
 	if ext := attrs.GetContextExtensions(); ext != nil {
 		r.APIID, r.OperationID = ext["api"], ext["operation"]
 	}
@@ -74,7 +76,7 @@ var (
 	statusOK          = &rpcstatus.Status{Code: 0}
 	headerContentType = header("content-type", "application/json")
 	overwriteOrAdd    = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-	metadataKeys      = [...]string{"api", "operation", "application", "subject", "credential_type", "code"}
+	metadataKeys      = [...]string{"api", "operation", "application", "subject", "credential_type", "code", "source_principal"}
 )
 
 func header(name, value string) *corev3.HeaderValueOption {
@@ -143,7 +145,7 @@ func upstreamHeaderOptions(d *Decision) []*corev3.HeaderValueOption {
 // dynamicMetadata is what Envoy's access log can read as
 // %DYNAMIC_METADATA(envoy.filters.http.ext_authz:api)% and so on.
 func dynamicMetadata(d *Decision) *structpb.Struct {
-	values := [len(metadataKeys)]string{d.APIID(), d.OperationPath(), "", d.Identity.Subject, d.Identity.Credential, d.Code()}
+	values := [len(metadataKeys)]string{d.APIID(), d.OperationPath(), "", d.Identity.Subject, d.Identity.Credential, d.Code(), d.Identity.Principal}
 	if app := d.Identity.Application; app != nil {
 		values[2] = app.ID
 	}

@@ -35,6 +35,12 @@ type Request struct {
 	Headers  Headers
 	Peer     netip.Addr // the address that connected to the proxy (gRPC) or to us (HTTP)
 
+	// What Envoy authenticated about its peer (gRPC only): the principal
+	// (SPIFFE ID, URI or DNS SAN, or subject) and, with
+	// include_peer_certificate, the certificate as URL-encoded PEM.
+	SourcePrincipal   string
+	SourceCertificate string
+
 	// From Envoy's per-route context_extensions: the route already knows
 	// the API (and perhaps the operation), so no matching is needed.
 	APIID       string
