@@ -3,6 +3,8 @@ package catalog
 import (
 	"fmt"
 	"strings"
+
+	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
 // Scheme is one kind of credential an operation can require.
@@ -100,6 +102,9 @@ type API struct {
 
 	Operations []*Operation
 
+	RateLimit          *ratelimit.Binding // shared by all callers; nil: none
+	AnonymousRateLimit *ratelimit.Policy  // per client, for unauthenticated use
+
 	// Credentials the API accepts, removed before the upstream unless
 	// ForwardCredentials is set. Filled in by New.
 	CredentialHeaders []string
@@ -142,6 +147,8 @@ type Operation struct {
 	Methods  []string // upper case; empty means every method
 	Scopes   []string // any of them admits the request
 	Security Security // the operation's own, else the API's
+
+	RateLimit *ratelimit.Binding // for the operation, all callers together
 }
 
 // AllowsMethod reports whether the operation accepts method m.
@@ -210,6 +217,8 @@ type Application struct {
 	Name  string
 	Owner string
 
+	RateLimit *ratelimit.Binding // across all APIs
+
 	subscriptions map[*API]*Subscription
 }
 
@@ -223,6 +232,7 @@ type Subscription struct {
 	Application *Application
 	API         *API
 	State       SubscriptionState
+	RateLimit   *ratelimit.Binding
 }
 
 // Subscribe records s on its application. It is called while a snapshot is

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/catalog"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
 // Default listener addresses (DESIGN §3).
@@ -41,6 +42,8 @@ type compiler struct {
 	appIDsUnsure bool
 	apiIDsUnsure bool
 
+	policies map[string]*ratelimit.Policy
+
 	baseDir string    // relative file paths are taken from here
 	now     time.Time // for dropping expired revocations
 }
@@ -61,6 +64,9 @@ func (c *compiler) compile(f *File) *Snapshot {
 	}
 	snap.MTLS = c.mtls(f.MTLS)
 	c.unsupported(f)
+	c.policies = c.rateLimitPolicies(f.RateLimitPolicies)
+	snap.RateLimitPolicies = c.policies
+	snap.RateLimit = c.rateLimitStore(f.RateLimit)
 	c.issuers(f.Issuers, snap)
 	snap.Revoked = c.revoked(f.RevokedTokens)
 	snap.BackendJWT = c.backendJWT(f.BackendJWT, snap)
@@ -85,6 +91,9 @@ func (c *compiler) compile(f *File) *Snapshot {
 		c.checkText(path+".name", a.Name)
 		c.checkText(path+".owner", a.Owner)
 		app := &catalog.Application{ID: a.ID, Name: cmp.Or(a.Name, a.ID), Owner: a.Owner}
+		if p := c.policy(path+".rateLimit", a.RateLimit); p != nil {
+			app.RateLimit = ratelimit.Bind(p, ratelimit.ScopeApplication, a.ID)
+		}
 		snap.Applications[a.ID] = app
 		for j, p := range a.Principals {
 			if err := snap.Principals.Add(p, app); err != nil {
@@ -134,12 +143,6 @@ func (c *compiler) compile(f *File) *Snapshot {
 // rather than accepting and silently ignoring them.
 func (c *compiler) unsupported(f *File) {
 	not := func(path, what string) { c.addf(path, "%s is not supported by this version of Tollgate", what) }
-	if len(f.RateLimitPolicies) > 0 {
-		not("rateLimitPolicies", "rate limiting")
-	}
-	if f.RateLimit.Store != "" && f.RateLimit.Store != "memory" {
-		not("rateLimit.store", "a rate-limit store other than memory")
-	}
 	if f.Analytics.Events != "" && f.Analytics.Events != "none" {
 		not("analytics.events", "analytics events")
 	}
@@ -148,30 +151,6 @@ func (c *compiler) unsupported(f *File) {
 	}
 	if f.Admin.PProf {
 		not("admin.pprof", "profiling")
-	}
-	for i, a := range f.APIs {
-		if a.RateLimit != "" {
-			not(fmt.Sprintf("apis[%d].rateLimit", i), "rate limiting")
-		}
-		if a.AnonymousRateLimit != "" {
-			not(fmt.Sprintf("apis[%d].anonymousRateLimit", i), "rate limiting")
-		}
-		for j, op := range a.Operations {
-			if op.RateLimit != "" {
-				not(fmt.Sprintf("apis[%d].operations[%d].rateLimit", i, j), "rate limiting")
-			}
-		}
-	}
-	for i, a := range f.Applications {
-		path := fmt.Sprintf("applications[%d]", i)
-		if a.RateLimit != "" {
-			not(path+".rateLimit", "rate limiting")
-		}
-	}
-	for i, s := range f.Subscriptions {
-		if s.RateLimit != "" {
-			not(fmt.Sprintf("subscriptions[%d].rateLimit", i), "rate limiting")
-		}
 	}
 }
 
@@ -257,11 +236,18 @@ func (c *compiler) apis(in []API) []*catalog.API {
 		if len(a.Operations) == 0 {
 			c.addf(path+".operations", "an API needs at least one operation (path: /** matches everything under the base path)")
 		}
+		if p := c.policy(path+".rateLimit", a.RateLimit); p != nil {
+			api.RateLimit = ratelimit.Bind(p, ratelimit.ScopeAPI, a.ID)
+		}
+		api.AnonymousRateLimit = c.policy(path+".anonymousRateLimit", a.AnonymousRateLimit)
 		for j, o := range a.Operations {
 			opPath := fmt.Sprintf("%s.operations[%d]", path, j)
 			op := c.operation(opPath, o, api, base)
 			if op == nil {
 				continue
+			}
+			if p := c.policy(opPath+".rateLimit", o.RateLimit); p != nil {
+				op.RateLimit = ratelimit.Bind(p, ratelimit.ScopeOperation, a.ID+":"+strconv.Itoa(j))
 			}
 			key := op.Template.Canonical()
 			for _, other := range byTemplate[key] {
@@ -392,7 +378,11 @@ func (c *compiler) subscriptions(in []Subscription, snap *Snapshot) {
 			continue
 		}
 		seen[pair{s.Application, s.API}] = true
-		catalog.Subscribe(&catalog.Subscription{Application: app, API: api, State: state})
+		sub := &catalog.Subscription{Application: app, API: api, State: state}
+		if p := c.policy(path+".rateLimit", s.RateLimit); p != nil {
+			sub.RateLimit = ratelimit.Bind(p, ratelimit.ScopeSubscription, app.ID+":"+api.ID)
+		}
+		catalog.Subscribe(sub)
 	}
 }
 

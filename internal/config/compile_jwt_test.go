@@ -88,3 +88,29 @@ applications:
 		t.Error("client id not mapped")
 	}
 }
+
+// TestRateLimitPolicyDefaults: without burst, a policy admits its whole
+// period's requests at once; burst: 0 spaces them evenly.
+func TestRateLimitPolicyDefaults(t *testing.T) {
+	snap, err := Compile([]byte(`
+rateLimitPolicies:
+  - name: quota
+    limits: [{requests: 100000, per: 24h}, {requests: 10, per: 1s, burst: 0}]
+rateLimit: {store: redis, redis: {addrs: ["10.0.0.1:6379", "10.0.0.2:6379"], password: "${PW}"}, failureMode: closed, localFallbackShare: 0.25}
+`), func(name string) (string, bool) { return map[string]string{"PW": "s3cret"}[name], name == "PW" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := snap.RateLimitPolicies["quota"]
+	if p == nil || p.Limits[0].Burst != 99999 || p.Limits[1].Burst != 0 {
+		t.Fatalf("policy %+v", p)
+	}
+	rl := snap.RateLimit
+	if rl.Store != "redis" || len(rl.Redis.Addrs) != 2 || rl.Redis.Password != "s3cret" || rl.Redis.Timeout != 25*time.Millisecond ||
+		rl.FailureMode != 1 || rl.FallbackShare != 0.25 {
+		t.Fatalf("store settings %+v", rl)
+	}
+	if def, _ := Compile(nil, noEnv); def.RateLimit.Store != "memory" || def.RateLimit.FailureMode != 0 || def.RateLimit.FallbackShare != 1 {
+		t.Fatalf("defaults %+v", def.RateLimit)
+	}
+}

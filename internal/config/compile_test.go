@@ -491,7 +491,12 @@ func TestCompileInvalid(t *testing.T) {
 		{"bad-certificate-fingerprint", "applications[0].certificates[0]", "SHA-256 fingerprint", 3},
 		{"forwarded-by-without-trust", "mtls.forwardedBy", "only meaningful with trustForwardedClientCert", 2},
 		{"duplicate-client-id", "applications[1].clientIds[1]", `client id "mobile-client" already belongs to application "mobile"`, 5},
-		{"unsupported-rate-limit", "apis[0].operations[0].rateLimit", "rate limiting is not supported", 5},
+
+		// rate limiting
+		{"unknown-rate-limit-policy", "apis[0].operations[0].rateLimit", `unknown rate-limit policy "strict"`, 5},
+		{"bad-limit", "rateLimitPolicies[0].limits[0].requests", "at least 1", 4},
+		{"bad-failure-mode", "rateLimit.failureMode", `want open or closed, got "maybe"`, 4},
+		{"redis-without-addrs", "rateLimit.redis.addrs", "required for the redis store", 0},
 	}
 
 	covered := map[string]bool{}
@@ -752,7 +757,7 @@ apis:
 		t.Fatalf("parse: %v %v", problems, err)
 	}
 	lim := f.RateLimitPolicies[0].Limits[0]
-	if lim.Requests != 100 || lim.Burst != 20 || lim.Per != Duration(time.Second) {
+	if lim.Requests != 100 || lim.Burst == nil || *lim.Burst != 20 || lim.Per != Duration(time.Second) {
 		t.Errorf("limit = %+v, want requests 100, burst 20, per 1s", lim)
 	}
 	if s := f.RateLimit.LocalFallbackShare; s == nil || *s != 0.5 {

@@ -134,7 +134,7 @@ type RateLimitPolicy struct {
 type Limit struct {
 	Requests int64    `yaml:"requests"`
 	Per      Duration `yaml:"per"`
-	Burst    int64    `yaml:"burst"`
+	Burst    *int64   `yaml:"burst"` // default: requests-1, the whole period at once
 }
 
 type RateLimitStore struct {

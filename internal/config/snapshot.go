@@ -16,6 +16,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/catalog"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
 // Snapshot is a compiled, validated config. It is never modified after
@@ -32,11 +33,14 @@ type Snapshot struct {
 	APIKeys        *keys.APIKeyIndex
 	UnmatchedAllow bool
 
-	Issuers      map[string]*keys.Issuer         // by iss claim value
-	IssuerList   []*keys.Issuer                  // in config order
-	ClientIDs    map[string]*catalog.Application // JWT client id -> application
-	Revoked      map[string]time.Time            // revoked jti -> when the entry may be dropped
-	BackendJWT   *BackendJWTPolicy               // nil when disabled
+	Issuers           map[string]*keys.Issuer         // by iss claim value
+	IssuerList        []*keys.Issuer                  // in config order
+	ClientIDs         map[string]*catalog.Application // JWT client id -> application
+	Revoked           map[string]time.Time            // revoked jti -> when the entry may be dropped
+	BackendJWT        *BackendJWTPolicy               // nil when disabled
+	RateLimitPolicies map[string]*ratelimit.Policy
+	RateLimit         RateLimitSettings // the store; changes need a restart
+
 	MTLS         MTLSPolicy
 	Principals   *keys.PrincipalIndex                 // workload identities -> applications
 	Certificates map[keys.Digest]*catalog.Application // pinned client certificates
@@ -45,6 +49,14 @@ type Snapshot struct {
 	// the identity headers (claim headers, the backend JWT header): a
 	// client's copy is always removed.
 	ReservedHeaders map[string]bool
+}
+
+// RateLimitSettings is the compiled rateLimit section.
+type RateLimitSettings struct {
+	Store         string // memory or redis
+	Redis         ratelimit.RedisOptions
+	FailureMode   ratelimit.FailureMode
+	FallbackShare float64
 }
 
 // MTLSPolicy says how client certificates and forwarded ones are trusted.
