@@ -25,6 +25,9 @@ type Metrics struct {
 	duration  *prometheus.HistogramVec
 	reloads   *prometheus.CounterVec
 	jwks      *prometheus.CounterVec
+	limits    *prometheus.CounterVec
+	store     *prometheus.HistogramVec
+	fallback  prometheus.Gauge
 	// GRPC provides grpc_server_* metrics through server interceptors.
 	GRPC *grpcprom.ServerMetrics
 }
@@ -53,12 +56,28 @@ func NewMetrics() *Metrics {
 			Name: "tollgate_jwks_refresh_total",
 			Help: "JWK Set loads by issuer name and result (success or failure; a failure keeps the last good keys).",
 		}, []string{"issuer", "result"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_ratelimit_total",
+			Help: "Rate-limit policy outcomes by policy and result (allowed, limited, or error when the store could not answer).",
+		}, []string{"policy", "result"}),
+		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "tollgate_ratelimit_store_duration_seconds",
+			Help:                            "Time the rate-limit store took for one decision, by store.",
+			Buckets:                         []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3},
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  160,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, []string{"store"}),
+		fallback: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_ratelimit_fallback",
+			Help: "1 while Redis is unreachable and limits are enforced from this replica's memory.",
+		}),
 		GRPC: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 			grpcprom.WithHistogramBuckets([]float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3}),
 		)),
 	}
 	m.registry.MustRegister(
-		m.decisions, m.duration, m.reloads, m.jwks, m.GRPC,
+		m.decisions, m.duration, m.reloads, m.jwks, m.limits, m.store, m.fallback, m.GRPC,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -88,6 +107,25 @@ func (m *Metrics) ObserveDecision(frontend authz.Frontend, d *authz.Decision, el
 	}
 	m.decisions.WithLabelValues(d.APIID(), decision, code).Inc()
 	m.duration.WithLabelValues(frontend.String()).Observe(elapsed.Seconds())
+}
+
+// ObserveRateLimit implements authz.Recorder.
+func (m *Metrics) ObserveRateLimit(policy, result string) {
+	m.limits.WithLabelValues(policy, result).Inc()
+}
+
+// ObserveStore implements ratelimit.Observer.
+func (m *Metrics) ObserveStore(store string, took time.Duration, _ error) {
+	m.store.WithLabelValues(store).Observe(took.Seconds())
+}
+
+// ObserveFallback implements ratelimit.Observer.
+func (m *Metrics) ObserveFallback(active bool) {
+	if active {
+		m.fallback.Set(1)
+	} else {
+		m.fallback.Set(0)
+	}
 }
 
 // ObserveJWKSRefresh counts a JWK Set load.

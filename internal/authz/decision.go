@@ -82,6 +82,10 @@ type Decision struct {
 	Extra         []Header // claim headers, the backend JWT
 	RemoveHeaders []string // lower case
 	RemoveQuery   []string
+
+	// RateLimit is the tightest limit that applied (Limit 0: none), sent
+	// to the client on allow and on a 429.
+	RateLimit RateLimitHeaders
 }
 
 // Code is the deny code, or "" for an allow.

@@ -10,7 +10,7 @@ type Denial struct {
 	Message     string
 	Description string
 	Challenge   string // WWW-Authenticate, on 401 for missing credentials
-	RetryAfter  int    // seconds, on 429
+	RetryAfter  int64  // seconds, on 429
 }
 
 // The deny table of DESIGN §4. Description is the default; a check may

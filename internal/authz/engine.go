@@ -9,6 +9,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/catalog"
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
 // SnapshotSource yields the config snapshot to decide with.
@@ -29,11 +30,14 @@ func (systemClock) Now() time.Time { return time.Now() }
 // not block.
 type Recorder interface {
 	ObserveDecision(frontend Frontend, d *Decision, elapsed time.Duration)
+	// ObserveRateLimit counts one policy's result: allowed, limited or error.
+	ObserveRateLimit(policy, result string)
 }
 
 type nopRecorder struct{}
 
 func (nopRecorder) ObserveDecision(Frontend, *Decision, time.Duration) {}
+func (nopRecorder) ObserveRateLimit(string, string)                    {}
 
 // Options configure an Engine. Only Config is required.
 type Options struct {
@@ -41,6 +45,9 @@ type Options struct {
 	Clock   Clock    // default: the system clock
 	Metrics Recorder // default: none
 	Logger  *slog.Logger
+	// RateLimiter applies rate-limit policies; default: an in-memory
+	// limiter (one replica).
+	RateLimiter *ratelimit.Limiter
 }
 
 // Engine runs the decision pipeline of DESIGN §4: match, authenticate,
@@ -54,11 +61,12 @@ type Engine struct {
 	schemes [4]authenticator // indexed by catalog.Scheme
 
 	backendTokens *slotCache[*backendToken] // signed backend JWTs, per caller
+	limiter       *ratelimit.Limiter
 }
 
 // NewEngine returns an engine.
 func NewEngine(o Options) *Engine {
-	e := &Engine{config: o.Config, clock: o.Clock, metrics: o.Metrics, log: o.Logger}
+	e := &Engine{config: o.Config, clock: o.Clock, metrics: o.Metrics, log: o.Logger, limiter: o.RateLimiter}
 	if e.clock == nil {
 		e.clock = systemClock{}
 	}
@@ -67,6 +75,10 @@ func NewEngine(o Options) *Engine {
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.limiter == nil {
+		e.limiter = ratelimit.NewLimiter(context.Background(), ratelimit.LimiterOptions{
+			Store: ratelimit.NewMemoryStore(e.clock), StoreName: "memory"})
 	}
 	e.schemes[catalog.SchemeAPIKey] = apiKeyAuthenticator{}
 	e.schemes[catalog.SchemeJWT] = newJWTAuthenticator()
@@ -99,6 +111,8 @@ type check struct {
 	apiKeyRead  bool
 	bearer      string
 	bearerRead  bool
+
+	limits rateLimits
 }
 
 // Decide runs the pipeline for r. ctx bounds any wait (the caller's
@@ -127,6 +141,9 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 		denial = e.authorize(&c, &id)
 	}
 	d.Identity = id
+	if denial == nil {
+		denial = e.rateLimit(&c, &d)
+	}
 	if denial != nil {
 		d.Denial = *denial
 		return d

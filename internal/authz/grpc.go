@@ -96,8 +96,9 @@ func checkResponse(d *Decision) *authv3.CheckResponse {
 			headers = append(headers, header("www-authenticate", den.Challenge))
 		}
 		if den.RetryAfter > 0 {
-			headers = append(headers, header("retry-after", strconv.Itoa(den.RetryAfter)))
+			headers = append(headers, header("retry-after", strconv.FormatInt(den.RetryAfter, 10)))
 		}
+		headers = appendRateLimitHeaders(headers, &d.RateLimit)
 		out.Status = &rpcstatus.Status{Code: den.GRPCCode(), Message: den.Message}
 		out.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(den.Status)},
@@ -110,6 +111,7 @@ func checkResponse(d *Decision) *authv3.CheckResponse {
 		HeadersToRemove:         d.RemoveHeaders,
 		QueryParametersToRemove: d.RemoveQuery,
 		Headers:                 upstreamHeaderOptions(d),
+		ResponseHeadersToAdd:    appendRateLimitHeaders(nil, &d.RateLimit),
 	}
 	out.Status = statusOK
 	out.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
@@ -140,6 +142,18 @@ func upstreamHeaderOptions(d *Decision) []*corev3.HeaderValueOption {
 		i++
 	})
 	return out
+}
+
+// appendRateLimitHeaders adds ratelimit-limit, -remaining and -reset for
+// the client, when a limit applied.
+func appendRateLimitHeaders(dst []*corev3.HeaderValueOption, rl *RateLimitHeaders) []*corev3.HeaderValueOption {
+	if rl.Limit == 0 {
+		return dst
+	}
+	return append(dst,
+		header("ratelimit-limit", strconv.FormatInt(rl.Limit, 10)),
+		header("ratelimit-remaining", strconv.FormatInt(rl.Remaining, 10)),
+		header("ratelimit-reset", strconv.FormatInt(rl.Reset, 10)))
 }
 
 // dynamicMetadata is what Envoy's access log can read as

@@ -73,6 +73,7 @@ func writeHTTP(w http.ResponseWriter, d *Decision, nginx bool) {
 		if len(d.RemoveHeaders) > 0 {
 			out.Set(HeaderHeadersToRemove, strings.Join(d.RemoveHeaders, ","))
 		}
+		setRateLimitHeaders(out, &d.RateLimit)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -84,11 +85,21 @@ func writeHTTP(w http.ResponseWriter, d *Decision, nginx bool) {
 		out.Set("WWW-Authenticate", den.Challenge)
 	}
 	if den.RetryAfter > 0 {
-		out.Set("Retry-After", strconv.Itoa(den.RetryAfter))
+		out.Set("Retry-After", strconv.FormatInt(den.RetryAfter, 10))
 	}
+	setRateLimitHeaders(out, &d.RateLimit)
 	if nginx {
 		out.Set(HeaderErrorBody, string(body))
 	}
 	w.WriteHeader(den.Status)
 	_, _ = w.Write(body)
+}
+
+func setRateLimitHeaders(h http.Header, rl *RateLimitHeaders) {
+	if rl.Limit == 0 {
+		return
+	}
+	h.Set("RateLimit-Limit", strconv.FormatInt(rl.Limit, 10))
+	h.Set("RateLimit-Remaining", strconv.FormatInt(rl.Remaining, 10))
+	h.Set("RateLimit-Reset", strconv.FormatInt(rl.Reset, 10))
 }

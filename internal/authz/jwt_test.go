@@ -103,12 +103,15 @@ issuers:
     scopesClaim: scp
     clientIdClaim: cid
 backendJwt: {enabled: true, signingKeyFile: BACKEND_KEY, ttl: 5m}
+rateLimitPolicies:
+  - {name: anon, limits: [{requests: 2, per: 1h, burst: 1}]}
 revokedTokens: [{jti: revoked-1, expiresAt: 2030-01-01T00:00:00Z}]
 apis:
   - id: petstore
     basePath: /petstore/v1
     version: v1
     security: [jwt]
+    anonymousRateLimit: anon
     operations:
       - {path: /pets, methods: [GET]}
       - {path: "/pets/{id}", methods: [DELETE], scopes: ["pets:write", "pets:admin"]}
