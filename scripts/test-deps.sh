@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite starts, from Debian's packages:
-#   nginx  the auth_request front end of the HTTP e2e test
+#   nginx         the auth_request front end of the HTTP e2e test
+#   redis-server  the rate-limit store (standalone and a 3-master cluster;
+#                 brings redis-cli, which creates the cluster)
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

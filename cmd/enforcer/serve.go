@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 	"github.com/tollgate/tollgate/internal/authz"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
 // shutdownGrace bounds how long in-flight checks may take to finish after
@@ -97,11 +99,22 @@ func serve(ctx context.Context, o serveOptions) error {
 		return ages
 	})
 
+	limiter, closeLimiter, err := newLimiter(jwksCtx, o.snap.RateLimit, metrics, log)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
+
 	store := config.NewStore(o.snap)
-	engine := authz.NewEngine(authz.Options{Config: store, Metrics: metrics, Logger: log})
+	engine := authz.NewEngine(authz.Options{Config: store, Metrics: metrics, Logger: log, RateLimiter: limiter})
 	reloader := config.NewReloader(config.ReloaderOptions{
 		Path: o.path, Store: store, Log: log, Observe: metrics.ObserveReload,
-		Prepare: func(s *config.Snapshot) error { return jwks.Bind(s.IssuerList) },
+		Prepare: func(s *config.Snapshot) error {
+			if !reflect.DeepEqual(s.RateLimit, o.snap.RateLimit) {
+				log.Warn("rateLimit store settings changed in the config; they take effect after a restart")
+			}
+			return jwks.Bind(s.IssuerList)
+		},
 	})
 
 	listen := func(role, addr string) (net.Listener, error) {
@@ -230,6 +243,36 @@ loop:
 	wg.Wait()
 	log.Info("stopped")
 	return runErr
+}
+
+// newLimiter builds the rate limiter the config asks for: the memory store,
+// or Redis with a local memory fallback for outages.
+func newLimiter(ctx context.Context, rl config.RateLimitSettings, metrics *analytics.Metrics, log *slog.Logger) (*ratelimit.Limiter, func(), error) {
+	opts := ratelimit.LimiterOptions{
+		StoreName:     rl.Store,
+		Failure:       rl.FailureMode,
+		FallbackShare: rl.FallbackShare,
+		Observer:      metrics,
+		Log:           log,
+	}
+	closeFn := func() {}
+	switch rl.Store {
+	case "redis":
+		redisStore, err := ratelimit.NewRedisStore(rl.Redis)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.Store = redisStore
+		opts.Fallback = ratelimit.NewMemoryStore(nil)
+		go opts.Fallback.SweepEvery(ctx, 30*time.Second)
+		closeFn = func() { _ = redisStore.Close() }
+		log.Info("rate limits in Redis", "addrs", rl.Redis.Addrs, "timeout", rl.Redis.Timeout.String())
+	default:
+		memory := ratelimit.NewMemoryStore(nil)
+		opts.Store = memory
+		go memory.SweepEvery(ctx, 30*time.Second)
+	}
+	return ratelimit.NewLimiter(ctx, opts), closeFn, nil
 }
 
 func adminMux(metrics *analytics.Metrics, store *config.Store, ready *atomic.Bool) *http.ServeMux {
