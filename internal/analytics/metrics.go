@@ -26,8 +26,13 @@ type Metrics struct {
 	reloads   *prometheus.CounterVec
 	jwks      *prometheus.CounterVec
 	limits    *prometheus.CounterVec
-	store     *prometheus.HistogramVec
-	fallback  prometheus.Gauge
+
+	upstreamRequests *prometheus.CounterVec
+	upstreamDuration *prometheus.HistogramVec
+	analyticsDropped *prometheus.CounterVec
+	accessLogEntries *prometheus.CounterVec
+	store            *prometheus.HistogramVec
+	fallback         prometheus.Gauge
 	// GRPC provides grpc_server_* metrics through server interceptors.
 	GRPC *grpcprom.ServerMetrics
 }
@@ -72,12 +77,33 @@ func NewMetrics() *Metrics {
 			Name: "tollgate_ratelimit_fallback",
 			Help: "1 while Redis is unreachable and limits are enforced from this replica's memory.",
 		}),
+		upstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_upstream_requests_total",
+			Help: "Upstream responses reported by Envoy's access log, joined with their decision, by API and status class.",
+		}, []string{"api", "status_class"}),
+		upstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "tollgate_upstream_duration_seconds",
+			Help:                            "Backend time (first request byte sent to last response byte received) from Envoy's access log, by API.",
+			Buckets:                         prometheus.ExponentialBuckets(0.001, 2.5, 12),
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  160,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, []string{"api"}),
+		analyticsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_analytics_dropped_total",
+			Help: "Analytics events dropped rather than delay a decision, by reason.",
+		}, []string{"reason"}),
+		accessLogEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_accesslog_entries_total",
+			Help: "Envoy access-log entries received, by result: joined with a decision, unmatched (not kept), or dropped.",
+		}, []string{"result"}),
 		GRPC: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 			grpcprom.WithHistogramBuckets([]float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3}),
 		)),
 	}
 	m.registry.MustRegister(
 		m.decisions, m.duration, m.reloads, m.jwks, m.limits, m.store, m.fallback, m.GRPC,
+		m.upstreamRequests, m.upstreamDuration, m.analyticsDropped, m.accessLogEntries,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -100,14 +126,32 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
 // ObserveDecision implements authz.Recorder.
-func (m *Metrics) ObserveDecision(frontend authz.Frontend, d *authz.Decision, elapsed time.Duration) {
+func (m *Metrics) ObserveDecision(r *authz.Request, d *authz.Decision, elapsed time.Duration) {
 	decision, code := "allow", AllowCode
 	if !d.Allowed {
 		decision, code = "deny", d.Denial.Code
 	}
 	m.decisions.WithLabelValues(d.APIID(), decision, code).Inc()
-	m.duration.WithLabelValues(frontend.String()).Observe(elapsed.Seconds())
+	m.duration.WithLabelValues(r.Frontend.String()).Observe(elapsed.Seconds())
 }
+
+// observeUpstream records a joined access-log entry.
+func (m *Metrics) observeUpstream(api string, u Upstream) {
+	m.upstreamRequests.WithLabelValues(api, statusClass(u.Status)).Inc()
+	if u.HasTiming {
+		m.upstreamDuration.WithLabelValues(api).Observe(u.Backend.Seconds())
+	}
+}
+
+func statusClass(code int) string {
+	if code >= 100 && code < 600 {
+		return string(rune('0'+code/100)) + "xx"
+	}
+	return "other" // 0: no response (reset, timeout)
+}
+
+// SinkDropped counts an event the sink had no room for.
+func (m *Metrics) SinkDropped() { m.analyticsDropped.WithLabelValues("sink_full").Inc() }
 
 // ObserveRateLimit implements authz.Recorder.
 func (m *Metrics) ObserveRateLimit(policy, result string) {

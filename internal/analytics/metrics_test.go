@@ -13,8 +13,8 @@ import (
 func TestObserveDecision(t *testing.T) {
 	m := NewMetrics()
 	api := &catalog.API{ID: "petstore"}
-	m.ObserveDecision(authz.FrontendGRPC, &authz.Decision{Allowed: true, API: api}, time.Millisecond)
-	m.ObserveDecision(authz.FrontendHTTP, &authz.Decision{Denial: authz.Denial{Status: 404, Code: "404"}}, time.Millisecond)
+	m.ObserveDecision(&authz.Request{Frontend: authz.FrontendGRPC}, &authz.Decision{Allowed: true, API: api}, time.Millisecond)
+	m.ObserveDecision(&authz.Request{Frontend: authz.FrontendHTTP}, &authz.Decision{Denial: authz.Denial{Status: 404, Code: "404"}}, time.Millisecond)
 	m.ObserveReload(false)
 
 	cases := []struct {
