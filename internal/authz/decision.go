@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"net/netip"
+
 	"github.com/tollgate/tollgate/internal/catalog"
 )
 
@@ -73,6 +75,7 @@ type Decision struct {
 	Allowed bool
 	Denial  Denial // when !Allowed
 
+	ClientIP  netip.Addr         // as resolved (clientIp policy); for analytics
 	API       *catalog.API       // nil when nothing matched
 	Operation *catalog.Operation // nil when nothing matched
 	Identity  Identity

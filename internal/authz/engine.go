@@ -29,14 +29,14 @@ func (systemClock) Now() time.Time { return time.Now() }
 // Recorder receives one observation per decision. Implementations must
 // not block.
 type Recorder interface {
-	ObserveDecision(frontend Frontend, d *Decision, elapsed time.Duration)
+	ObserveDecision(r *Request, d *Decision, elapsed time.Duration)
 	// ObserveRateLimit counts one policy's result: allowed, limited or error.
 	ObserveRateLimit(policy, result string)
 }
 
 type nopRecorder struct{}
 
-func (nopRecorder) ObserveDecision(Frontend, *Decision, time.Duration) {}
+func (nopRecorder) ObserveDecision(*Request, *Decision, time.Duration) {}
 func (nopRecorder) ObserveRateLimit(string, string)                    {}
 
 // Options configure an Engine. Only Config is required.
@@ -48,6 +48,14 @@ type Options struct {
 	// RateLimiter applies rate-limit policies; default: an in-memory
 	// limiter (one replica).
 	RateLimiter *ratelimit.Limiter
+	// Tracer, if set, traces each check; nil costs nothing.
+	Tracer Tracer
+}
+
+// Tracer starts a span for a check, as a child of the trace context the
+// request carries; the returned function ends it with the decision.
+type Tracer interface {
+	StartCheck(ctx context.Context, r *Request) (context.Context, func(*Decision))
 }
 
 // Engine runs the decision pipeline of DESIGN §4: match, authenticate,
@@ -62,11 +70,12 @@ type Engine struct {
 
 	backendTokens *slotCache[*backendToken] // signed backend JWTs, per caller
 	limiter       *ratelimit.Limiter
+	tracer        Tracer
 }
 
 // NewEngine returns an engine.
 func NewEngine(o Options) *Engine {
-	e := &Engine{config: o.Config, clock: o.Clock, metrics: o.Metrics, log: o.Logger, limiter: o.RateLimiter}
+	e := &Engine{config: o.Config, clock: o.Clock, metrics: o.Metrics, log: o.Logger, limiter: o.RateLimiter, tracer: o.Tracer}
 	if e.clock == nil {
 		e.clock = systemClock{}
 	}
@@ -118,13 +127,23 @@ type check struct {
 // Decide runs the pipeline for r. ctx bounds any wait (the caller's
 // deadline: Envoy's ext_authz timeout reaches gRPC handlers as one).
 func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
+	if e.tracer == nil {
+		return e.decide(ctx, r)
+	}
+	ctx, end := e.tracer.StartCheck(ctx, r)
+	d := e.decide(ctx, r)
+	end(&d)
+	return d
+}
+
+func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	c := check{ctx: ctx, req: r, snap: e.config.Load(), now: e.clock.Now()}
 	c.clientIP = r.Peer
 	if h := c.snap.ClientIP.Header; h != "" {
 		c.clientIP = c.snap.ClientIP.Resolve(r.Peer, r.Headers.Get(h))
 	}
 
-	var d Decision
+	d := Decision{ClientIP: c.clientIP}
 	if denial := e.match(&c); denial != nil {
 		d.Denial = *denial
 		return d
@@ -155,7 +174,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 // Observe records a finished decision: metrics and, at debug level, a log
 // line. Front ends call it once the response is built.
 func (e *Engine) Observe(r *Request, d *Decision, start time.Time) {
-	e.metrics.ObserveDecision(r.Frontend, d, e.clock.Now().Sub(start))
+	e.metrics.ObserveDecision(r, d, e.clock.Now().Sub(start))
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
 		e.log.Debug("decision",
 			slog.String("frontend", r.Frontend.String()),

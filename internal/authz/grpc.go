@@ -57,9 +57,11 @@ func requestFromCheck(in *authv3.CheckRequest) Request {
 	if r.Host == "" {
 		r.Host = r.Headers.Get(":authority")
 	}
-	r.RequestID = h.GetId()
+	// x-request-id is what Envoy's access log reports; http.id is Envoy's
+	// own stream id, a fallback only.
+	r.RequestID = r.Headers.Get("x-request-id")
 	if r.RequestID == "" {
-		r.RequestID = r.Headers.Get("x-request-id")
+		r.RequestID = h.GetId()
 	}
 	if ip, err := netip.ParseAddr(attrs.GetSource().GetAddress().GetSocketAddress().GetAddress()); err == nil {
 		r.Peer = ip.Unmap()

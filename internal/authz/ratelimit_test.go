@@ -71,7 +71,7 @@ type countingRecorder struct {
 	counts map[string]int
 }
 
-func (r *countingRecorder) ObserveDecision(Frontend, *Decision, time.Duration) {}
+func (r *countingRecorder) ObserveDecision(*Request, *Decision, time.Duration) {}
 func (r *countingRecorder) ObserveRateLimit(policy, result string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
