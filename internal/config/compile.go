@@ -67,6 +67,8 @@ func (c *compiler) compile(f *File) *Snapshot {
 	c.policies = c.rateLimitPolicies(f.RateLimitPolicies)
 	snap.RateLimitPolicies = c.policies
 	snap.RateLimit = c.rateLimitStore(f.RateLimit)
+	snap.Analytics = c.analytics(f.Analytics)
+	snap.Tracing = c.tracing(f.Tracing)
 	c.issuers(f.Issuers, snap)
 	snap.Revoked = c.revoked(f.RevokedTokens)
 	snap.BackendJWT = c.backendJWT(f.BackendJWT, snap)
@@ -143,12 +145,6 @@ func (c *compiler) compile(f *File) *Snapshot {
 // rather than accepting and silently ignoring them.
 func (c *compiler) unsupported(f *File) {
 	not := func(path, what string) { c.addf(path, "%s is not supported by this version of Tollgate", what) }
-	if f.Analytics.Events != "" && f.Analytics.Events != "none" {
-		not("analytics.events", "analytics events")
-	}
-	if f.Tracing.OTLPEndpoint != "" {
-		not("tracing.otlpEndpoint", "tracing")
-	}
 	if f.Admin.PProf {
 		not("admin.pprof", "profiling")
 	}

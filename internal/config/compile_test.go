@@ -496,6 +496,8 @@ func TestCompileInvalid(t *testing.T) {
 		{"unknown-rate-limit-policy", "apis[0].operations[0].rateLimit", `unknown rate-limit policy "strict"`, 5},
 		{"bad-limit", "rateLimitPolicies[0].limits[0].requests", "at least 1", 4},
 		{"bad-failure-mode", "rateLimit.failureMode", `want open or closed, got "maybe"`, 4},
+		{"tracing-endpoint-not-url", "tracing.otlpEndpoint", "want the collector's OTLP/gRPC URL", 2},
+		{"tracing-bad-ratio", "tracing.sampleRatio", "between 0 and 1", 3},
 		{"redis-without-addrs", "rateLimit.redis.addrs", "required for the redis store", 0},
 	}
 

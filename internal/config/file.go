@@ -153,7 +153,9 @@ type Redis struct {
 }
 
 type Analytics struct {
-	Events string `yaml:"events"`
+	Events      string `yaml:"events"`      // none | stdout | a file path
+	FileMaxMB   int    `yaml:"fileMaxMB"`   // rotate the file at this size; default 100
+	FileBackups int    `yaml:"fileBackups"` // rotated files kept; default 5
 }
 
 type Tracing struct {

@@ -40,6 +40,8 @@ type Snapshot struct {
 	BackendJWT        *BackendJWTPolicy               // nil when disabled
 	RateLimitPolicies map[string]*ratelimit.Policy
 	RateLimit         RateLimitSettings // the store; changes need a restart
+	Analytics         AnalyticsSettings // changes need a restart
+	Tracing           TracingSettings   // changes need a restart
 
 	MTLS         MTLSPolicy
 	Principals   *keys.PrincipalIndex                 // workload identities -> applications
@@ -57,6 +59,19 @@ type RateLimitSettings struct {
 	Redis         ratelimit.RedisOptions
 	FailureMode   ratelimit.FailureMode
 	FallbackShare float64
+}
+
+// AnalyticsSettings is the compiled analytics section.
+type AnalyticsSettings struct {
+	Events      string // "" (none), "stdout" or a file path
+	FileMaxMB   int
+	FileBackups int
+}
+
+// TracingSettings is the compiled tracing section.
+type TracingSettings struct {
+	OTLPEndpoint string // "": off
+	SampleRatio  float64
 }
 
 // MTLSPolicy says how client certificates and forwarded ones are trusted.
