@@ -3,6 +3,7 @@
 #   nginx         the auth_request front end of the HTTP e2e test
 #   redis-server  the rate-limit store (standalone and a 3-master cluster;
 #                 brings redis-cli, which creates the cluster)
+#   prometheus    for promtool, which lints the /metrics output
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -18,11 +18,13 @@ import (
 	"syscall"
 	"time"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/tollgate/tollgate/internal/analytics"
 	"github.com/tollgate/tollgate/internal/authz"
@@ -105,13 +107,40 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	defer closeLimiter()
 
+	// Analytics: events to their sink, decisions joined with Envoy's access
+	// logs. Both run in their own goroutines until the servers have drained.
+	analyticsCtx, stopAnalytics := context.WithCancel(context.Background())
+	defer stopAnalytics()
+	sink, closeSink, err := newSink(o.snap.Analytics, metrics)
+	if err != nil {
+		return err
+	}
+	joiner := analytics.NewJoiner(analytics.JoinOptions{Sink: sink, Metrics: metrics})
+	go joiner.Run(analyticsCtx)
+	sinkCtx, stopSink := context.WithCancel(context.Background())
+	defer stopSink()
+	if sink != nil {
+		go sink.Run(sinkCtx)
+	}
+
+	var tracer authz.Tracer
+	var tracing *analytics.Tracing
+	if t := o.snap.Tracing; t.OTLPEndpoint != "" {
+		if tracing, err = analytics.NewTracing(context.Background(), t.OTLPEndpoint, t.SampleRatio, version); err != nil {
+			return err
+		}
+		tracer = tracing
+		log.Info("tracing to an OTLP collector", "endpoint", t.OTLPEndpoint, "sample_ratio", t.SampleRatio)
+	}
+
 	store := config.NewStore(o.snap)
-	engine := authz.NewEngine(authz.Options{Config: store, Metrics: metrics, Logger: log, RateLimiter: limiter})
+	engine := authz.NewEngine(authz.Options{Config: store, Logger: log, RateLimiter: limiter, Tracer: tracer,
+		Metrics: analytics.Recorder{Metrics: metrics, Joiner: joiner}})
 	reloader := config.NewReloader(config.ReloaderOptions{
 		Path: o.path, Store: store, Log: log, Observe: metrics.ObserveReload,
 		Prepare: func(s *config.Snapshot) error {
-			if !reflect.DeepEqual(s.RateLimit, o.snap.RateLimit) {
-				log.Warn("rateLimit store settings changed in the config; they take effect after a restart")
+			if !reflect.DeepEqual(s.RateLimit, o.snap.RateLimit) || s.Analytics != o.snap.Analytics || s.Tracing != o.snap.Tracing {
+				log.Warn("rateLimit store, analytics or tracing settings changed in the config; they take effect after a restart")
 			}
 			return jwks.Bind(s.IssuerList)
 		},
@@ -146,6 +175,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		grpc.ChainStreamInterceptor(metrics.GRPC.StreamServerInterceptor()),
 	)
 	authv3.RegisterAuthorizationServer(grpcServer, authz.NewGRPCServer(engine))
+	accesslogv3.RegisterAccessLogServiceServer(grpcServer, analytics.NewAccessLogServer(joiner))
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
 	reflection.Register(grpcServer)
@@ -241,8 +271,39 @@ loop:
 		adminServer.Close()
 	}
 	wg.Wait()
+	// Nothing decides any more: flush the joins, then the events, then spans.
+	stopAnalytics()
+	joiner.Wait()
+	if sink != nil {
+		stopSink()
+		sink.Wait()
+		closeSink()
+	}
+	if tracing != nil {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := tracing.Shutdown(flushCtx); err != nil {
+			log.Warn("flushing traces", "error", err.Error())
+		}
+		cancel()
+	}
 	log.Info("stopped")
 	return runErr
+}
+
+// newSink opens the analytics event destination: none, stdout, or a file
+// rotated by size.
+func newSink(a config.AnalyticsSettings, metrics *analytics.Metrics) (*analytics.Sink, func(), error) {
+	switch a.Events {
+	case "":
+		return nil, func() {}, nil
+	case "stdout":
+		return analytics.NewSink(os.Stdout, 8192, metrics.SinkDropped), func() {}, nil
+	}
+	file := &lumberjack.Logger{Filename: a.Events, MaxSize: a.FileMaxMB, MaxBackups: a.FileBackups}
+	if _, err := file.Write(nil); err != nil {
+		return nil, nil, fmt.Errorf("analytics events file: %w", err)
+	}
+	return analytics.NewSink(file, 8192, metrics.SinkDropped), func() { _ = file.Close() }, nil
 }
 
 // newLimiter builds the rate limiter the config asks for: the memory store,
