@@ -157,6 +157,9 @@ func TestGracefulShutdown(t *testing.T) {
 	c.headers(1, ":method", "POST", ":scheme", "http", ":path", "/envoy.service.auth.v3.Authorization/Check",
 		":authority", e.addrs["grpc"], "content-type", "application/grpc", "te", "trailers")
 	c.write(func() error { return c.fr.WriteData(1, false, body[:half]) })
+	// The server reads frames in order: once it answers a ping sent after
+	// them, the stream exists on its side and counts as in flight.
+	c.ping()
 
 	must(t, e.cmd.Process.Signal(syscall.SIGTERM))
 	waitFor(t, "readyz to report not ready", 10*time.Second, func() bool {
@@ -271,6 +274,7 @@ type h2frame struct {
 	grpcStatus string
 	data       []byte
 	reset      bool
+	pingAck    bool
 }
 
 func copyFrame(f http2.Frame) h2frame {
@@ -287,8 +291,30 @@ func copyFrame(f http2.Frame) h2frame {
 		out.data = bytes.Clone(f.Data())
 	case *http2.RSTStreamFrame:
 		out.reset = true
+	case *http2.PingFrame:
+		out.pingAck = f.IsAck()
 	}
 	return out
+}
+
+// ping sends a PING and waits for its acknowledgement.
+func (c *h2conn) ping() {
+	c.t.Helper()
+	c.write(func() error { return c.fr.WritePing(false, [8]byte{'t', 'o', 'l', 'l', 'g', 'a', 't', 'e'}) })
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				c.t.Fatal("connection closed before the ping was answered")
+			}
+			if f.pingAck {
+				return
+			}
+		case <-timeout:
+			c.t.Fatal("ping not answered")
+		}
+	}
 }
 
 // response reads the stream's frames until it ends and returns grpc-status
