@@ -5,7 +5,9 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build run test test-deps unit fuzz bench vet
+IMAGE ?= ghcr.io/tollgate/enforcer:$(VERSION)
+
+.PHONY: all build run test test-deps unit fuzz bench vet image
 
 all: build
 
@@ -32,3 +34,8 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+# The container image (Dockerfile: static binary on distroless, non-root).
+image:
+	@command -v docker >/dev/null || { echo "make image needs docker"; exit 1; }
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
