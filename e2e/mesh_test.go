@@ -59,8 +59,12 @@ func sidecarCheck(callerPrincipal, method, path string, extra map[string]string)
 // the gateway). An external client has no principal; a request forwarded
 // by the edge gateway over mTLS carries the edge gateway's.
 func ingressCheck(principal, path string, extra map[string]string) *authv3.CheckRequest {
+	return ingressCheckMethod(principal, "GET", path, extra)
+}
+
+func ingressCheckMethod(principal, method, path string, extra map[string]string) *authv3.CheckRequest {
 	headers := map[string]string{
-		":authority": "api.example.com", ":method": "GET", ":path": path, ":scheme": "https",
+		":authority": "api.example.com", ":method": method, ":path": path, ":scheme": "https",
 		"x-forwarded-for": "203.0.113.50", "x-forwarded-proto": "https", "x-envoy-external-address": "203.0.113.50",
 		"x-request-id": "0f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910", "user-agent": "curl/8.5.0",
 	}
@@ -71,7 +75,7 @@ func ingressCheck(principal, path string, extra map[string]string) *authv3.Check
 		Source:      &authv3.AttributeContext_Peer{Address: peer("10.44.0.5", 52100), Principal: principal},
 		Destination: &authv3.AttributeContext_Peer{Address: peer("10.44.0.9", 8443), Principal: "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: "GET", Path: path, Host: "api.example.com", Scheme: "https", Protocol: "HTTP/2", Headers: headers,
+			Method: method, Path: path, Host: "api.example.com", Scheme: "https", Protocol: "HTTP/2", Headers: headers,
 		}},
 	}}
 }
@@ -79,9 +83,9 @@ func ingressCheck(principal, path string, extra map[string]string) *authv3.Check
 // edgeCheck is what the edge Envoy sends beside Tollgate: the client's
 // certificate (include_peer_certificate), the principal Envoy derived from
 // it, and the route's context_extensions naming the API.
-func edgeCheck(cert *x509.Certificate, principal, path string, extra map[string]string) *authv3.CheckRequest {
+func edgeCheck(cert *x509.Certificate, principal, api, method, path string, extra map[string]string) *authv3.CheckRequest {
 	headers := map[string]string{
-		":authority": "partners.example.com", ":method": "GET", ":path": path, ":scheme": "https",
+		":authority": "api.example.com", ":method": method, ":path": path, ":scheme": "https",
 		"x-request-id": "7d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6", "user-agent": "partner-client/2.0",
 	}
 	for k, v := range extra {
@@ -94,9 +98,9 @@ func edgeCheck(cert *x509.Certificate, principal, path string, extra map[string]
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source:            src,
 		Destination:       &authv3.AttributeContext_Peer{Address: peer("10.44.3.3", 8443)},
-		ContextExtensions: map[string]string{"api": "partner-api"},
+		ContextExtensions: map[string]string{"api": api},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: "GET", Path: path, Host: "partners.example.com", Scheme: "https", Protocol: "HTTP/2", Headers: headers,
+			Method: method, Path: path, Host: "api.example.com", Scheme: "https", Protocol: "HTTP/2", Headers: headers,
 		}},
 	}}
 }
@@ -172,10 +176,10 @@ apiKeys:
 		{"ingress: through the edge gateway with a key", ingressCheck(principalEdge, "/petstore/v1/pets", map[string]string{"apikey": keyMobile}), "", "mobile"},
 
 		// edge gateway: client certificates, route names the API
-		{"edge: certificate with a SPIFFE ID", edgeCheck(partnerCert, "spiffe://partners.example.com/partner-a", "/partner/reports", nil), "", "partner-a"},
-		{"edge: pinned certificate", edgeCheck(pinnedCert, "CN=partner-b", "/partner/reports", nil), "", "partner-b"},
-		{"edge: certificate of another CA", edgeCheck(foreignCert, "", "/partner/reports", nil), "900901", ""},
-		{"edge: no client certificate", edgeCheck(nil, "", "/partner/reports", nil), "900902", ""},
+		{"edge: certificate with a SPIFFE ID", edgeCheck(partnerCert, "spiffe://partners.example.com/partner-a", "partner-api", "GET", "/partner/reports", nil), "", "partner-a"},
+		{"edge: pinned certificate", edgeCheck(pinnedCert, "CN=partner-b", "partner-api", "GET", "/partner/reports", nil), "", "partner-b"},
+		{"edge: certificate of another CA", edgeCheck(foreignCert, "", "partner-api", "GET", "/partner/reports", nil), "900901", ""},
+		{"edge: no client certificate", edgeCheck(nil, "", "partner-api", "GET", "/partner/reports", nil), "900902", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
