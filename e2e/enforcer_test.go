@@ -230,15 +230,31 @@ func TestHTTPFrontEndEnvoyShape(t *testing.T) {
 }
 
 func TestAdminEndpoints(t *testing.T) {
-	e := startEnforcer(t, petstoreConfig)
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/nope": 404} {
-		resp, err := http.Get(e.AdminURL() + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
-		}
+	for _, tc := range []struct {
+		name  string
+		cfg   string
+		codes map[string]int
+	}{
+		{"default", petstoreConfig, map[string]int{
+			"/healthz": 200, "/readyz": 200, "/metrics": 200, "/.well-known/jwks.json": 200,
+			"/nope": 404, "/debug/pprof/": 404, "/debug/pprof/heap": 404,
+		}},
+		{"pprof on", petstoreConfig + "admin: {pprof: true}\n", map[string]int{
+			"/metrics": 200, "/debug/pprof/": 200, "/debug/pprof/heap": 200, "/debug/pprof/goroutine?debug=1": 200,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEnforcer(t, tc.cfg)
+			for path, want := range tc.codes {
+				resp, err := http.Get(e.AdminURL() + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+				}
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"reflect"
@@ -139,8 +140,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	reloader := config.NewReloader(config.ReloaderOptions{
 		Path: o.path, Store: store, Log: log, Observe: metrics.ObserveReload,
 		Prepare: func(s *config.Snapshot) error {
-			if !reflect.DeepEqual(s.RateLimit, o.snap.RateLimit) || s.Analytics != o.snap.Analytics || s.Tracing != o.snap.Tracing {
-				log.Warn("rateLimit store, analytics or tracing settings changed in the config; they take effect after a restart")
+			if !reflect.DeepEqual(s.RateLimit, o.snap.RateLimit) || s.Analytics != o.snap.Analytics || s.Tracing != o.snap.Tracing || s.PProf != o.snap.PProf {
+				log.Warn("rateLimit store, analytics, tracing or admin.pprof settings changed in the config; they take effect after a restart")
 			}
 			return jwks.Bind(s.IssuerList)
 		},
@@ -191,7 +192,7 @@ func serve(ctx context.Context, o serveOptions) error {
 
 	var ready atomic.Bool
 	adminServer := &http.Server{
-		Handler:           adminMux(metrics, store, &ready),
+		Handler:           adminMux(metrics, store, &ready, o.snap.PProf),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -336,8 +337,16 @@ func newLimiter(ctx context.Context, rl config.RateLimitSettings, metrics *analy
 	return ratelimit.NewLimiter(ctx, opts), closeFn, nil
 }
 
-func adminMux(metrics *analytics.Metrics, store *config.Store, ready *atomic.Bool) *http.ServeMux {
+func adminMux(metrics *analytics.Metrics, store *config.Store, ready *atomic.Bool, profiling bool) *http.ServeMux {
 	mux := http.NewServeMux()
+	if profiling {
+		// Off by default: profiles reveal internals and cost CPU while taken.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", metrics.Handler())
 	// The keys that verify the backend JWTs Tollgate sends upstream.
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {

@@ -63,11 +63,11 @@ func (c *compiler) compile(f *File) *Snapshot {
 		Certificates:    map[keys.Digest]*catalog.Application{},
 	}
 	snap.MTLS = c.mtls(f.MTLS)
-	c.unsupported(f)
 	c.policies = c.rateLimitPolicies(f.RateLimitPolicies)
 	snap.RateLimitPolicies = c.policies
 	snap.RateLimit = c.rateLimitStore(f.RateLimit)
 	snap.Analytics = c.analytics(f.Analytics)
+	snap.PProf = f.Admin.PProf
 	snap.Tracing = c.tracing(f.Tracing)
 	c.issuers(f.Issuers, snap)
 	snap.Revoked = c.revoked(f.RevokedTokens)
@@ -140,18 +140,6 @@ func (c *compiler) compile(f *File) *Snapshot {
 	}
 	return snap
 }
-
-// unsupported rejects settings whose feature this build does not have yet,
-// rather than accepting and silently ignoring them.
-func (c *compiler) unsupported(f *File) {
-	not := func(path, what string) { c.addf(path, "%s is not supported by this version of Tollgate", what) }
-	if f.Admin.PProf {
-		not("admin.pprof", "profiling")
-	}
-}
-
-// supportedSchemes are the schemes this build can verify.
-var supportedSchemes = []catalog.Scheme{catalog.SchemeNone, catalog.SchemeAPIKey, catalog.SchemeJWT, catalog.SchemeMTLS}
 
 func (c *compiler) listen(l Listen) Listen {
 	out := Listen{
@@ -322,13 +310,6 @@ func (c *compiler) security(path string, items []string) catalog.Security {
 	if err != nil {
 		c.addf(path, "%v", err)
 		return nil
-	}
-	for _, req := range sec {
-		for _, s := range req.Schemes {
-			if !slices.Contains(supportedSchemes, s) {
-				c.addf(path, "scheme %s is not supported by this version of Tollgate", s)
-			}
-		}
 	}
 	return sec
 }

@@ -42,6 +42,7 @@ type Snapshot struct {
 	RateLimit         RateLimitSettings // the store; changes need a restart
 	Analytics         AnalyticsSettings // changes need a restart
 	Tracing           TracingSettings   // changes need a restart
+	PProf             bool              // /debug/pprof on the admin port; changes need a restart
 
 	MTLS         MTLSPolicy
 	Principals   *keys.PrincipalIndex                 // workload identities -> applications
