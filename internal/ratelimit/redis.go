@@ -86,6 +86,10 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 		ReadTimeout:  o.Timeout,
 		WriteTimeout: o.Timeout,
 		MaxRetries:   -1, // a retry would break the decision's time budget
+		// RESP2: the script's reply is a flat array either way, and RESP3
+		// makes the client check for push notifications around every call.
+		Protocol:        2,
+		DisableIdentity: true,
 		// A decision must not wait for a connection longer than its budget.
 		PoolTimeout: o.Timeout,
 	}
