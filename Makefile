@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 IMAGE ?= ghcr.io/tollgate/enforcer:$(VERSION)
 
-.PHONY: all build run test test-deps unit fuzz bench vet image
+.PHONY: all build run test test-deps unit fuzz bench microbench vet image
 
 all: build
 
@@ -32,7 +32,20 @@ unit:
 fuzz:
 	scripts/fuzz-smoke.sh
 
-bench:
+# Tollgate against a do-nothing ext_authz server, interleaved rounds, one
+# load client; writes BENCHMARKS.md. Takes about ten minutes (5 min soak).
+# With two or more CPUs the load client runs on CPU 0 and the servers on the
+# rest, so the client does not steal the CPU being measured.
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+PIN := $(shell [ $(NPROC) -ge 2 ] && command -v taskset >/dev/null && echo yes)
+bench: build
+	scripts/bench-deps.sh
+	$(GO) build -o bin/noop ./bench/noop
+	$(GO) build -o bin/bench ./bench/run
+	$(if $(PIN),taskset -c 0 )bin/bench -enforcer bin/enforcer -noop bin/noop $(if $(PIN),-server-cpus 1-$(shell expr $(NPROC) - 1) )$(BENCHFLAGS)
+
+# go test benchmarks of each stage of the decision.
+microbench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
 # The container image (Dockerfile: static binary on distroless, non-root).

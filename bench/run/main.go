@@ -1,0 +1,331 @@
+// Command run is `make bench`: it measures Tollgate's Check against a
+// do-nothing ext_authz server in the same run, in interleaved rounds
+// (noop, tollgate, noop, tollgate, ...) with one load client, and writes
+// the results, as ratios to the do-nothing floor, to BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+type options struct {
+	enforcer, noop string
+	rounds         int
+	round          time.Duration
+	concurrency    int
+	soak           time.Duration
+	soakRate       int
+	out            string
+	profiles       string // directory for CPU profiles of Tollgate's rounds; "" for none
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.enforcer, "enforcer", "bin/enforcer", "the enforcer binary")
+	flag.StringVar(&o.noop, "noop", "bin/noop", "the do-nothing ext_authz server")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per server and scenario")
+	flag.DurationVar(&o.round, "round", 5*time.Second, "length of a round")
+	flag.IntVar(&o.concurrency, "concurrency", 16, "Checks in flight")
+	flag.DurationVar(&o.soak, "soak", 5*time.Minute, "soak length (0 skips it)")
+	flag.IntVar(&o.soakRate, "soak-rate", 2000, "Checks per second during the soak")
+	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report file")
+	flag.StringVar(&o.profiles, "profiles", "", "write a CPU profile of Tollgate's first round of each scenario here")
+	flag.StringVar(&serverCPUs, "server-cpus", "", "run the servers on these CPUs (taskset -c), apart from the load client")
+	load := flag.String("load", "", "only drive the API-key Check at this address for -round (for profiling a server by hand)")
+	flag.Parse()
+	if *load != "" {
+		c, err := dial(*load)
+		if err == nil {
+			var s sample
+			req := checkRequest("GET", "/partner/v1/orders/42", map[string]string{"apikey": benchKey}, "")
+			s, err = c.drive(os.Getpid(), req, o.concurrency, o.round)
+			fmt.Printf("%.0f Checks/s, %d errors\n", s.rps(), s.errors)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one scenario's measurement of both servers.
+type result struct {
+	name           string
+	noop, tollgate sample
+	roundTrips     float64 // Redis commands per decision, when measured
+}
+
+func run(o options) error {
+	dir, err := os.MkdirTemp("", "tollgate-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	redis, err := startRedis(dir)
+	if err != nil {
+		return err
+	}
+	defer redis.stop()
+	scens, err := scenarios(dir, redis.addrs["redis"], o.profiles != "")
+	if err != nil {
+		return err
+	}
+	noop, err := startNoop(o.noop)
+	if err != nil {
+		return err
+	}
+	defer noop.stop()
+	noopClient, err := dial(noop.addrs["grpc"])
+	if err != nil {
+		return err
+	}
+
+	var results []result
+	for _, sc := range scens {
+		r, err := measure(o, sc, noop, noopClient, redis)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sc.name, err)
+		}
+		results = append(results, r)
+		printRow(r)
+	}
+
+	web, err := measureNginx(o, dir, scens[0].config)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: nginx scenario skipped:", err)
+	}
+
+	var soak *soakResult
+	if o.soak > 0 {
+		if soak, err = runSoak(o, scens[1]); err != nil {
+			return fmt.Errorf("soak: %w", err)
+		}
+	}
+	report := render(o, results, web, soak)
+	fmt.Println()
+	fmt.Print(report)
+	return os.WriteFile(o.out, []byte(report), 0o644)
+}
+
+// measure runs one scenario: the enforcer on its config, then alternating
+// rounds against the do-nothing server and the enforcer.
+func measure(o options, sc scenario, noop *server, noopClient *client, redis *server) (result, error) {
+	tg, err := startEnforcer(o.enforcer, sc.config)
+	if err != nil {
+		return result{}, err
+	}
+	defer tg.stop()
+	c, err := dial(tg.addrs["grpc"])
+	if err != nil {
+		return result{}, err
+	}
+	defer c.conn.Close()
+	resp, err := c.auth.Check(context.Background(), sc.request)
+	if err != nil {
+		return result{}, err
+	}
+	if allowed := resp.GetOkResponse() != nil; allowed != sc.allowed {
+		return result{}, fmt.Errorf("the scenario's Check was allowed=%v: %v", allowed, resp.GetDeniedResponse().GetBody())
+	}
+	// Warm both up: connections, caches, the JIT-free but lazy runtime.
+	if _, err := noopClient.drive(noop.pid(), sc.request, o.concurrency, time.Second); err != nil {
+		return result{}, err
+	}
+	if _, err := c.drive(tg.pid(), sc.request, o.concurrency, time.Second); err != nil {
+		return result{}, err
+	}
+	r := result{name: sc.name}
+	var redisBefore int
+	if sc.redis {
+		redisBefore = redisCalls(redis.addrs["redis"])
+	}
+	for i := range o.rounds {
+		s, err := noopClient.drive(noop.pid(), sc.request, o.concurrency, o.round)
+		if err != nil {
+			return r, err
+		}
+		r.noop.add(s)
+		if i == 0 && o.profiles != "" {
+			go profile(tg, o.round-time.Second/2, filepath.Join(o.profiles, slug(sc.name)+".pprof"))
+		}
+		s, err = c.drive(tg.pid(), sc.request, o.concurrency, o.round)
+		if err != nil {
+			return r, err
+		}
+		r.tollgate.add(s)
+	}
+	if sc.redis {
+		r.roundTrips = float64(redisCalls(redis.addrs["redis"])-redisBefore) / float64(r.tollgate.checks)
+	}
+	if r.tollgate.errors > 0 || r.noop.errors > 0 {
+		return r, fmt.Errorf("%d / %d failed Checks", r.tollgate.errors, r.noop.errors)
+	}
+	return r, nil
+}
+
+// profile saves a CPU profile of the enforcer (its config enables pprof
+// when -profiles is set).
+func profile(tg *server, d time.Duration, path string) {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", tg.addrs["admin"], max(int(d.Seconds()), 1))
+	resp, err := http.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+}
+
+func slug(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
+			b.WriteByte('-')
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}
+
+func printRow(r result) {
+	fmt.Printf("%-58s cpu/check %6.1fµs vs %6.1fµs (%.2fx)  rps %8.0f vs %8.0f (%.2fx)\n", r.name,
+		us(r.tollgate.cpuPerCheck()), us(r.noop.cpuPerCheck()), ratio(r.tollgate.cpuPerCheck(), r.noop.cpuPerCheck()),
+		r.tollgate.rps(), r.noop.rps(), r.tollgate.rps()/r.noop.rps())
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+// startRedis runs a redis-server for the Redis scenario.
+func startRedis(dir string) (*server, error) {
+	addr := freeAddr()
+	_, port, _ := strings.Cut(addr, ":")
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("redis-server (scripts/bench-deps.sh installs it): %w", err)
+	}
+	s := &server{name: "redis", cmd: cmd, addrs: map[string]string{"redis": addr}, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	return s, waitTCP(addr)
+}
+
+// redisCalls counts the script calls Redis has served (INFO commandstats).
+func redisCalls(addr string) int {
+	out, err := exec.Command("redis-cli", "-h", strings.Split(addr, ":")[0], "-p", strings.Split(addr, ":")[1], "INFO", "commandstats").Output()
+	if err != nil {
+		return 0
+	}
+	total := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
+				var n int
+				fmt.Sscanf(rest, "%d", &n)
+				total += n
+			}
+		}
+	}
+	return total
+}
+
+// soakResult is the enforcer's state before and after the soak.
+type soakResult struct {
+	rate, sent, failed int64
+	length             time.Duration
+	start, end         map[string]float64
+}
+
+var soakMetrics = []string{"process_resident_memory_bytes", "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_heap_objects"}
+
+// runSoak drives the cached-JWT scenario at a fixed rate and compares the
+// process's memory and goroutines at the start and the end.
+func runSoak(o options, sc scenario) (*soakResult, error) {
+	tg, err := startEnforcer(o.enforcer, sc.config)
+	if err != nil {
+		return nil, err
+	}
+	defer tg.stop()
+	c, err := dial(tg.addrs["grpc"])
+	if err != nil {
+		return nil, err
+	}
+	defer c.conn.Close()
+	warm := min(30*time.Second, o.soak/5)
+	fmt.Printf("soak: %d Checks/s for %v (after %v of warm-up)\n", o.soakRate, o.soak, warm)
+	c.pace(sc.request, o.soakRate, warm)
+	start, err := scrape("http://" + tg.addrs["admin"] + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	sent, failed := c.pace(sc.request, o.soakRate, o.soak)
+	end, err := scrape("http://" + tg.addrs["admin"] + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	return &soakResult{rate: int64(o.soakRate), sent: sent, failed: failed, length: o.soak, start: start, end: end}, nil
+}
+
+func scrape(url string) (map[string]float64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, name := range soakMetrics {
+		if f := families[name]; f != nil && len(f.GetMetric()) > 0 {
+			m := f.GetMetric()[0]
+			out[name] = m.GetGauge().GetValue() + m.GetCounter().GetValue() + m.GetUntyped().GetValue()
+		}
+	}
+	return out, nil
+}
+
+// machine describes where the numbers come from. It counts the CPUs in
+// /proc/cpuinfo: runtime.NumCPU would see only the load client's.
+func machine() string {
+	model, cpus := "unknown CPU", 0
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok && cpus == 0 {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
+			}
+			if strings.HasPrefix(line, "processor") {
+				cpus++
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs (`nproc`), %s, %s/%s, %s", cpus, model, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// render writes the report in Markdown.
+func render(o options, results []result, web *webResult, soak *soakResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmarks\n\n")
+	fmt.Fprintf(&b, "Written by `make bench` on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "Machine: %s.\n\n", machine())
+	fmt.Fprintf(&b, "Method: Tollgate and a do-nothing ext_authz v3 server (`bench/noop`, the floor: gRPC and the "+
+		"protos alone) run side by side on loopback. One load client (`bench/run`: one gRPC connection, %d Checks "+
+		"in flight, each sent when the last is answered) drives them in interleaved rounds — noop, Tollgate, noop, "+
+		"Tollgate … — %d rounds of %v each per scenario, after a warm-up. Server CPU per Check is the server "+
+		"process's own user+system time (`/proc/<pid>/stat`) over its rounds, divided by the Checks it answered. "+
+		"Throughput is what this client gets, not a server's ceiling. Both servers run with Go's defaults "+
+		"apart from what Tollgate sets itself (GOGC=400, a gRPC stream-worker pool). Ratios are Tollgate / noop "+
+		"in the same run.\n\n", o.concurrency, o.rounds, o.round)
+	if serverCPUs != "" {
+		fmt.Fprintf(&b, "Placement: the servers (Tollgate, noop, nginx) run on CPUs %s (`taskset`); the load clients and Redis, "+
+			"which stands in for a remote store, run on the others.\n\n", serverCPUs)
+	} else {
+		fmt.Fprintf(&b, "Placement: client and servers share the machine's CPUs.\n\n")
+	}
+
+	fmt.Fprintf(&b, "| scenario | CPU/Check noop | CPU/Check Tollgate | ratio | Checks/s noop | Checks/s Tollgate | ratio | p50 noop / Tollgate | p99 noop / Tollgate |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		name := r.name
+		if r.roundTrips > 0 {
+			name += fmt.Sprintf(" (%.2f Redis round trips per decision)", r.roundTrips)
+		}
+		fmt.Fprintf(&b, "| %s | %.1f µs | %.1f µs | **%.2f×** | %.0f | %.0f | %.2f× | %s / %s | %s / %s |\n",
+			name, us(r.noop.cpuPerCheck()), us(r.tollgate.cpuPerCheck()), ratio(r.tollgate.cpuPerCheck(), r.noop.cpuPerCheck()),
+			r.noop.rps(), r.tollgate.rps(), r.tollgate.rps()/r.noop.rps(),
+			dur(r.noop.percentile(0.5)), dur(r.tollgate.percentile(0.5)), dur(r.noop.percentile(0.99)), dur(r.tollgate.percentile(0.99)))
+	}
+	if web != nil {
+		fmt.Fprintf(&b, "\nHTTP front end: nginx serving a file, with `auth_request` to Tollgate (API key) and without, "+
+			"driven by wrk (2 threads, %d connections) in the same interleaved rounds.\n\n", o.concurrency)
+		fmt.Fprintf(&b, "| | requests/s | p50 | p99 |\n|---|---|---|---|\n")
+		fmt.Fprintf(&b, "| nginx, no auth | %.0f | %s | %s |\n", web.plain.rps, dur(web.plain.p50), dur(web.plain.p99))
+		fmt.Fprintf(&b, "| nginx + auth_request to Tollgate | %.0f (%.2f×) | %s | %s |\n", web.authed.rps, web.authed.rps/web.plain.rps, dur(web.authed.p50), dur(web.authed.p99))
+		fmt.Fprintf(&b, "\nTollgate's CPU per request behind nginx: %.1f µs.\n", us(web.tollgateCPU))
+	}
+	if soak != nil {
+		fmt.Fprintf(&b, "\nSoak: the cached-JWT scenario at %d Checks/s for %v (%d sent, %d failed), measured after a warm-up.\n\n",
+			soak.rate, soak.length, soak.sent, soak.failed)
+		fmt.Fprintf(&b, "| | start | end |\n|---|---|---|\n")
+		for _, m := range soakMetrics {
+			fmt.Fprintf(&b, "| `%s` | %.0f | %.0f |\n", m, soak.start[m], soak.end[m])
+		}
+	}
+	return b.String()
+}
+
+func dur(d time.Duration) string {
+	switch {
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	}
+}
