@@ -319,7 +319,7 @@ func machine() string {
 	model, cpus := "unknown CPU", 0
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
-			if name, ok := strings.CutPrefix(line, "model name"); ok && cpus == 0 {
+			if name, ok := strings.CutPrefix(line, "model name"); ok && model == "unknown CPU" {
 				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
 			}
 			if strings.HasPrefix(line, "processor") {
