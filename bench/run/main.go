@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -236,19 +237,30 @@ func startRedis(dir string) (*server, error) {
 	return s, waitTCP(addr)
 }
 
-// redisCalls counts the script calls Redis has served (INFO commandstats).
+// redisCalls counts the script calls Redis has run without an error
+// (INFO commandstats: calls minus failed_calls, so a NOSCRIPT is not one).
 func redisCalls(addr string) int {
-	out, err := exec.Command("redis-cli", "-h", strings.Split(addr, ":")[0], "-p", strings.Split(addr, ":")[1], "INFO", "commandstats").Output()
+	host, port, _ := strings.Cut(addr, ":")
+	out, err := exec.Command("redis-cli", "-h", host, "-p", port, "INFO", "commandstats").Output()
 	if err != nil {
 		return 0
 	}
 	total := 0
 	for _, line := range strings.Split(string(out), "\n") {
-		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
-				var n int
-				fmt.Sscanf(rest, "%d", &n)
-				total += n
+		for _, cmd := range []string{"cmdstat_evalsha:", "cmdstat_eval:"} {
+			rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd)
+			if !ok {
+				continue
+			}
+			for _, field := range strings.Split(rest, ",") {
+				k, v, _ := strings.Cut(field, "=")
+				n, _ := strconv.Atoi(v)
+				switch k {
+				case "calls":
+					total += n
+				case "failed_calls":
+					total -= n
+				}
 			}
 		}
 	}

@@ -146,8 +146,9 @@ func do(addr string, args ...string) (string, error) {
 	return strings.TrimLeft(line, "+:"), nil
 }
 
-// CommandCalls returns how many times the server has run command (from
-// INFO commandstats), e.g. "evalsha".
+// CommandCalls returns how many times the server has run command without
+// an error (from INFO commandstats), e.g. "evalsha". An EVALSHA refused
+// with NOSCRIPT is not counted: it changed nothing.
 func (s *Server) CommandCalls(command string) int {
 	s.t.Helper()
 	return commandCalls(s.t, s.Addr, command)
@@ -158,12 +159,20 @@ func commandCalls(t testing.TB, addr, command string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := "cmdstat_" + strings.ToLower(command) + ":calls="
+	prefix := "cmdstat_" + strings.ToLower(command) + ":"
 	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
-			n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
-			return n
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), prefix)
+		if !ok {
+			continue
 		}
+		// calls=7,usec=...,rejected_calls=0,failed_calls=1
+		stats := map[string]int{}
+		for _, field := range strings.Split(rest, ",") {
+			if k, v, ok := strings.Cut(field, "="); ok {
+				stats[k], _ = strconv.Atoi(v)
+			}
+		}
+		return stats["calls"] - stats["failed_calls"]
 	}
 	return 0
 }
