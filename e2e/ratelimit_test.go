@@ -99,7 +99,7 @@ func TestRateLimitWithRedis(t *testing.T) {
 	waitFor(t, "the return to Redis", 10*time.Second, func() bool {
 		return e.Metric("tollgate_ratelimit_fallback") == 0
 	})
-	callLimited(t, e) // the restarted Redis lost the script: EVALSHA, NOSCRIPT, EVAL
+	callLimited(t, e) // the restarted Redis lost the script: EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA
 	before := redis.CommandCalls("evalsha")
 	callLimited(t, e)
 	if after := redis.CommandCalls("evalsha"); after != before+1 {

@@ -61,10 +61,11 @@ type RedisOptions struct {
 }
 
 // RedisStore keeps TATs in Redis, shared by every replica. A decision is
-// one EVALSHA (standalone, Sentinel), or, on a cluster, one EVALSHA per
-// hash tag, pipelined.
+// one EVALSHA (standalone, Sentinel), batched with concurrent decisions,
+// or, on a cluster, one EVALSHA per hash tag, pipelined.
 type RedisStore struct {
 	client  redis.UniversalClient
+	batcher *scriptBatcher // standalone and Sentinel
 	cluster bool
 	timeout time.Duration
 }
@@ -86,6 +87,9 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 		ReadTimeout:  o.Timeout,
 		WriteTimeout: o.Timeout,
 		MaxRetries:   -1, // a retry would break the decision's time budget
+		// One dial per attempt: the limiter's probe, not the decision,
+		// waits for Redis to come back.
+		DialerRetries: 1,
 		// RESP2: the script's reply is a flat array either way, and RESP3
 		// makes the client check for push notifications around every call.
 		Protocol:        2,
@@ -100,11 +104,20 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 	if cluster {
 		uo.IsClusterMode = true
 	}
-	return &RedisStore{client: redis.NewUniversalClient(uo), cluster: cluster, timeout: o.Timeout}, nil
+	s := &RedisStore{client: redis.NewUniversalClient(uo), cluster: cluster, timeout: o.Timeout}
+	if !cluster {
+		s.batcher = newScriptBatcher(s.client, gcraScript, o.Timeout)
+	}
+	return s, nil
 }
 
-// Close closes the connections.
-func (s *RedisStore) Close() error { return s.client.Close() }
+// Close stops the batcher and closes the connections.
+func (s *RedisStore) Close() error {
+	if s.batcher != nil {
+		s.batcher.close()
+	}
+	return s.client.Close()
+}
 
 // Ping checks that Redis answers.
 func (s *RedisStore) Ping(ctx context.Context) error {
@@ -133,11 +146,10 @@ func args(items []Item) (keys []string, argv []any) {
 	return keys, argv
 }
 
-// admitGroup runs the script over items whose keys share a slot (all of
-// them, on a standalone Redis).
+// admitGroup runs the script over all items (standalone, Sentinel).
 func (s *RedisStore) admitGroup(ctx context.Context, items []Item, results []Result) (bool, error) {
 	keys, argv := args(items)
-	reply, err := gcraScript.Run(ctx, s.client, keys, argv...).Int64Slice()
+	reply, err := s.batcher.run(ctx, keys, argv)
 	if err != nil {
 		return false, fmt.Errorf("redis: %w", err)
 	}
@@ -177,7 +189,7 @@ func (s *RedisStore) admitCluster(ctx context.Context, items []Item, results []R
 		return cmds, err
 	}
 	cmds, err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+	if isNoScript(err) {
 		if err := gcraScript.Load(ctx, s.client).Err(); err != nil {
 			return false, fmt.Errorf("redis: loading the script: %w", err)
 		}
