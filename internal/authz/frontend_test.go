@@ -61,10 +61,10 @@ func TestGRPCCheckAllow(t *testing.T) {
 	}
 	wantSlice(t, "query_parameters_to_remove", ok.GetQueryParametersToRemove(), "apikey")
 	wantSlice(t, "headers_to_remove", ok.GetHeadersToRemove(), "x-consumer-extra")
-	md := resp.GetDynamicMetadata().GetFields()
+	md := wireMetadata(t, resp)
 	for k, v := range map[string]string{"api": "petstore", "operation": "/pets", "application": "mobile", "subject": "alice", "credential_type": "apiKey"} {
-		if md[k].GetStringValue() != v {
-			t.Errorf("metadata %s = %q, want %q", k, md[k].GetStringValue(), v)
+		if md[k] != v {
+			t.Errorf("metadata %s = %q, want %q", k, md[k], v)
 		}
 	}
 }
@@ -113,8 +113,8 @@ func TestGRPCCheckDeny(t *testing.T) {
 			if tc.header != "" && headers[tc.header] == "" {
 				t.Errorf("missing %s in %v", tc.header, headers)
 			}
-			if resp.GetDynamicMetadata().GetFields()["code"].GetStringValue() != tc.code {
-				t.Errorf("metadata code = %v", resp.GetDynamicMetadata())
+			if md := wireMetadata(t, resp); md["code"] != tc.code {
+				t.Errorf("metadata = %v, want code %s", md, tc.code)
 			}
 		})
 	}

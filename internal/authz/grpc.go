@@ -9,7 +9,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // GRPCServer is the ext_authz v3 Authorization service: what Envoy's
@@ -78,7 +77,6 @@ var (
 	statusOK          = &rpcstatus.Status{Code: 0}
 	headerContentType = header("content-type", "application/json")
 	overwriteOrAdd    = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-	metadataKeys      = [...]string{"api", "operation", "application", "subject", "credential_type", "code", "source_principal"}
 )
 
 func header(name, value string) *corev3.HeaderValueOption {
@@ -90,7 +88,8 @@ func header(name, value string) *corev3.HeaderValueOption {
 
 // checkResponse renders a decision as Envoy expects it.
 func checkResponse(d *Decision) *authv3.CheckResponse {
-	out := &authv3.CheckResponse{DynamicMetadata: dynamicMetadata(d)}
+	out := &authv3.CheckResponse{}
+	setDynamicMetadata(out, d)
 	if !d.Allowed {
 		den := &d.Denial
 		headers := []*corev3.HeaderValueOption{headerContentType}
@@ -156,33 +155,4 @@ func appendRateLimitHeaders(dst []*corev3.HeaderValueOption, rl *RateLimitHeader
 		header("ratelimit-limit", strconv.FormatInt(rl.Limit, 10)),
 		header("ratelimit-remaining", strconv.FormatInt(rl.Remaining, 10)),
 		header("ratelimit-reset", strconv.FormatInt(rl.Reset, 10)))
-}
-
-// dynamicMetadata is what Envoy's access log can read as
-// %DYNAMIC_METADATA(envoy.filters.http.ext_authz:api)% and so on.
-func dynamicMetadata(d *Decision) *structpb.Struct {
-	values := [len(metadataKeys)]string{d.APIID(), d.OperationPath(), "", d.Identity.Subject, d.Identity.Credential, d.Code(), d.Identity.Principal}
-	if app := d.Identity.Application; app != nil {
-		values[2] = app.ID
-	}
-	n := 0
-	for _, v := range values {
-		if v != "" {
-			n++
-		}
-	}
-	fields := make(map[string]*structpb.Value, n)
-	batch := make([]structpb.Value, n)
-	kinds := make([]structpb.Value_StringValue, n)
-	i := 0
-	for k, v := range values {
-		if v == "" {
-			continue
-		}
-		kinds[i].StringValue = v
-		batch[i].Kind = &kinds[i]
-		fields[metadataKeys[k]] = &batch[i]
-		i++
-	}
-	return &structpb.Struct{Fields: fields}
 }

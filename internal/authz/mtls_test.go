@@ -176,7 +176,7 @@ func TestMTLSHeadersAndMetadata(t *testing.T) {
 	if h["x-credential-type"] != "mtls" || h["x-authenticated-userid"] != spiffeCart || h["x-consumer-id"] != "cart" {
 		t.Errorf("headers %v", h)
 	}
-	if got := resp.GetDynamicMetadata().GetFields()["source_principal"].GetStringValue(); got != spiffeCart {
+	if got := wireMetadata(t, resp)["source_principal"]; got != spiffeCart {
 		t.Errorf("metadata source_principal = %q", got)
 	}
 	// The AND set reports both credentials.
