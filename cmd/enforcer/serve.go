@@ -189,10 +189,13 @@ func serve(ctx context.Context, o serveOptions) error {
 		// to a larger one on every Check (SHA-256 alone needs more than the
 		// initial stack).
 		grpc.NumStreamWorkers(uint32(max(64, 8*runtime.GOMAXPROCS(0)))),
+		// Check requests are read without the generated code's maps and
+		// per-header messages (authz.WireCheckRequest).
+		grpc.ForceServerCodecV2(authz.Codec()),
 		grpc.ChainUnaryInterceptor(metrics.GRPC.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(metrics.GRPC.StreamServerInterceptor()),
 	)
-	authv3.RegisterAuthorizationServer(grpcServer, authz.NewGRPCServer(engine))
+	authz.NewGRPCServer(engine).Register(grpcServer)
 	accesslogv3.RegisterAccessLogServiceServer(grpcServer, analytics.NewAccessLogServer(joiner))
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)

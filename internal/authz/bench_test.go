@@ -41,7 +41,7 @@ func BenchmarkDecide(b *testing.B) {
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			e := testEngine(b, testConfig)
-			r := &Request{Method: tc.method, Host: "api.example.com", Target: tc.path, Headers: Headers{m: tc.headers}}
+			r := &Request{Method: tc.method, Host: "api.example.com", Target: tc.path, Headers: headersOf(tc.headers)}
 			b.ReportAllocs()
 			for b.Loop() {
 				d := e.Decide(context.Background(), r)
@@ -60,7 +60,7 @@ func BenchmarkDecideJWT(b *testing.B) {
 	f := newJWTFixture(b)
 	token := sign(b, jwt.SigningMethodRS256, "rsa-1", f.claims(nil))
 	r := &Request{Method: "DELETE", Host: "api.example.com", Target: "/petstore/v1/pets/42",
-		Headers: Headers{m: benchHeaders("authorization", "Bearer "+token)}}
+		Headers: headersOf(benchHeaders("authorization", "Bearer "+token))}
 	if d := f.engine.Decide(context.Background(), r); !d.Allowed {
 		b.Fatalf("denied: %s", d.Denial.Description)
 	}

@@ -89,7 +89,7 @@ func req(method, target string, headers ...string) *Request {
 	for i := 0; i+1 < len(headers); i += 2 {
 		m[headers[i]] = headers[i+1]
 	}
-	return &Request{Method: method, Host: "api.example.com", Target: target, Headers: Headers{m: m},
+	return &Request{Method: method, Host: "api.example.com", Target: target, Headers: headersOf(m),
 		Peer: netip.MustParseAddr("203.0.113.7")}
 }
 

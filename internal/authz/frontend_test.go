@@ -12,7 +12,11 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 func checkRequest(method, path string, headers map[string]string, ext map[string]string) *authv3.CheckRequest {
@@ -140,8 +144,8 @@ func TestGRPCOverTheWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(srv, NewGRPCServer(testEngine(t, testConfig)))
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(Codec()))
+	NewGRPCServer(testEngine(t, testConfig)).Register(srv)
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(srv.Stop)
 
@@ -159,7 +163,31 @@ func TestGRPCOverTheWire(t *testing.T) {
 	if resp.GetOkResponse() == nil || upstreamHeaders(resp.GetOkResponse())["x-consumer-id"] != "mobile" {
 		t.Fatalf("response = %v", resp)
 	}
+
+	// A message that is not a CheckRequest is a gRPC error, as the
+	// generated code's reading would make it; the server carries on.
+	var out authv3.CheckResponse
+	err = conn.Invoke(context.Background(), authv3.Authorization_Check_FullMethodName, []byte{0x0a, 0x05, 0x22}, &out,
+		grpc.ForceCodecV2(rawRequestCodec{}))
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("junk request: err = %v, want Internal", err)
+	}
+	if _, err := client.Check(context.Background(), checkRequest("GET", "/x", nil, nil)); err != nil {
+		t.Fatalf("after junk: %v", err)
+	}
 }
+
+// rawRequestCodec sends a []byte request as it is and reads responses as
+// protobuf.
+type rawRequestCodec struct{}
+
+func (rawRequestCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
+}
+func (rawRequestCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
+}
+func (rawRequestCodec) Name() string { return "proto" }
 
 func TestHTTPFrontEnd(t *testing.T) {
 	h := NewHTTPHandler(testEngine(t, testConfig))

@@ -29,7 +29,7 @@ func FuzzDecide(f *testing.F) {
 	allowed := map[int]bool{401: true, 403: true, 404: true, 429: true, 503: true}
 	f.Fuzz(func(t *testing.T, method, target, key, xff, host string) {
 		r := &Request{Method: method, Host: host, Target: target, Peer: netip.MustParseAddr("10.0.0.1"),
-			Headers: Headers{m: map[string]string{"apikey": key, "x-forwarded-for": xff, "x-consumer-id": "x"}}}
+			Headers: headersOf(map[string]string{"apikey": key, "x-forwarded-for": xff, "x-consumer-id": "x"})}
 		d := e.Decide(context.Background(), r)
 		if d.Allowed {
 			for _, h := range d.RemoveHeaders {

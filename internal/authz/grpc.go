@@ -2,76 +2,105 @@ package authz
 
 import (
 	"context"
-	"net/netip"
 	"strconv"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // GRPCServer is the ext_authz v3 Authorization service: what Envoy's
 // ext_authz filter, an Istio CUSTOM provider or the edge gateway calls.
 type GRPCServer struct {
-	authv3.UnimplementedAuthorizationServer
 	engine *Engine
 }
 
 // NewGRPCServer returns the gRPC front end for e.
 func NewGRPCServer(e *Engine) *GRPCServer { return &GRPCServer{engine: e} }
 
-// Check implements envoy.service.auth.v3.Authorization/Check. A deny is a
-// normal response, never a gRPC error: Envoy applies it as written.
-func (s *GRPCServer) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+// Register adds the Authorization service to g. The server must use
+// Codec, which reads Check requests as WireCheckRequest.
+func (s *GRPCServer) Register(g grpc.ServiceRegistrar) { g.RegisterService(&authorizationService, s) }
+
+// authorizationService is envoy.service.auth.v3.Authorization as the
+// generated code declares it, except that Check takes a WireCheckRequest.
+var authorizationService = grpc.ServiceDesc{
+	ServiceName: "envoy.service.auth.v3.Authorization",
+	HandlerType: (*interface {
+		CheckWire(context.Context, *WireCheckRequest) (*authv3.CheckResponse, error)
+	})(nil),
+	Methods:  []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}},
+	Metadata: "envoy/service/auth/v3/external_auth.proto", // for server reflection
+}
+
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(WireCheckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	s := srv.(*GRPCServer) // Register is the only way in
+	if interceptor == nil {
+		return s.CheckWire(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+		return s.CheckWire(ctx, req.(*WireCheckRequest))
+	})
+}
+
+// CheckWire answers envoy.service.auth.v3.Authorization/Check. A deny is
+// a normal response, never a gRPC error: Envoy applies it as written.
+func (s *GRPCServer) CheckWire(ctx context.Context, in *WireCheckRequest) (*authv3.CheckResponse, error) {
 	start := s.engine.Now()
-	r := requestFromCheck(in)
-	d := s.engine.Decide(ctx, &r)
+	r := in.Request()
+	d := s.engine.Decide(ctx, r)
 	out := checkResponse(&d)
-	s.engine.Observe(&r, &d, start)
+	s.engine.Observe(r, &d, start)
 	return out, nil
 }
 
-// requestFromCheck reads a CheckRequest without copying headers. Missing
-// fields read as empty, so a malformed request ends as a 404, not a panic.
-func requestFromCheck(in *authv3.CheckRequest) Request {
-	attrs := in.GetAttributes()
-	h := attrs.GetRequest().GetHttp()
-	r := Request{
-		Frontend: FrontendGRPC,
-		Method:   h.GetMethod(),
-		Host:     h.GetHost(),
-		Target:   h.GetPath(),
-		Headers:  Headers{m: h.GetHeaders()},
+// Check answers a CheckRequest built in process (an embedding program, a
+// test) the way it answers one from the network: encoded, then read.
+func (s *GRPCServer) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	msg, err := proto.Marshal(in)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "encoding CheckRequest: %v", err)
 	}
-	if r.Headers.m == nil {
-		r.Headers.raw = h.GetHeaderMap().GetHeaders()
+	var w WireCheckRequest
+	if err := w.Unmarshal(msg); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if r.Headers.m == nil && r.Headers.raw == nil {
-		r.Headers.m = map[string]string{} // reads as "no headers"
-	}
-	if r.Target == "" {
-		r.Target = r.Headers.Get(":path")
-	}
-	if r.Host == "" {
-		r.Host = r.Headers.Get(":authority")
-	}
-	// x-request-id is what Envoy's access log reports; http.id is Envoy's
-	// own stream id, a fallback only.
-	r.RequestID = r.Headers.Get("x-request-id")
-	if r.RequestID == "" {
-		r.RequestID = h.GetId()
-	}
-	if ip, err := netip.ParseAddr(attrs.GetSource().GetAddress().GetSocketAddress().GetAddress()); err == nil {
-		r.Peer = ip.Unmap()
-	}
-	r.SourcePrincipal = attrs.GetSource().GetPrincipal()
-	r.SourceCertificate = attrs.GetSource().GetCertificate()
-	if ext := attrs.GetContextExtensions(); ext != nil {
-		r.APIID, r.OperationID = ext["api"], ext["operation"]
-	}
-	return r
+	return s.CheckWire(ctx, &w)
 }
+
+// Codec is the gRPC server's codec: protobuf, except that a Check request
+// is read by WireCheckRequest.
+func Codec() encoding.CodecV2 { return codec{proto: encoding.GetCodecV2(grpcproto.Name)} }
+
+type codec struct{ proto encoding.CodecV2 }
+
+func (c codec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	w, ok := v.(*WireCheckRequest)
+	if !ok {
+		return c.proto.Unmarshal(data, v)
+	}
+	if len(data) == 1 {
+		return w.Unmarshal(data[0].ReadOnlyData()) // copied by Unmarshal
+	}
+	return w.Unmarshal(data.Materialize())
+}
+
+func (codec) Name() string { return grpcproto.Name }
 
 var (
 	statusOK          = &rpcstatus.Status{Code: 0}

@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 )
 
 // Frontend names the protocol a check arrived on; it labels metrics.
@@ -53,30 +51,30 @@ type Request struct {
 // a concrete type over the front ends' own representations, so lookups
 // neither copy nor go through an interface.
 type Headers struct {
-	m   map[string]string     // Envoy CheckRequest headers: lower-case keys
-	raw []*corev3.HeaderValue // Envoy CheckRequest header_map (encode_raw_headers)
-	h   http.Header           // the HTTP front end
+	fields   []headerField // a CheckRequest's headers (lower-case names), as read by WireCheckRequest
+	lastWins bool          // fields came from a map: a repeated name's last value counts
+	h        http.Header   // the HTTP front end
 }
 
 // Get returns the value of the header called name (lower case), or "".
 // Repeated headers arrive joined by Envoy; the HTTP front end returns the
 // first value.
 func (hs Headers) Get(name string) string {
-	switch {
-	case hs.m != nil:
-		return hs.m[name]
-	case hs.raw != nil:
-		for _, hv := range hs.raw {
-			if hv.GetKey() == name {
-				if v := hv.GetValue(); v != "" {
-					return v
-				}
-				return string(hv.GetRawValue())
+	if hs.h != nil {
+		return hs.h.Get(name)
+	}
+	if hs.lastWins {
+		for i := len(hs.fields) - 1; i >= 0; i-- {
+			if hs.fields[i].name == name {
+				return hs.fields[i].value
 			}
 		}
 		return ""
-	case hs.h != nil:
-		return hs.h.Get(name)
+	}
+	for _, f := range hs.fields {
+		if f.name == name {
+			return f.value
+		}
 	}
 	return ""
 }
@@ -98,19 +96,11 @@ func (hs Headers) appendReserved(dst []string, d *Decision, extra map[string]boo
 			dst = append(dst, name)
 		}
 	}
-	switch {
-	case hs.m != nil:
-		for name := range hs.m {
-			consider(name, true) // Envoy sends header names in lower case
-		}
-	case hs.raw != nil:
-		for _, hv := range hs.raw {
-			consider(hv.GetKey(), true)
-		}
-	case hs.h != nil:
-		for name := range hs.h {
-			consider(name, false)
-		}
+	for _, f := range hs.fields {
+		consider(f.name, true) // Envoy sends header names in lower case
+	}
+	for name := range hs.h {
+		consider(name, false)
 	}
 	return dst
 }
