@@ -29,7 +29,7 @@ type mtlsFixture struct {
 	certs                 map[string]*x509.Certificate
 }
 
-func newMTLSFixture(t *testing.T) *mtlsFixture {
+func newMTLSFixture(t testing.TB) *mtlsFixture {
 	t.Helper()
 	mesh, err := testpki.NewCA("mesh")
 	if err != nil {
