@@ -103,11 +103,14 @@ func (c *client) drive(pid int, req *authv3.CheckRequest, concurrency int, d tim
 }
 
 // pace sends Checks at a fixed rate for d (the soak), returning how many
-// were sent and how many failed.
+// were sent and how many failed. Sends are counted against the time
+// elapsed, not one per timer tick: a late wake-up sends what fell due
+// meanwhile instead of losing it.
 func (c *client) pace(req *authv3.CheckRequest, rate int, d time.Duration) (sent, failed int64) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	tick := time.NewTicker(time.Second / time.Duration(rate))
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	jobs := make(chan struct{}, 1024)
 	var wg sync.WaitGroup
@@ -124,16 +127,19 @@ func (c *client) pace(req *authv3.CheckRequest, rate int, d time.Duration) (sent
 			}
 		}()
 	}
+	var due int64
 	for {
 		select {
 		case <-ctx.Done():
 			close(jobs)
 			wg.Wait()
 			return nSent.Load(), nFailed.Load()
-		case <-tick.C:
-			select {
-			case jobs <- struct{}{}:
-			default: // the server is behind: the soak rate is not being met
+		case now := <-tick.C:
+			for target := int64(now.Sub(start).Seconds() * float64(rate)); due < target; due++ {
+				select {
+				case jobs <- struct{}{}:
+				default: // the server is behind: the soak rate is not being met
+				}
 			}
 		}
 	}
