@@ -99,10 +99,8 @@ func TestDeployedRoles(t *testing.T) {
 		e := startEnforcerAt(t, overlayConfig(t, "edge", idp, redis.Addr))
 		partnerCA, err := testpki.NewCA("partner-ca")
 		must(t, err)
-		acmeCert, err := partnerCA.Issue(testpki.Leaf{CommonName: "acme", URI: "spiffe://partners.example.com/acme"})
-		must(t, err)
-		otherCert, err := partnerCA.Issue(testpki.Leaf{CommonName: "other", URI: "spiffe://partners.example.com/other"})
-		must(t, err)
+		acmeCert := partnerCA.MustIssue(t, testpki.Leaf{CommonName: "acme", URI: "spiffe://partners.example.com/acme"})
+		otherCert := partnerCA.MustIssue(t, testpki.Leaf{CommonName: "other", URI: "spiffe://partners.example.com/other"})
 
 		v := decide(t, e, edgeCheck(nil, "", "catalog-v1", "GET", "/catalog/v1/products",
 			map[string]string{"authorization": "Bearer " + catalogToken("catalog:read")}))

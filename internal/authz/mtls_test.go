@@ -37,13 +37,7 @@ func newMTLSFixture(t testing.TB) *mtlsFixture {
 	}
 	foreign, _ := testpki.NewCA("foreign")
 	now := time.Now()
-	issue := func(ca *testpki.CA, l testpki.Leaf) *x509.Certificate {
-		c, err := ca.Issue(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	issue := func(ca *testpki.CA, l testpki.Leaf) *x509.Certificate { return ca.MustIssue(t, l) }
 	f := &mtlsFixture{certs: map[string]*x509.Certificate{
 		"cart":     issue(mesh, testpki.Leaf{URI: spiffeCart}),
 		"partner":  issue(mesh, testpki.Leaf{CommonName: "partner"}), // no URI: pinned by fingerprint

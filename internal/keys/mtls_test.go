@@ -59,13 +59,7 @@ func TestClientCertificates(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(mesh.Cert)
 	now := time.Now()
-	issue := func(ca *testpki.CA, l testpki.Leaf) *x509.Certificate {
-		c, err := ca.Issue(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	issue := func(ca *testpki.CA, l testpki.Leaf) *x509.Certificate { return ca.MustIssue(t, l) }
 	const spiffe = "spiffe://cluster.local/ns/shop/sa/cart"
 	cases := []struct {
 		name   string

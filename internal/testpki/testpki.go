@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net/url"
 	"os"
+	"testing"
 	"time"
 )
 
@@ -57,6 +58,16 @@ type Leaf struct {
 	NotAfter   time.Time
 	// ExtKeyUsage defaults to client authentication.
 	ExtKeyUsage []x509.ExtKeyUsage
+}
+
+// MustIssue signs a leaf certificate, failing the test if it cannot.
+func (ca *CA) MustIssue(t testing.TB, l Leaf) *x509.Certificate {
+	t.Helper()
+	c, err := ca.Issue(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // Issue signs a leaf certificate.
