@@ -73,7 +73,6 @@ var errInvalidUTF8 = errors.New("string field contains invalid UTF-8")
 // Unmarshal reads msg, a CheckRequest in protobuf wire form, replacing
 // what c held. c keeps a copy; msg may be reused afterwards.
 func (c *WireCheckRequest) Unmarshal(msg []byte) error {
-	*c = WireCheckRequest{}
 	r := checkReader{b: msg, s: string(msg), store: c.store[:0]}
 	if err := r.checkRequest(span{0, len(msg)}); err != nil {
 		c.req = Request{}
