@@ -345,12 +345,12 @@ func newLimiter(ctx context.Context, rl config.RateLimitSettings, metrics *analy
 			return nil, nil, err
 		}
 		opts.Store = redisStore
-		opts.Fallback = ratelimit.NewMemoryStore(nil)
+		opts.Fallback = ratelimit.NewMemoryStore(ratelimit.MemoryOptions{})
 		go opts.Fallback.SweepEvery(ctx, 30*time.Second)
 		closeFn = func() { _ = redisStore.Close() }
 		log.Info("rate limits in Redis", "addrs", rl.Redis.Addrs, "timeout", rl.Redis.Timeout.String())
 	default:
-		memory := ratelimit.NewMemoryStore(nil)
+		memory := ratelimit.NewMemoryStore(ratelimit.MemoryOptions{})
 		opts.Store = memory
 		go memory.SweepEvery(ctx, 30*time.Second)
 	}

@@ -87,7 +87,7 @@ func NewEngine(o Options) *Engine {
 	}
 	if e.limiter == nil {
 		e.limiter = ratelimit.NewLimiter(context.Background(), ratelimit.LimiterOptions{
-			Store: ratelimit.NewMemoryStore(e.clock), StoreName: "memory"})
+			Store: ratelimit.NewMemoryStore(ratelimit.MemoryOptions{Clock: e.clock}), StoreName: "memory"})
 	}
 	e.schemes[catalog.SchemeAPIKey] = apiKeyAuthenticator{}
 	e.schemes[catalog.SchemeJWT] = newJWTAuthenticator()

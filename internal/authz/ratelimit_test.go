@@ -88,7 +88,7 @@ func rateLimitEngine(t *testing.T, limiter *ratelimit.Limiter) (*Engine, *movabl
 	clock := &movableClock{now: testNow}
 	rec := &countingRecorder{counts: map[string]int{}}
 	if limiter == nil {
-		limiter = ratelimit.NewLimiter(context.Background(), ratelimit.LimiterOptions{Store: ratelimit.NewMemoryStore(clock)})
+		limiter = ratelimit.NewLimiter(context.Background(), ratelimit.LimiterOptions{Store: ratelimit.NewMemoryStore(ratelimit.MemoryOptions{Clock: clock})})
 	}
 	return NewEngine(Options{Config: config.NewStore(snap), Clock: clock, Metrics: rec, RateLimiter: limiter}), clock, rec
 }

@@ -154,7 +154,7 @@ apiKeys: [{application: mobile, sha256: `+sha(keyMobile)+`}]
 		// emission interval: every decision is admitted, as under a steady
 		// load within the limits.
 		clock := &tickingClock{start: testNow, step: 10 * time.Microsecond}
-		limiter := ratelimit.NewLimiter(context.Background(), ratelimit.LimiterOptions{Store: ratelimit.NewMemoryStore(clock)})
+		limiter := ratelimit.NewLimiter(context.Background(), ratelimit.LimiterOptions{Store: ratelimit.NewMemoryStore(ratelimit.MemoryOptions{Clock: clock})})
 		e := NewEngine(Options{Config: config.NewStore(snap), Clock: fixedClock(testNow), RateLimiter: limiter})
 		tmpl, d := stageCheck(b, e, apiKeyReq(), "rateLimit")
 		c := new(check)

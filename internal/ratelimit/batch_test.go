@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,69 +17,118 @@ import (
 	"github.com/tollgate/tollgate/internal/testredis"
 )
 
-// pipelineCounter counts the pipelines a client sends.
-type pipelineCounter struct{ n atomic.Int64 }
+// freeze stops srv's process (SIGSTOP) until resume is called, or the
+// test ends. Meanwhile the kernel still accepts connections and data, but
+// Redis answers nothing: Redis hangs for exactly as long as the test
+// needs. (CLIENT PAUSE cannot be ended early: CLIENT UNPAUSE waits too.)
+func freeze(t *testing.T, srv *testredis.Server) (resume func()) {
+	t.Helper()
+	info, err := srv.Do("INFO", "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := 0
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			pid, _ = strconv.Atoi(v)
+		}
+	}
+	if pid <= 0 {
+		t.Fatalf("no process_id in INFO server")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(resume)
+	return resume
+}
 
-func (*pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (*pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (p *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+// pipelinedCommands counts the pipelines a client sends and the commands
+// in them.
+type pipelinedCommands struct{ pipelines, commands atomic.Int64 }
+
+func (*pipelinedCommands) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*pipelinedCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (p *pipelinedCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		p.n.Add(1)
+		p.pipelines.Add(1)
+		p.commands.Add(int64(len(cmds)))
 		return next(ctx, cmds)
 	}
 }
 
-// concurrentDecisions makes n decisions at once, each on its own key, and
-// returns how many failed.
-func concurrentDecisions(s *RedisStore, n int, limit Limit) int64 {
+// concurrentDecisions starts n decisions at once, each on its own key, and
+// returns a func that waits for them and says how many failed.
+func concurrentDecisions(s *RedisStore, n int, limit Limit) (wait func() int64) {
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			res := make([]Result, 1)
 			ok, err := s.Admit(context.Background(), []Item{item(fmt.Sprintf("tg:{batch}:%d", i), limit)}, res)
 			if err != nil || !ok || res[0].Remaining != limit.Burst {
 				failed.Add(1)
 			}
-		}()
+		})
 	}
-	wg.Wait()
-	return failed.Load()
+	return func() int64 { wg.Wait(); return failed.Load() }
 }
 
+// TestRedisBatchesConcurrentDecisions holds Redis still while decisions
+// queue up, and lets it go only once every decision is either in a
+// pipeline already sent or waiting in the batcher's queue: whatever the
+// scheduling, they must then share pipelines.
 func TestRedisBatchesConcurrentDecisions(t *testing.T) {
 	srv := testredis.Start(t)
 	s := newRedisStore(t, srv.Addr)
-	pipes := &pipelineCounter{}
+	pipes := &pipelinedCommands{}
 	s.client.AddHook(pipes)
 	limit := Limit{Requests: 10, Per: time.Second, Burst: 4}
 	if _, err := s.Admit(context.Background(), []Item{item("tg:{batch}:warm", limit)}, make([]Result, 1)); err != nil {
 		t.Fatal(err) // loads the script
 	}
-	evalsBefore, pipesBefore := srv.CommandCalls("evalsha"), pipes.n.Load()
+	evalsBefore, pipesBefore, cmdsBefore := srv.CommandCalls("evalsha"), pipes.pipelines.Load(), pipes.commands.Load()
 
-	// Hold Redis still while the decisions queue up, so they must share
-	// pipelines once it answers again.
-	if _, err := srv.Do("CLIENT", "PAUSE", "300"); err != nil {
-		t.Fatal(err)
-	}
+	resume := freeze(t, srv)
 	const n = 60
-	if failed := concurrentDecisions(s, n, limit); failed > 0 {
+	wait := concurrentDecisions(s, n, limit)
+	deadline := time.Now().Add(10 * time.Second)
+	for pipes.commands.Load()-cmdsBefore+int64(len(s.batcher.calls)) < n {
+		if time.Now().After(deadline) {
+			t.Fatal("the decisions did not reach the batcher")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	resume()
+	if failed := wait(); failed > 0 {
 		t.Fatalf("%d of %d decisions failed or got a wrong reply", failed, n)
 	}
 	if evals := srv.CommandCalls("evalsha") - evalsBefore; evals != n {
 		t.Errorf("%d EVALSHA for %d decisions, want exactly one each", evals, n)
 	}
-	if p := pipes.n.Load() - pipesBefore; p > n/4 {
-		t.Errorf("%d pipelines for %d concurrent decisions: not batched", p, n)
+	// While Redis was frozen each worker sent at most one pipeline and
+	// then waited for its reply; the rest queued, and went out in full
+	// batches once Redis answered.
+	if p, most := pipes.pipelines.Load()-pipesBefore, int64(batchWorkers+(n+maxBatch-1)/maxBatch); p > most {
+		t.Errorf("%d pipelines for %d concurrent decisions, want at most %d: not batched", p, n, most)
 	}
 }
 
+// TestRedisDeadlineWhileRedisHangs freezes Redis until every decision has
+// answered, so none can succeed, and a decision that waited for Redis
+// rather than for its own deadline would never answer at all.
 func TestRedisDeadlineWhileRedisHangs(t *testing.T) {
+	const budget = 50 * time.Millisecond
 	srv := testredis.Start(t)
-	s, err := NewRedisStore(RedisOptions{Addrs: []string{srv.Addr}, Timeout: 50 * time.Millisecond})
+	s, err := NewRedisStore(RedisOptions{Addrs: []string{srv.Addr}, Timeout: budget})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,35 +136,45 @@ func TestRedisDeadlineWhileRedisHangs(t *testing.T) {
 	limit := Limit{Requests: 10, Per: time.Second, Burst: 4}
 	items := []Item{item("tg:{hang}:k", limit)}
 	res := make([]Result, 1)
-	if _, err := s.Admit(context.Background(), items, res); err != nil {
-		t.Fatal(err)
+	// Connect and load the script first; on a loaded machine that may
+	// take more than one budget.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := s.Admit(context.Background(), items, res); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
-	if _, err := srv.Do("CLIENT", "PAUSE", "1000"); err != nil {
-		t.Fatal(err)
-	}
+	resume := freeze(t, srv)
 	var wg sync.WaitGroup
 	var slow, succeeded atomic.Int64
 	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			start := time.Now()
 			_, err := s.Admit(context.Background(), items, make([]Result, 1))
-			// The budget is 50 ms; allow for a loaded test machine, but
-			// far less than the 1 s Redis stays paused.
-			if time.Since(start) > 500*time.Millisecond {
+			// Far more than the budget, for a loaded machine; a decision
+			// that waits for Redis never returns while it is frozen.
+			if time.Since(start) > 20*budget {
 				slow.Add(1)
 			}
 			if err == nil {
 				succeeded.Add(1)
 			}
-		}()
+		})
 	}
-	wg.Wait()
+	answered := make(chan struct{})
+	go func() { wg.Wait(); close(answered) }()
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		resume()
+		<-answered
+		t.Fatal("decisions waited for Redis rather than for their deadline")
+	}
 	if slow.Load() > 0 || succeeded.Load() > 0 {
 		t.Fatalf("while Redis hung: %d decisions overran their budget, %d succeeded", slow.Load(), succeeded.Load())
 	}
-	// Redis resumes by itself when the pause ends.
+	resume()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, err := s.Admit(context.Background(), []Item{item("tg:{hang}:other", limit)}, res); err == nil {
@@ -151,7 +213,7 @@ func TestRedisReloadsFlushedScript(t *testing.T) {
 	srv := testredis.Start(t)
 	s := newRedisStore(t, srv.Addr)
 	limit := Limit{Requests: 10, Per: time.Second, Burst: 4}
-	if failed := concurrentDecisions(s, 8, limit); failed > 0 {
+	if failed := concurrentDecisions(s, 8, limit)(); failed > 0 {
 		t.Fatalf("%d decisions failed", failed)
 	}
 	if _, err := srv.Do("SCRIPT", "FLUSH"); err != nil {
@@ -160,7 +222,7 @@ func TestRedisReloadsFlushedScript(t *testing.T) {
 	if _, err := srv.Do("FLUSHALL"); err != nil {
 		t.Fatal(err)
 	}
-	if failed := concurrentDecisions(s, 8, limit); failed > 0 {
+	if failed := concurrentDecisions(s, 8, limit)(); failed > 0 {
 		t.Fatalf("%d decisions failed after SCRIPT FLUSH", failed)
 	}
 }

@@ -37,7 +37,7 @@ func benchStore(b *testing.B, s Store) {
 
 // BenchmarkAdmitMemory: decisions per second against the in-process store.
 func BenchmarkAdmitMemory(b *testing.B) {
-	benchStore(b, NewMemoryStore(nil))
+	benchStore(b, NewMemoryStore(MemoryOptions{}))
 }
 
 // BenchmarkAdmitRedis: decisions per second against a local redis-server,

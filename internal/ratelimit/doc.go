@@ -12,4 +12,15 @@
 // limit admits and all are consumed, or the request is refused and none is.
 // The Limiter wraps a store with the failure policy (fail open or closed)
 // and, for Redis, a local fallback while Redis is unreachable.
+//
+// The memory store holds at most MemoryOptions.MaxKeys keys (default
+// 100 000), kept per shard, however many distinct keys callers send. A
+// full shard first drops keys whose TAT has passed, which are as good as
+// fresh; failing that it evicts the sampled key with the smallest TAT and
+// raises the floor of that key's limit shape (interval and tolerance) to
+// its TAT. Keys the shard does not hold start from max(now, floor), so
+// forgetting a key can only make its shape stricter, never admit more
+// than the limit allows; a floor stops mattering once it has passed.
+// Sweep drops passed keys and rebuilds a shard's map once it has shrunk
+// well below its peak, since Go maps do not shrink.
 package ratelimit

@@ -68,7 +68,7 @@ func TestGCRA(t *testing.T) {
 
 func TestMemoryStoreSemantics(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
-	s := NewMemoryStore(clock)
+	s := NewMemoryStore(MemoryOptions{Clock: clock})
 	ctx := context.Background()
 	fast := Limit{Requests: 100, Per: time.Second, Burst: 9} // 10 at once
 	slow := Limit{Requests: 3, Per: time.Minute, Burst: 2}   // 3 at once, tighter
@@ -120,5 +120,39 @@ func TestBindKeys(t *testing.T) {
 	}
 	if hashTag(b.Items[1].Key) != "sub:mobile:petstore" || hashTag("plain") != "plain" || hashTag("a{}b") != "a{}b" {
 		t.Fatal("hash tags")
+	}
+}
+
+// gcraAllows is the most admissions GCRA allows one key within a period
+// of length elapsed, the first and the last included. Admissions at
+// t1 ≤ … ≤ tk each found the TAT at most τ ahead, and every admission
+// moves the TAT on by T, so t1 + (k−1)·T − tk ≤ τ, i.e.
+// k ≤ 1 + (τ + elapsed)/T.
+func gcraAllows(l Limit, elapsed time.Duration) int64 {
+	return 1 + int64((l.Tolerance()+elapsed)/l.Interval())
+}
+
+// TestGCRAReachesItsBound: a key asked without pause, every millisecond
+// over a period, gets exactly gcraAllows, so the bound the store tests
+// check against is GCRA's own, not a looser one.
+func TestGCRAReachesItsBound(t *testing.T) {
+	it := item("k", perSecond) // T = 100ms, burst 4
+	for _, elapsed := range []time.Duration{0, 99 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, time.Second} {
+		var tat int64
+		start := int64(1_000_000_000_000)
+		admitted := int64(0)
+		for at := time.Duration(0); at <= elapsed; at += time.Millisecond {
+			for {
+				next, r := gcra(tat, start+int64(at), it)
+				if !r.Allowed {
+					break
+				}
+				tat = next
+				admitted++
+			}
+		}
+		if want := gcraAllows(perSecond, elapsed); admitted != want {
+			t.Errorf("over %v: admitted %d, gcraAllows says %d", elapsed, admitted, want)
+		}
 	}
 }
