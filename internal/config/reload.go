@@ -21,9 +21,13 @@ type ReloaderOptions struct {
 	Log   *slog.Logger
 	// Observe is told the result of every reload attempt (for metrics).
 	Observe func(ok bool)
-	// Debounce groups the burst of events one save or ConfigMap update
-	// makes into one reload. Default 100ms.
+	// Debounce groups the burst of events one atomic save (rename into
+	// place) or ConfigMap update makes into one reload. Default 100ms.
 	Debounce time.Duration
+	// Settle is how long a file written in place must stay quiet (no
+	// events, size and modification time unchanged) before it is
+	// reloaded, so that a half-written file is not loaded. Default 2s.
+	Settle time.Duration
 	// Prepare, if set, runs on a valid new snapshot before it is
 	// published (it binds the JWKS sources); an error keeps the old one.
 	Prepare func(*Snapshot) error
@@ -33,6 +37,13 @@ type ReloaderOptions struct {
 // (including the symlink swap a Kubernetes ConfigMap volume performs) and
 // on request (SIGHUP), the file is compiled and, if valid, swapped in.
 // An invalid file leaves the running config in place.
+//
+// A file replaced atomically is reloaded after the short Debounce. A file
+// written in place is reloaded only once it has settled (see Settle): a
+// valid first half of a file must not be served, even briefly, since it
+// may lack the line that blocks a subscription. Settling cannot tell a
+// writer that pauses longer than Settle from one that has finished, so
+// files should be replaced atomically where possible.
 type Reloader struct {
 	opts ReloaderOptions
 	mu   sync.Mutex // serialises reloads; never taken on the request path
@@ -41,7 +52,10 @@ type Reloader struct {
 // NewReloader returns a reloader.
 func NewReloader(o ReloaderOptions) *Reloader {
 	if o.Debounce <= 0 {
-		o.Debounce = 100 * time.Millisecond
+		o.Debounce = filewatch.DefaultDebounce
+	}
+	if o.Settle <= 0 {
+		o.Settle = filewatch.DefaultSettle
 	}
 	if o.Observe == nil {
 		o.Observe = func(bool) {}
@@ -96,9 +110,11 @@ func (r *Reloader) failed(err error) error {
 
 // Watch reloads on file changes until ctx is done. It reloads once right
 // after the watch starts, so a change made since the file was first loaded
-// is not missed.
+// is not missed. It uses an inotify instance of its own.
 func (r *Reloader) Watch(ctx context.Context) error {
-	w, err := filewatch.Start(r.opts.Path, r.opts.Debounce, r.opts.Log)
+	w, err := filewatch.Start(r.opts.Path, filewatch.Options{
+		Debounce: r.opts.Debounce, Settle: r.opts.Settle, Log: r.opts.Log,
+	})
 	if err != nil {
 		return err
 	}

@@ -56,17 +56,31 @@ func writeConfig(t *testing.T, dir, name string, data []byte) string {
 	return path
 }
 
-// observer records the results a Reloader reports; Watch reports them
-// from its own goroutine.
+// observer records the results a Reloader reports, and the snapshot each
+// successful reload put in the Store; Watch reports them from its own
+// goroutine.
 type observer struct {
-	mu      sync.Mutex
-	results []bool
+	store *Store
+
+	mu        sync.Mutex
+	results   []bool
+	snapshots []*Snapshot
 }
 
 func (o *observer) observe(ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.results = append(o.results, ok)
+	if ok {
+		o.snapshots = append(o.snapshots, o.store.Load())
+	}
+}
+
+// held returns the snapshots reloads have put in the Store, oldest first.
+func (o *observer) held() []*Snapshot {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.snapshots)
 }
 
 func (o *observer) get() []bool {
@@ -79,25 +93,28 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// newTestReloader loads path into a Store and returns a Reloader for it.
-func newTestReloader(t *testing.T, path string, debounce time.Duration) (*Reloader, *Store, *observer) {
+// newTestReloader loads path into a Store and returns a Reloader for it,
+// with o's timings.
+func newTestReloader(t *testing.T, path string, o ReloaderOptions) (*Reloader, *Store, *observer) {
 	t.Helper()
 	snap, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := NewStore(snap)
-	obs := &observer{}
-	r := NewReloader(ReloaderOptions{
-		Path: path, Store: store, Observe: obs.observe, Debounce: debounce, Log: testLogger(t),
-	})
-	return r, store, obs
+	obs := &observer{store: store}
+	o.Path, o.Store, o.Observe, o.Log = path, store, obs.observe, testLogger(t)
+	return NewReloader(o), store, obs
 }
+
+// fastWatch are timings for tests that rewrite a file in place until the
+// change is seen: the settle window is shorter than eventually's pokes.
+var fastWatch = ReloaderOptions{Debounce: 20 * time.Millisecond, Settle: 100 * time.Millisecond}
 
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	path := writeConfig(t, dir, "config.yaml", configVersion("one"))
-	r, store, obs := newTestReloader(t, path, 0)
+	r, store, obs := newTestReloader(t, path, ReloaderOptions{})
 
 	// Each step changes the file (write, or remove when remove is set),
 	// calls Reload(force) and checks the result against what the steps
@@ -163,7 +180,7 @@ func TestReload(t *testing.T) {
 func TestReloadKeepsListen(t *testing.T) {
 	dir := t.TempDir()
 	path := writeConfig(t, dir, "config.yaml", configVersion("one"))
-	r, store, obs := newTestReloader(t, path, 0)
+	r, store, obs := newTestReloader(t, path, ReloaderOptions{})
 	running := store.Load().Listen
 
 	changed := append([]byte("listen: {http: \"127.0.0.1:0\"}\n"), configVersion("two")...)
@@ -227,7 +244,7 @@ func storeHolds(store *Store, name string) func() bool {
 func TestWatchPlainFile(t *testing.T) {
 	dir := t.TempDir()
 	path := writeConfig(t, dir, "config.yaml", configVersion("one"))
-	r, store, obs := newTestReloader(t, path, 20*time.Millisecond)
+	r, store, obs := newTestReloader(t, path, fastWatch)
 	startWatch(t, r)
 
 	// In place, as `echo > config.yaml` does. Rewritten until seen: Watch
@@ -266,7 +283,7 @@ func TestWatchConfigMap(t *testing.T) {
 	symlink(t, filepath.Join("..data", "config.yaml"), filepath.Join(dir, "config.yaml"))
 	path := filepath.Join(dir, "config.yaml")
 
-	r, store, _ := newTestReloader(t, path, 20*time.Millisecond)
+	r, store, _ := newTestReloader(t, path, fastWatch)
 	if got := apiName(store.Load()); got != "one" {
 		t.Fatalf("initial version %q, want one", got)
 	}
@@ -285,11 +302,10 @@ func TestWatchConfigMap(t *testing.T) {
 	eventually(t, "second ConfigMap update", storeHolds(store, "four"), nil)
 
 	// After the swaps the real directory is ..2024_c; a change there is
-	// seen only if Watch followed the file to it. Watch adds the directory
-	// just after swapping in "four", so the write is repeated until seen.
-	eventually(t, "write into the new real directory", storeHolds(store, "five"), func() {
-		writeConfig(t, dir, "..2024_c/config.yaml", configVersion("five"))
-	})
+	// seen only if Watch followed the file to it. Watch does so before
+	// reloading, so a single write made after "four" is in is seen.
+	writeConfig(t, dir, "..2024_c/config.yaml", configVersion("five"))
+	eventually(t, "write into the new real directory", storeHolds(store, "five"), nil)
 }
 
 func symlink(t *testing.T, target, link string) {
@@ -311,5 +327,142 @@ func configMapUpdate(t *testing.T, dir, oldTS, newTS string, data []byte) {
 	}
 	if err := os.RemoveAll(filepath.Join(dir, oldTS)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// replaceConfig writes data next to dir/name and renames it into place,
+// as editors save.
+func replaceConfig(t *testing.T, dir, name string, data []byte) {
+	t.Helper()
+	tmp := writeConfig(t, dir, "."+name+".tmp", data)
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ordersAPI, appended to configVersion, adds a second API: it is the part
+// of the file a slow writer has not written yet.
+var ordersAPI = []byte(`  - id: orders
+    name: orders
+    security: [none]
+    operations: [{path: /orders}]
+`)
+
+func hasOrders(snap *Snapshot) bool { return snap.Catalog.API("orders") != nil }
+
+// TestWatchWaitsForInPlaceWriteToSettle rewrites the config in place in
+// two chunks, pausing with the file open after a first chunk that is a
+// valid config on its own. Within the settle window the pause must not
+// get the first half loaded; settling cannot protect a longer pause.
+func TestWatchWaitsForInPlaceWriteToSettle(t *testing.T) {
+	firstHalf := configVersion("two") // the rest is ordersAPI
+	tests := []struct {
+		name          string
+		settle, pause time.Duration
+		wantHalfHeld  bool
+	}{
+		{name: "pause shorter than the settle window", settle: 2 * time.Second, pause: 1500 * time.Millisecond},
+		{name: "pause longer than the settle window", settle: 300 * time.Millisecond, pause: 1500 * time.Millisecond, wantHalfHeld: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := writeConfig(t, dir, "config.yaml", configVersion("one"))
+			r, store, obs := newTestReloader(t, path, ReloaderOptions{Debounce: 20 * time.Millisecond, Settle: tt.settle})
+			// Changed before Watch starts: its first reload, made once its
+			// watch is in place, loads "ready", which shows the watch is live.
+			replaceConfig(t, dir, "config.yaml", configVersion("ready"))
+			startWatch(t, r)
+			eventually(t, "the watch to start", storeHolds(store, "ready"), nil)
+			heldBefore := len(obs.held())
+
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write(firstHalf); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(tt.pause) // the writer's pause, part of the scenario
+			if _, err := f.Write(ordersAPI); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the complete file", func() bool {
+				snap := store.Load()
+				return apiName(snap) == "two" && hasOrders(snap)
+			}, nil)
+
+			var halfHeld bool
+			held := obs.held()[heldBefore:]
+			for _, snap := range held {
+				switch {
+				case apiName(snap) == "two" && hasOrders(snap): // the complete file
+				case apiName(snap) == "two":
+					halfHeld = true
+				default:
+					t.Errorf("during the write the Store held version %q, neither half nor all of the file", apiName(snap))
+				}
+			}
+			if halfHeld != tt.wantHalfHeld {
+				t.Errorf("the Store held the first half: %v, want %v (%d snapshots held during the write)", halfHeld, tt.wantHalfHeld, len(held))
+			}
+		})
+	}
+}
+
+// TestWatchAtomicReplacementSkipsSettle checks that with the default 2s
+// settle window, files replaced atomically are still reloaded after the
+// short debounce: they are complete when they appear.
+func TestWatchAtomicReplacementSkipsSettle(t *testing.T) {
+	tests := []struct {
+		name   string
+		layout func(t *testing.T, dir string) string // returns the config's path
+		ready  func(t *testing.T, dir string)        // the change made before Watch starts
+		change func(t *testing.T, dir string)
+	}{
+		{
+			name:   "rename over the file",
+			layout: func(t *testing.T, dir string) string { return writeConfig(t, dir, "config.yaml", configVersion("one")) },
+			ready:  func(t *testing.T, dir string) { replaceConfig(t, dir, "config.yaml", configVersion("ready")) },
+			change: func(t *testing.T, dir string) { replaceConfig(t, dir, "config.yaml", configVersion("two")) },
+		},
+		{
+			name: "ConfigMap ..data swap",
+			layout: func(t *testing.T, dir string) string {
+				writeConfig(t, dir, "..2024_a/config.yaml", configVersion("one"))
+				symlink(t, "..2024_a", filepath.Join(dir, "..data"))
+				symlink(t, filepath.Join("..data", "config.yaml"), filepath.Join(dir, "config.yaml"))
+				return filepath.Join(dir, "config.yaml")
+			},
+			ready: func(t *testing.T, dir string) {
+				configMapUpdate(t, dir, "..2024_a", "..2024_b", configVersion("ready"))
+			},
+			change: func(t *testing.T, dir string) { configMapUpdate(t, dir, "..2024_b", "..2024_c", configVersion("two")) },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := tt.layout(t, dir)
+			r, store, _ := newTestReloader(t, path, ReloaderOptions{})
+			if r.opts.Settle != 2*time.Second {
+				t.Fatalf("default settle window %v, want 2s", r.opts.Settle)
+			}
+			tt.ready(t, dir)
+			startWatch(t, r)
+			eventually(t, "the watch to start", storeHolds(store, "ready"), nil)
+
+			changed := time.Now()
+			tt.change(t, dir)
+			eventually(t, "the replaced file", storeHolds(store, "two"), nil)
+			if elapsed := time.Since(changed); elapsed > time.Second {
+				t.Errorf("an atomic replacement was reloaded after %v, want within 1s", elapsed)
+			}
+		})
 	}
 }

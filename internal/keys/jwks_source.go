@@ -63,6 +63,8 @@ type JWKS struct {
 	refreshed   atomic.Pointer[chan struct{}]
 	trigger     chan struct{}
 
+	fileMu sync.Mutex // one file read and install at a time, so an older read never wins
+
 	initialOnce sync.Once
 	initial     chan struct{} // closed after the first load attempt
 	cancel      context.CancelFunc
@@ -165,20 +167,22 @@ func (j *JWKS) claimEarlyRefresh() bool {
 	return j.lastFetch.CompareAndSwap(last, now)
 }
 
-// start loads the keys and keeps them current until Stop.
-func (j *JWKS) start(ctx context.Context) error {
+// start loads the keys and keeps them current until Stop. A file source
+// is watched through files, which the manager shares among its sources.
+func (j *JWKS) start(ctx context.Context, files *filewatch.Hub) error {
 	ctx, j.cancel = context.WithCancel(ctx)
 	switch {
 	case j.spec.File != "":
-		w, err := filewatch.Start(j.spec.File, 100*time.Millisecond, j.log)
+		w, err := files.Watch(j.spec.File, j.loadFile)
 		if err != nil {
 			j.cancel()
-			return err
+			return fmt.Errorf("issuer %s: %w", j.spec.Issuer, err)
 		}
-		j.loadFile() // after Start: a change from now on is seen
+		j.loadFile() // after Watch: a change from now on is seen
 		go func() {
 			defer close(j.done)
-			w.Run(ctx, j.loadFile)
+			<-ctx.Done()
+			w.Stop()
 		}()
 	case j.spec.URI != "":
 		client, err := httpClient(j.spec.CAFile)
@@ -212,6 +216,8 @@ func (j *JWKS) markLoaded(ok bool) {
 }
 
 func (j *JWKS) loadFile() {
+	j.fileMu.Lock()
+	defer j.fileMu.Unlock()
 	data, err := readLimited(j.spec.File)
 	var set *KeySet
 	if err == nil {
@@ -342,20 +348,41 @@ func readLimited(path string) ([]byte, error) {
 // JWKSManager runs one JWKS per issuer spec and keeps them across config
 // reloads: Bind, called with each new snapshot's issuers before it is
 // published, reuses running sources whose spec is unchanged, starts new
-// ones and stops the rest.
+// ones and stops the rest. All its jwksFile sources share one file
+// watcher (one inotify instance), started with the first of them and
+// closed when the manager's context ends.
 type JWKSManager struct {
-	ctx     context.Context
-	log     *slog.Logger
-	observe func(issuer string, ok bool)
+	ctx  context.Context
+	opts JWKSManagerOptions
 
 	mu      sync.Mutex
 	sources map[JWKSSpec]*JWKS
+	files   *filewatch.Hub // nil until a file source is bound
+}
+
+// JWKSManagerOptions configure a JWKSManager.
+type JWKSManagerOptions struct {
+	Log *slog.Logger
+	// Observe, if set, is told the result of every load.
+	Observe func(issuer string, ok bool)
+	// FileWatch sets how jwksFile changes are waited for (filewatch's
+	// defaults if zero): a file written in place is re-read only once it
+	// has settled. Its Log defaults to Log.
+	FileWatch filewatch.Options
 }
 
 // NewJWKSManager returns a manager whose sources run until ctx is done.
 // observe, if set, is told the result of every load.
 func NewJWKSManager(ctx context.Context, log *slog.Logger, observe func(issuer string, ok bool)) *JWKSManager {
-	return &JWKSManager{ctx: ctx, log: log, observe: observe, sources: map[JWKSSpec]*JWKS{}}
+	return NewJWKSManagerWithOptions(ctx, JWKSManagerOptions{Log: log, Observe: observe})
+}
+
+// NewJWKSManagerWithOptions is NewJWKSManager with every option.
+func NewJWKSManagerWithOptions(ctx context.Context, o JWKSManagerOptions) *JWKSManager {
+	if o.FileWatch.Log == nil {
+		o.FileWatch.Log = o.Log
+	}
+	return &JWKSManager{ctx: ctx, opts: o, sources: map[JWKSSpec]*JWKS{}}
 }
 
 // Bind gives each issuer its running key source.
@@ -366,8 +393,12 @@ func (m *JWKSManager) Bind(issuers []*Issuer) error {
 	for _, iss := range issuers {
 		src := m.sources[iss.JWKS]
 		if src == nil {
-			src = newJWKS(iss.JWKS, m.log, m.observe)
-			if err := src.start(m.ctx); err != nil {
+			files, err := m.fileHub(iss.JWKS)
+			if err != nil {
+				return err
+			}
+			src = newJWKS(iss.JWKS, m.opts.Log, m.opts.Observe)
+			if err := src.start(m.ctx, files); err != nil {
 				return err
 			}
 			m.sources[iss.JWKS] = src
@@ -377,11 +408,29 @@ func (m *JWKSManager) Bind(issuers []*Issuer) error {
 	}
 	for spec, src := range m.sources {
 		if !keep[spec] {
-			src.Stop()
+			src.Stop() // its file watch too: it gets no more callbacks
 			delete(m.sources, spec)
 		}
 	}
 	return nil
+}
+
+// fileHub returns the watcher shared by the file sources, starting it for
+// the first one; nil for an endpoint source. The caller holds m.mu.
+func (m *JWKSManager) fileHub(spec JWKSSpec) (*filewatch.Hub, error) {
+	if spec.File == "" {
+		return nil, nil
+	}
+	if m.files != nil {
+		return m.files, nil
+	}
+	hub, err := filewatch.NewHub(m.opts.FileWatch)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w", spec.Issuer, err)
+	}
+	context.AfterFunc(m.ctx, func() { _ = hub.Close() })
+	m.files = hub
+	return hub, nil
 }
 
 // Sources returns the running sources.

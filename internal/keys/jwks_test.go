@@ -192,7 +192,9 @@ func (r *results) observe(_ string, ok bool) {
 
 func startSource(t *testing.T, spec JWKSSpec, r *results) *JWKS {
 	t.Helper()
-	m := NewJWKSManager(context.Background(), nil, r.observe)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // after Bind(nil): cleanups run last first
+	m := NewJWKSManager(ctx, nil, r.observe)
 	iss := &Issuer{Name: spec.Issuer, JWKS: spec}
 	if err := m.Bind([]*Issuer{iss}); err != nil {
 		t.Fatal(err)
