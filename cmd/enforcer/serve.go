@@ -196,7 +196,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		grpc.ChainStreamInterceptor(metrics.GRPC.StreamServerInterceptor()),
 	)
 	authz.NewGRPCServer(engine).Register(grpcServer)
-	accesslogv3.RegisterAccessLogServiceServer(grpcServer, analytics.NewAccessLogServer(joiner))
+	accesslogv3.RegisterAccessLogServiceServer(grpcServer, analytics.NewAccessLogServer(joiner, analytics.AccessLogOptions{}))
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
 	reflection.Register(grpcServer)

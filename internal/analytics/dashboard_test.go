@@ -48,6 +48,9 @@ func TestDashboardUsesRealMetrics(t *testing.T) {
 	m.WatchJWKSAge(func() map[string]time.Time { return map[string]time.Time{"idp": time.Now()} })
 	m.observeUpstream("petstore", Upstream{Status: 200, Backend: time.Millisecond, HasTiming: true})
 	m.SinkDropped()
+	m.SinkWriteFailed(nil)
+	m.ObserveRateLimitEvictions(1)
+	m.ObservePanic("grpc")
 	m.accessLogEntries.WithLabelValues("joined").Inc()
 	srv := grpc.NewServer()
 	healthpb.RegisterHealthServer(srv, health.NewServer())
@@ -84,7 +87,7 @@ func TestDashboardUsesRealMetrics(t *testing.T) {
 			}
 		}
 	}
-	if dash.Title != "Tollgate" || queries < 15 {
+	if dash.Title != "Tollgate" || queries < 20 {
 		t.Fatalf("dashboard %q has %d queries", dash.Title, queries)
 	}
 }

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -18,11 +19,12 @@ type Upstream struct {
 
 // JoinOptions configure a Joiner.
 type JoinOptions struct {
-	Sink       *Sink // nil: no events, only the upstream metrics
-	Metrics    *Metrics
-	Window     time.Duration // how long an allowed decision waits for its access log; default 10s
-	MaxPending int           // bound on decisions waiting; default 65536
-	Buffer     int           // bound on queued decisions and entries; default 8192
+	Sink            *Sink // nil: no events, only the upstream metrics
+	Metrics         *Metrics
+	Window          time.Duration // how long an allowed decision waits for its access log; default 10s
+	MaxPending      int           // bound on decisions waiting; default 65536
+	MaxPendingBytes int           // bound on their estimated size (strings plus a fixed overhead); default 16 MiB
+	Buffer          int           // bound on queued decisions and entries; default 8192
 }
 
 // Joiner matches decisions with Envoy's access-log entries by request id.
@@ -30,24 +32,42 @@ type JoinOptions struct {
 // the request path and the access-log stream only queue work for it, and
 // drop (and count) when the queue is full. Entries without a waiting
 // decision are counted, never kept, so unknown ids cannot grow memory.
+// The waiting decisions are bounded by number and by estimated bytes; to
+// stay within both, the oldest go out early, without upstream data.
 type Joiner struct {
 	o         JoinOptions
 	decisions chan *Event
 	entries   chan Upstream
-	// alsSeen is set once an access-log stream connects: until then
-	// allowed decisions go straight to the sink instead of waiting.
-	alsSeen atomic.Bool
+	// streams counts connected access-log streams: while there is none,
+	// no entry can come, so allowed decisions go straight to the sink
+	// instead of waiting.
+	streams atomic.Int64
 
-	pending      map[string]*Event
-	queue        []pendingID // in arrival order, so in deadline order
+	// Owned by Run.
+	pending      map[string]*waiting
+	pendingBytes int
+	queue        []*waiting // in arrival order, so in deadline order
 	pendingGauge atomic.Int64
 	done         chan struct{}
 }
 
-type pendingID struct {
-	id       string
+// waiting is a decision waiting for its access log. Once it is taken out
+// of pending, event is nil, and the queue's reference to it is stale.
+type waiting struct {
 	event    *Event
+	size     int
 	deadline time.Time
+}
+
+// pendingOverhead estimates what a waiting decision costs besides its
+// strings: the Event, its waiting record, map entry and queue slot.
+const pendingOverhead = 512
+
+// pendingSize estimates the memory a waiting event holds.
+func pendingSize(e *Event) int {
+	return pendingOverhead + len(e.RequestID) + len(e.Frontend) + len(e.API) + len(e.APIVersion) +
+		len(e.Operation) + len(e.Method) + len(e.Host) + len(e.Path) + len(e.Application) + len(e.Subject) +
+		len(e.CredentialType) + len(e.ClientIP) + len(e.UserAgent) + len(e.Decision) + len(e.Code)
 }
 
 // NewJoiner returns a joiner; Run must be started.
@@ -58,21 +78,35 @@ func NewJoiner(o JoinOptions) *Joiner {
 	if o.MaxPending <= 0 {
 		o.MaxPending = 1 << 16
 	}
+	if o.MaxPendingBytes <= 0 {
+		o.MaxPendingBytes = 16 << 20
+	}
 	if o.Buffer <= 0 {
 		o.Buffer = 8192
 	}
 	return &Joiner{o: o, decisions: make(chan *Event, o.Buffer), entries: make(chan Upstream, o.Buffer),
-		pending: map[string]*Event{}, done: make(chan struct{})}
+		pending: map[string]*waiting{}, done: make(chan struct{})}
 }
 
 // Wants reports whether decisions are needed at all: for events, or to
 // join with access logs. When not, no event is even built.
-func (j *Joiner) Wants() bool { return j.o.Sink != nil || j.alsSeen.Load() }
+func (j *Joiner) Wants() bool { return j.o.Sink != nil || j.streams.Load() > 0 }
+
+// streamConnected and streamClosed bracket an access-log stream.
+func (j *Joiner) streamConnected() {
+	j.streams.Add(1)
+	j.o.Metrics.accessLogStreams.Inc()
+}
+
+func (j *Joiner) streamClosed() {
+	j.streams.Add(-1)
+	j.o.Metrics.accessLogStreams.Dec()
+}
 
 // Decided queues a decision's event. Denials, and allows that cannot be
 // joined, go to the sink at once; the others wait for their access log.
 func (j *Joiner) Decided(e *Event) {
-	if e.Decision != "allow" || e.RequestID == "" || !j.alsSeen.Load() {
+	if e.Decision != "allow" || e.RequestID == "" || j.streams.Load() == 0 {
 		if j.o.Sink != nil {
 			j.o.Sink.Emit(e)
 		}
@@ -90,7 +124,6 @@ func (j *Joiner) Decided(e *Event) {
 
 // AccessLog queues an access-log entry.
 func (j *Joiner) AccessLog(u Upstream) {
-	j.alsSeen.Store(true)
 	select {
 	case j.entries <- u:
 	default:
@@ -117,7 +150,7 @@ func (j *Joiner) Run(ctx context.Context) {
 			j.expire(time.Now().Add(j.o.Window)) // flush everything still waiting
 			return
 		case e := <-j.decisions:
-			j.add(e)
+			j.add(e, time.Now())
 		case u := <-j.entries:
 			j.join(u)
 		case now := <-tick.C:
@@ -127,57 +160,83 @@ func (j *Joiner) Run(ctx context.Context) {
 	}
 }
 
-func (j *Joiner) add(e *Event) {
-	if len(j.pending) >= j.o.MaxPending {
-		j.evictOldest()
-	}
+// add makes e wait for its access log until now plus the window, making
+// room first by emitting the oldest waiting decisions early.
+func (j *Joiner) add(e *Event, now time.Time) {
 	if old := j.pending[e.RequestID]; old != nil { // a retried request id: keep the latest
-		j.emit(old, nil)
+		j.emit(j.take(old), nil)
 	}
-	j.pending[e.RequestID] = e
-	j.queue = append(j.queue, pendingID{id: e.RequestID, event: e, deadline: time.Now().Add(j.o.Window)})
+	size := pendingSize(e)
+	if size > j.o.MaxPendingBytes { // cannot wait at all
+		j.o.Metrics.analyticsDropped.WithLabelValues("join_full").Inc()
+		j.emit(e, nil)
+		return
+	}
+	for len(j.pending) >= j.o.MaxPending || j.pendingBytes+size > j.o.MaxPendingBytes {
+		if !j.evictOldest() {
+			break
+		}
+	}
+	w := &waiting{event: e, size: size, deadline: now.Add(j.o.Window)}
+	j.pending[e.RequestID] = w
+	j.pendingBytes += size
+	j.queue = append(j.queue, w)
+	// Joined decisions leave stale records in the queue until their
+	// deadline; dropping them once they outnumber the live ones keeps the
+	// queue within twice the pending bound whatever the request rate.
+	if len(j.queue) > 2*len(j.pending)+64 {
+		j.queue = slices.DeleteFunc(j.queue, func(w *waiting) bool { return w.event == nil })
+	}
+}
+
+// take removes w from the pending decisions and returns its event.
+func (j *Joiner) take(w *waiting) *Event {
+	e := w.event
+	delete(j.pending, e.RequestID)
+	j.pendingBytes -= w.size
+	w.event = nil
+	return e
 }
 
 func (j *Joiner) join(u Upstream) {
-	e := j.pending[u.RequestID]
-	if e == nil {
+	w := j.pending[u.RequestID]
+	if w == nil {
 		j.o.Metrics.accessLogEntries.WithLabelValues("unmatched").Inc()
 		return
 	}
-	delete(j.pending, u.RequestID)
+	e := j.take(w)
 	j.o.Metrics.accessLogEntries.WithLabelValues("joined").Inc()
 	j.o.Metrics.observeUpstream(e.API, u)
 	j.emit(e, &u)
 }
 
 // expire emits, without upstream data, the decisions whose window has
-// passed, and drops queue entries of decisions already joined.
+// passed, and drops queue records of decisions already taken.
 func (j *Joiner) expire(now time.Time) {
 	n := 0
 	for n < len(j.queue) && !j.queue[n].deadline.After(now) {
-		p := j.queue[n]
-		if j.pending[p.id] == p.event {
-			delete(j.pending, p.id)
-			j.emit(p.event, nil)
+		if w := j.queue[n]; w.event != nil {
+			j.emit(j.take(w), nil)
 		}
 		n++
 	}
-	if n > 0 {
-		j.queue = append(j.queue[:0], j.queue[n:]...)
-	}
+	j.queue = slices.Delete(j.queue, 0, n)
 }
 
-func (j *Joiner) evictOldest() {
+// evictOldest emits the oldest waiting decision without upstream data,
+// and reports false if none was waiting.
+func (j *Joiner) evictOldest() bool {
 	for len(j.queue) > 0 {
-		p := j.queue[0]
+		w := j.queue[0]
+		j.queue[0] = nil // the array's head is not reused; do not let it pin w
 		j.queue = j.queue[1:]
-		if j.pending[p.id] == p.event {
-			delete(j.pending, p.id)
+		if w.event != nil {
 			j.o.Metrics.analyticsDropped.WithLabelValues("join_full").Inc()
-			j.emit(p.event, nil)
-			return
+			j.emit(j.take(w), nil)
+			return true
 		}
 	}
+	return false
 }
 
 func (j *Joiner) emit(e *Event, u *Upstream) {

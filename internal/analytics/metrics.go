@@ -13,10 +13,10 @@ import (
 )
 
 // AllowCode is the code label of allowed decisions in
-// tollgate_decisions_total; denies carry their DESIGN §4 code.
+// tollgate_decisions_total; denies carry their code (README, "The decision").
 const AllowCode = "200"
 
-// Metrics owns Tollgate's Prometheus registry (DESIGN §5). Label values
+// Metrics owns Tollgate's Prometheus registry (README, "Metrics"). Label values
 // come from config (API ids) or fixed sets (codes), never from request
 // data, so the number of series stays bounded.
 type Metrics struct {
@@ -33,6 +33,11 @@ type Metrics struct {
 	accessLogEntries *prometheus.CounterVec
 	store            *prometheus.HistogramVec
 	fallback         prometheus.Gauge
+	evictions        prometheus.Counter
+	panics           *prometheus.CounterVec
+	accessLogStreams prometheus.Gauge
+	accessLogRefused prometheus.Counter
+	writeErrors      prometheus.Counter
 	// GRPC provides grpc_server_* metrics through server interceptors.
 	GRPC *grpcprom.ServerMetrics
 }
@@ -77,6 +82,14 @@ func NewMetrics() *Metrics {
 			Name: "tollgate_ratelimit_fallback",
 			Help: "1 while Redis is unreachable and limits are enforced from this replica's memory.",
 		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_ratelimit_evictions_total",
+			Help: "Live rate-limit keys evicted from the memory store because it was full (keys of the same limit are then held to the evicted state, never looser).",
+		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_panics_total",
+			Help: "Checks whose decision panicked and were answered with a deny, by front end.",
+		}, []string{"frontend"}),
 		upstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_upstream_requests_total",
 			Help: "Upstream responses reported by Envoy's access log, joined with their decision, by API and status class.",
@@ -97,6 +110,18 @@ func NewMetrics() *Metrics {
 			Name: "tollgate_accesslog_entries_total",
 			Help: "Envoy access-log entries received, by result: joined with a decision, unmatched (not kept), or dropped.",
 		}, []string{"result"}),
+		accessLogStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_accesslog_streams",
+			Help: "Envoy access-log streams connected now.",
+		}),
+		accessLogRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_accesslog_refused_total",
+			Help: "Access-log streams refused because their peer address is not allowed.",
+		}),
+		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_analytics_write_errors_total",
+			Help: "Failed writes of analytics events to their output (the lines being written are lost).",
+		}),
 		GRPC: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 			grpcprom.WithHistogramBuckets([]float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3}),
 		)),
@@ -104,6 +129,7 @@ func NewMetrics() *Metrics {
 	m.registry.MustRegister(
 		m.decisions, m.duration, m.reloads, m.jwks, m.limits, m.store, m.fallback, m.GRPC,
 		m.upstreamRequests, m.upstreamDuration, m.analyticsDropped, m.accessLogEntries,
+		m.evictions, m.panics, m.accessLogStreams, m.accessLogRefused, m.writeErrors,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -113,6 +139,7 @@ func NewMetrics() *Metrics {
 	m.reloads.WithLabelValues("failure")
 	for _, f := range []authz.Frontend{authz.FrontendGRPC, authz.FrontendHTTP} {
 		m.duration.WithLabelValues(f.String())
+		m.panics.WithLabelValues(f.String())
 	}
 	return m
 }
@@ -152,6 +179,27 @@ func statusClass(code int) string {
 
 // SinkDropped counts an event the sink had no room for.
 func (m *Metrics) SinkDropped() { m.analyticsDropped.WithLabelValues("sink_full").Inc() }
+
+// SinkWriteFailed counts a failed write of analytics events.
+func (m *Metrics) SinkWriteFailed(error) { m.writeErrors.Inc() }
+
+// ObservePanic counts a check whose decision panicked and was answered
+// with a deny. frontend is "grpc" or "http" (authz.Frontend's names);
+// anything else is counted as "other", so the label stays a fixed set.
+func (m *Metrics) ObservePanic(frontend string) {
+	if frontend != authz.FrontendGRPC.String() && frontend != authz.FrontendHTTP.String() {
+		frontend = "other"
+	}
+	m.panics.WithLabelValues(frontend).Inc()
+}
+
+// ObserveRateLimitEvictions counts n rate-limit memory-store entries
+// evicted because the store was full.
+func (m *Metrics) ObserveRateLimitEvictions(n int) {
+	if n > 0 {
+		m.evictions.Add(float64(n))
+	}
+}
 
 // ObserveRateLimit implements authz.Recorder.
 func (m *Metrics) ObserveRateLimit(policy, result string) {

@@ -1,9 +1,11 @@
 package analytics
 
 import (
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tollgate/tollgate/internal/authz"
@@ -42,5 +44,40 @@ func TestObserveDecision(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestHardeningMetrics(t *testing.T) {
+	cases := []struct {
+		name    string
+		observe func(*Metrics)
+		metric  func(*Metrics) prometheus.Collector
+		want    float64
+	}{
+		{"panic on gRPC", func(m *Metrics) { m.ObservePanic("grpc") },
+			func(m *Metrics) prometheus.Collector { return m.panics.WithLabelValues("grpc") }, 1},
+		{"panic on HTTP", func(m *Metrics) { m.ObservePanic("http"); m.ObservePanic("http") },
+			func(m *Metrics) prometheus.Collector { return m.panics.WithLabelValues("http") }, 2},
+		{"panic on an unknown front end", func(m *Metrics) { m.ObservePanic("websocket") },
+			func(m *Metrics) prometheus.Collector { return m.panics.WithLabelValues("other") }, 1},
+		{"evictions", func(m *Metrics) {
+			m.ObserveRateLimitEvictions(3)
+			m.ObserveRateLimitEvictions(0)
+			m.ObserveRateLimitEvictions(-1) // ignored: a counter cannot go down
+		}, func(m *Metrics) prometheus.Collector { return m.evictions }, 3},
+		{"write errors", func(m *Metrics) { m.SinkWriteFailed(errors.New("disk full")) },
+			func(m *Metrics) prometheus.Collector { return m.writeErrors }, 1},
+	}
+	for _, tc := range cases {
+		m := NewMetrics()
+		tc.observe(m)
+		if got := testutil.ToFloat64(tc.metric(m)); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// Both front ends' panic series exist from the start, for alerts.
+	if got := testutil.CollectAndCount(NewMetrics().panics); got != 2 {
+		t.Errorf("panic series before any panic: %d, want 2", got)
 	}
 }

@@ -1,7 +1,9 @@
 package analytics
 
 import (
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tollgate/tollgate/internal/authz"
 	"github.com/tollgate/tollgate/internal/catalog"
@@ -18,25 +20,27 @@ type Recorder struct {
 func (r Recorder) ObserveDecision(req *authz.Request, d *authz.Decision, elapsed time.Duration) {
 	r.Metrics.ObserveDecision(req, d, elapsed)
 	if r.Joiner != nil && r.Joiner.Wants() {
-		r.Joiner.Decided(eventOf(req, d, elapsed))
+		r.Joiner.Decided(eventOf(req, d, elapsed, time.Now()))
 	}
 }
 
-// eventOf copies what the event needs out of the request, which belongs
-// to the front end and must not be kept.
-func eventOf(req *authz.Request, d *authz.Decision, elapsed time.Duration) *Event {
+// eventOf builds the event of a decision taken at the given time. The
+// request's strings are substrings of the whole request as it arrived, and
+// the identity's may be too, so every string is cut to its limit and
+// copied: the event must not keep the request alive.
+func eventOf(req *authz.Request, d *authz.Decision, elapsed time.Duration, at time.Time) *Event {
 	e := &Event{
-		Timestamp:      time.Now().UTC(),
-		RequestID:      req.RequestID,
+		Timestamp:      at.UTC(),
+		RequestID:      clip(req.RequestID, maxIDLen),
 		Frontend:       req.Frontend.String(),
-		API:            d.APIID(),
-		Operation:      d.OperationPath(),
-		Method:         req.Method,
-		Host:           req.Host,
-		Path:           catalog.NormalizePath(req.Target),
-		Subject:        d.Identity.Subject,
-		CredentialType: d.Identity.Credential,
-		UserAgent:      req.Headers.Get("user-agent"),
+		API:            clip(d.APIID(), maxNameLen),
+		Operation:      clip(d.OperationPath(), maxPathLen),
+		Method:         clip(req.Method, maxMethodLen),
+		Host:           clip(req.Host, maxNameLen),
+		Path:           clip(catalog.NormalizePath(req.Target), maxPathLen),
+		Subject:        clip(d.Identity.Subject, maxNameLen),
+		CredentialType: clip(d.Identity.Credential, maxIDLen),
+		UserAgent:      clip(req.Headers.Get("user-agent"), maxNameLen),
 		Decision:       "allow",
 		Code:           AllowCode,
 		Latency:        Latency{EnforcerMS: ms(elapsed)},
@@ -45,13 +49,29 @@ func eventOf(req *authz.Request, d *authz.Decision, elapsed time.Duration) *Even
 		e.ClientIP = d.ClientIP.String()
 	}
 	if d.API != nil {
-		e.APIVersion = d.API.Version
+		e.APIVersion = clip(d.API.Version, maxIDLen)
 	}
 	if app := d.Identity.Application; app != nil {
-		e.Application = app.ID
+		e.Application = clip(app.ID, maxNameLen)
 	}
 	if !d.Allowed {
-		e.Decision, e.Code = "deny", d.Denial.Code
+		e.Decision, e.Code = "deny", clip(d.Denial.Code, maxIDLen)
 	}
 	return e
+}
+
+// clip returns a copy of s cut to at most limit bytes, at a rune boundary
+// when s is UTF-8 (at most utf8.UTFMax-1 bytes are given up for it).
+func clip(s string, limit int) string {
+	if len(s) > limit {
+		cut := limit
+		for cut > 0 && cut > limit-(utf8.UTFMax-1) && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		if !utf8.RuneStart(s[cut]) { // not UTF-8 here: a plain byte cut
+			cut = limit
+		}
+		s = s[:cut]
+	}
+	return strings.Clone(s)
 }

@@ -56,7 +56,7 @@ func (t *Tracing) StartCheck(ctx context.Context, r *authz.Request) (context.Con
 	ctx, span := t.tracer.Start(ctx, "tollgate.check", trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(
 			attribute.String("tollgate.frontend", r.Frontend.String()),
-			attribute.String("http.request.method", r.Method),
+			attribute.String("http.request.method", clip(r.Method, maxMethodLen)),
 		))
 	return ctx, func(d *authz.Decision) {
 		decision := "allow"
@@ -79,9 +79,20 @@ func (t *Tracing) StartCheck(ctx context.Context, r *authz.Request) (context.Con
 // Shutdown flushes spans still buffered.
 func (t *Tracing) Shutdown(ctx context.Context) error { return t.provider.Shutdown(ctx) }
 
+// maxPropagationHeader bounds the trace headers read. A span outlives the
+// check (it waits in the exporter's queue) and keeps parts of tracestate,
+// so values are copies, and one longer than any sane value is ignored.
+const maxPropagationHeader = 8 << 10
+
 // headerCarrier reads propagation headers from a request.
 type headerCarrier struct{ h authz.Headers }
 
-func (c headerCarrier) Get(key string) string { return c.h.Get(strings.ToLower(key)) }
-func (c headerCarrier) Set(string, string)    {}
-func (c headerCarrier) Keys() []string        { return nil }
+func (c headerCarrier) Get(key string) string {
+	v := c.h.Get(strings.ToLower(key))
+	if len(v) > maxPropagationHeader {
+		return ""
+	}
+	return strings.Clone(v)
+}
+func (c headerCarrier) Set(string, string) {}
+func (c headerCarrier) Keys() []string     { return nil }
