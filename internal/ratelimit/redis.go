@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -124,6 +125,50 @@ func (s *RedisStore) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, 250*time.Millisecond))
 	defer cancel()
 	return s.client.Ping(ctx).Err()
+}
+
+// WarmUp dials Redis and loads the script before the first decision needs
+// them, retrying until ctx ends: a replica that reports ready with a cold
+// store would answer its first decisions by failureMode (503 under
+// closed). Two connections are opened, one per batch in flight.
+func (s *RedisStore) WarmUp(ctx context.Context) error {
+	for {
+		err := s.warmUpOnce(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("redis: not reachable before the start-up wait ended: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *RedisStore) warmUpOnce(ctx context.Context) error {
+	load := func(ctx context.Context, c redis.Cmdable) error { return gcraScript.Load(ctx, c).Err() }
+	if cluster, ok := s.client.(*redis.ClusterClient); ok {
+		return cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return load(ctx, c) })
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- s.Ping(ctx) }()
+	}
+	if err := errors.Join(<-errs, <-errs); err != nil {
+		return err
+	}
+	return load(ctx, s.client)
+}
+
+// SetRedisLogger sends the Redis client's own messages (reconnects, pool
+// events) to log as structured lines, instead of plain text on stderr
+// among the JSON log.
+func SetRedisLogger(log *slog.Logger) { redis.SetLogger(redisLog{log}) }
+
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "message", fmt.Sprintf(format, v...))
 }
 
 // Admit implements Store.

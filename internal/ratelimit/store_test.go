@@ -2,9 +2,12 @@ package ratelimit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -443,5 +446,17 @@ func TestRedisSentinel(t *testing.T) {
 	}
 	if master.CommandCalls("evalsha") == 0 {
 		t.Fatal("the decision did not reach the master Sentinel named")
+	}
+}
+
+// The Redis client's messages go to the structured log, not as plain text
+// among the JSON lines.
+func TestRedisLogIsStructured(t *testing.T) {
+	var out strings.Builder
+	l := redisLog{slog.New(slog.NewJSONHandler(&out, nil))}
+	l.Printf(context.Background(), "redis: connection pool: %s", "was closed")
+	var line map[string]any
+	if err := json.Unmarshal([]byte(out.String()), &line); err != nil || line["message"] != "redis: connection pool: was closed" || line["msg"] != "redis client" {
+		t.Fatalf("log line %q: %v", out.String(), err)
 	}
 }
