@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,7 +40,7 @@ applications:
   - {id: partner, name: Partner}
   - {id: nosub, name: Nobody}
 subscriptions:
-  - {application: mobile, api: petstore-v1}
+  - {application: mobile, api: petstore-v1, state: active}
   - {application: partner, api: petstore-v1, state: blocked}
 apiKeys:
   - {application: mobile, name: ci, sha256: ` + sha(keyMobile) + `, scopes: ["pets:write"]}
@@ -125,8 +126,10 @@ func TestGRPCFrontEnd(t *testing.T) {
 	if got["x-consumer-id"] != "mobile" || got["x-authenticated-userid"] != "alice" || got["x-credential-type"] != "apiKey" {
 		t.Errorf("identity headers = %v", got)
 	}
-	if strings.Join(ok.GetQueryParametersToRemove(), ",") != "apikey" || strings.Join(ok.GetHeadersToRemove(), ",") != "x-consumer-groups" {
-		t.Errorf("removals: query %v headers %v", ok.GetQueryParametersToRemove(), ok.GetHeadersToRemove())
+	removed := ok.GetHeadersToRemove()
+	if strings.Join(ok.GetQueryParametersToRemove(), ",") != "apikey" || !slices.Contains(removed, "x-consumer-groups") ||
+		!slices.Contains(removed, "x-http-method-override") || slices.Contains(removed, "x-consumer-id") {
+		t.Errorf("removals: query %v headers %v", ok.GetQueryParametersToRemove(), removed)
 	}
 	if md := resp.GetDynamicMetadata().GetFields(); md["api"].GetStringValue() != "petstore-v1" || md["application"].GetStringValue() != "mobile" {
 		t.Errorf("dynamic metadata = %v", resp.GetDynamicMetadata())
@@ -211,8 +214,16 @@ func TestHTTPFrontEndEnvoyShape(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Consumer-Id") != "mobile" || resp.Header.Get("X-Authenticated-Userid") != "alice" {
 		t.Fatalf("allow: %d %v", resp.StatusCode, resp.Header)
 	}
-	if got := resp.Header.Get("X-Envoy-Auth-Headers-To-Remove"); got != "apikey" {
-		t.Errorf("x-envoy-auth-headers-to-remove = %q", got)
+	// Listed whether sent or not: Envoy's http_service shows Tollgate only
+	// some headers, and a copy Tollgate never saw must not pass either.
+	removed := strings.Split(resp.Header.Get("X-Envoy-Auth-Headers-To-Remove"), ",")
+	for _, want := range []string{"apikey", "x-http-method-override", "x-http-method", "x-method-override"} {
+		if !slices.Contains(removed, want) {
+			t.Errorf("x-envoy-auth-headers-to-remove = %q lacks %s", removed, want)
+		}
+	}
+	if slices.Contains(removed, "x-authenticated-userid") {
+		t.Errorf("x-envoy-auth-headers-to-remove = %q removes a header Tollgate sets", removed)
 	}
 
 	resp = do("DELETE", "/petstore/v1/pets/3", map[string]string{"apikey": keyRO})

@@ -119,7 +119,7 @@ func startEnforcerAt(t testing.TB, path string, extraArgs ...string) *enforcer {
 			t.Fatalf("enforcer exited during start-up: %v\n%s", e.err, e.raw.String())
 		default:
 		}
-		return len(e.addrs) == 3
+		return e.addrs["grpc"] != "" && e.addrs["http"] != "" && e.addrs["admin"] != ""
 	})
 	waitFor(t, "the enforcer to be ready", 20*time.Second, func() bool {
 		resp, err := http.Get(e.AdminURL() + "/readyz")

@@ -116,7 +116,7 @@ apis:
 applications:
   - {id: mobile, name: Mobile app, clientIds: [mobile-client]}
 subscriptions:
-  - {application: mobile, api: petstore}
+  - {application: mobile, api: petstore, state: active}
 `)
 	client := e.AuthClient()
 	checkToken := func(tok string) (allowed bool, headers map[string]string, code string) {

@@ -359,12 +359,12 @@ apis:
     security: [apiKey]
     operations: [{path: "/x/{id", methods: [GET]}]
     colour: blue
-subscriptions: [{application: ghost, api: a}]
+subscriptions: [{application: ghost, api: a, state: active}]
 `), 0o600))
 
 	t.Run("validate accepts a good file", func(t *testing.T) {
 		code, out, _ := runCommand(t, nil, "validate", "--config", good)
-		if code != 0 || !strings.Contains(out, "ok (1 APIs, 3 applications, 4 API keys, 0 issuers)") {
+		if code != 0 || !strings.Contains(out, "ok (1 API, 3 applications, 4 API keys, 0 issuers)") {
 			t.Fatalf("exit %d, %q", code, out)
 		}
 	})

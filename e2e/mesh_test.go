@@ -141,10 +141,10 @@ applications:
   - {id: partner-b, certificates: ["`+pinned.String()+`"]}
   - {id: mobile}
 subscriptions:
-  - {application: cart, api: orders}
-  - {application: partner-a, api: partner-api}
-  - {application: partner-b, api: partner-api}
-  - {application: mobile, api: petstore}
+  - {application: cart, api: orders, state: active}
+  - {application: partner-a, api: partner-api, state: active}
+  - {application: partner-b, api: partner-api, state: active}
+  - {application: mobile, api: petstore, state: active}
 apiKeys:
   - {application: mobile, sha256: `+sha(keyMobile)+`}
   - {application: cart, sha256: `+sha("tgk_e2e_cart_key")+`}

@@ -27,7 +27,7 @@ apis:
 applications:
   - {id: mobile, rateLimit: per-app}
 subscriptions:
-  - {application: mobile, api: petstore}
+  - {application: mobile, api: petstore, state: active}
 apiKeys:
   - {application: mobile, sha256: ` + sha(keyMobile) + `}
 `
@@ -63,6 +63,15 @@ func callLimited(t *testing.T, e *enforcer) limitedResponse {
 func TestRateLimitWithRedis(t *testing.T) {
 	redis := testredis.Start(t)
 	e := startEnforcer(t, rateLimitConfig(redis.Addr, "closed"))
+
+	// Ready means warmed up: the script is in Redis before any decision,
+	// so a cold replica under failureMode closed does not answer 503.
+	if loads := redis.CommandCalls("script|load"); loads < 1 {
+		t.Fatalf("SCRIPT LOAD calls before the first decision: %d, want at least 1", loads)
+	}
+	if calls := redis.CommandCalls("evalsha"); calls != 0 {
+		t.Fatalf("%d EVALSHA before any decision", calls)
+	}
 
 	// burst 2: three at once, then refused with Retry-After.
 	for i, want := range []string{"2", "1", "0"} {

@@ -107,9 +107,9 @@ applications:
   - {id: acme, name: ACME}
   - {id: cart, name: Cart, principals: ["spiffe://cluster.local/ns/shop/sa/cart"]}
 subscriptions:
-  - {application: web, api: catalog, rateLimit: roomy}
-  - {application: acme, api: partner}
-  - {application: cart, api: orders}
+  - {application: web, api: catalog, rateLimit: roomy, state: active}
+  - {application: acme, api: partner, state: active}
+  - {application: cart, api: orders, state: active}
 apiKeys:
   - {application: acme, sha256: %s}
 `, jwksPath, hex.EncodeToString(sum[:]))

@@ -102,6 +102,9 @@ func validateCommand(args []string, stdout, stderr io.Writer) error {
 		return usageError{"validate: --config is required"}
 	}
 	snap, err := config.Load(*path)
+	if err == nil {
+		err = checkRuntime(snap)
+	}
 	if err != nil {
 		var problems config.Problems
 		if errors.As(err, &problems) {
@@ -113,8 +116,8 @@ func validateCommand(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d APIs, %d applications, %d API keys, %d issuers)\n",
-		*path, len(snap.Catalog.APIs()), len(snap.Applications), snap.APIKeys.Len(), len(snap.IssuerList))
+	fmt.Fprintf(stdout, "%s: ok (%s, %s, %s, %s)\n", *path, plural(len(snap.Catalog.APIs()), "API"),
+		plural(len(snap.Applications), "application"), plural(snap.APIKeys.Len(), "API key"), plural(len(snap.IssuerList), "issuer"))
 	return nil
 }
 

@@ -7,20 +7,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
@@ -47,9 +51,9 @@ const shutdownGrace = 20 * time.Second
 // with `make bench`). Set GOMEMLIMIT as well in containers.
 const defaultGCPercent = 400
 
-// jwksStartupWait bounds how long start-up waits for the first load of the
-// issuers' keys before reporting ready.
-const jwksStartupWait = 10 * time.Second
+// startupWait bounds how long start-up waits for the first load of the
+// issuers' keys, and for the rate-limit store, before reporting ready.
+const startupWait = 10 * time.Second
 
 func serveCommand(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -74,13 +78,18 @@ func serveCommand(args []string, stderr io.Writer) error {
 	snap, err := config.Load(*path)
 	if err != nil {
 		var problems config.Problems
-		if errors.As(err, &problems) {
-			for _, p := range problems {
-				log.Error("config problem", "problem", p.String())
-			}
+		if !errors.As(err, &problems) {
+			return fmt.Errorf("cannot start: %w", err) // e.g. no such file
 		}
-		return fmt.Errorf("cannot start: %s is not valid", *path)
+		for _, p := range problems {
+			log.Error("config problem", "problem", p.String())
+		}
+		return fmt.Errorf("cannot start: %s is not valid (%s, logged above)", *path, plural(len(problems), "problem"))
 	}
+	if err := checkRuntime(snap); err != nil {
+		return fmt.Errorf("cannot start: %w", err)
+	}
+	setMemoryLimit(snap.Limits, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -114,7 +123,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		return ages
 	})
 
-	limiter, closeLimiter, err := newLimiter(jwksCtx, o.snap.RateLimit, metrics, log)
+	limiter, warmLimiter, closeLimiter, err := newLimiter(jwksCtx, o.snap.RateLimit, metrics, log)
 	if err != nil {
 		return err
 	}
@@ -152,8 +161,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	reloader := config.NewReloader(config.ReloaderOptions{
 		Path: o.path, Store: store, Log: log, Observe: metrics.ObserveReload,
 		Prepare: func(s *config.Snapshot) error {
-			if !reflect.DeepEqual(s.RateLimit, o.snap.RateLimit) || s.Analytics != o.snap.Analytics || s.Tracing != o.snap.Tracing || s.PProf != o.snap.PProf {
-				log.Warn("rateLimit store, analytics, tracing or admin.pprof settings changed in the config; they take effect after a restart")
+			if !reflect.DeepEqual(s.RateLimit, o.snap.RateLimit) || !reflect.DeepEqual(s.Analytics, o.snap.Analytics) ||
+				s.Tracing != o.snap.Tracing || s.PProf != o.snap.PProf || s.Limits != o.snap.Limits ||
+				!reflect.DeepEqual(s.AccessLogPeers, o.snap.AccessLogPeers) {
+				log.Warn("rateLimit store, analytics, tracing, limits or admin.pprof settings changed in the config; they take effect after a restart")
 			}
 			return jwks.Bind(s.IssuerList)
 		},
@@ -182,6 +193,15 @@ func serve(ctx context.Context, o serveOptions) error {
 		httpL.Close()
 		return err
 	}
+	var accessLogL net.Listener
+	if addr := o.snap.Listen.AccessLog; addr != "" {
+		if accessLogL, err = listen("accessLog", addr); err != nil {
+			grpcL.Close()
+			httpL.Close()
+			adminL.Close()
+			return err
+		}
+	}
 
 	grpcServer := grpc.NewServer(
 		// A fixed pool of stream workers instead of a goroutine per Check:
@@ -189,6 +209,10 @@ func serve(ctx context.Context, o serveOptions) error {
 		// to a larger one on every Check (SHA-256 alone needs more than the
 		// initial stack).
 		grpc.NumStreamWorkers(uint32(max(64, 8*runtime.GOMAXPROCS(0)))),
+		// What one connection can make Tollgate hold: messages up to
+		// maxRequestBytes (gRPC's default is 4 MiB), so many at once.
+		grpc.MaxRecvMsgSize(o.snap.Limits.MaxRequestBytes),
+		grpc.MaxConcurrentStreams(o.snap.Limits.MaxConcurrentStreams),
 		// Check requests are read without the generated code's maps and
 		// per-header messages (authz.WireCheckRequest).
 		grpc.ForceServerCodecV2(authz.Codec()),
@@ -196,7 +220,15 @@ func serve(ctx context.Context, o serveOptions) error {
 		grpc.ChainStreamInterceptor(metrics.GRPC.StreamServerInterceptor()),
 	)
 	authz.NewGRPCServer(engine).Register(grpcServer)
-	accesslogv3.RegisterAccessLogServiceServer(grpcServer, analytics.NewAccessLogServer(joiner, analytics.AccessLogOptions{}))
+	accessLog := analytics.NewAccessLogServer(joiner, analytics.AccessLogOptions{AllowedPeers: o.snap.AccessLogPeers})
+	var accessLogServer *grpc.Server // on its own listener, when listen.accessLog says so
+	if accessLogL == nil {
+		accesslogv3.RegisterAccessLogServiceServer(grpcServer, accessLog)
+	} else {
+		accessLogServer = grpc.NewServer(grpc.MaxRecvMsgSize(o.snap.Limits.MaxRequestBytes),
+			grpc.MaxConcurrentStreams(o.snap.Limits.MaxConcurrentStreams))
+		accesslogv3.RegisterAccessLogServiceServer(accessLogServer, accessLog)
+	}
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
 	reflection.Register(grpcServer)
@@ -231,6 +263,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	goServe("grpc", func() error { return grpcServer.Serve(grpcL) })
 	goServe("http", func() error { return httpServer.Serve(httpL) })
 	goServe("admin", func() error { return adminServer.Serve(adminL) })
+	if accessLogServer != nil {
+		goServe("accessLog", func() error { return accessLogServer.Serve(accessLogL) })
+	}
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -243,10 +278,20 @@ func serve(ctx context.Context, o serveOptions) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	// Ready once every issuer's keys have had their first load (bounded:
-	// an identity provider that is down must not keep API keys out).
-	loadCtx, loaded := context.WithTimeout(ctx, jwksStartupWait)
+	// Ready once every issuer's keys have had their first load and the
+	// rate-limit store answers with its script loaded (bounded: an
+	// identity provider or a Redis that is down must not keep the replica
+	// out for good; failureMode and the local fallback take over).
+	loadCtx, loaded := context.WithTimeout(ctx, startupWait)
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		if err := warmLimiter(loadCtx); err != nil {
+			log.Warn("rate-limit store not warmed up before ready", "error", err.Error())
+		}
+	}()
 	jwks.WaitLoaded(loadCtx)
+	<-warmed
 	loaded()
 	healthServer.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthServer.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -288,6 +333,9 @@ loop:
 		log.Warn("grpc front end did not drain in time; closing connections")
 		grpcServer.Stop()
 	}
+	if accessLogServer != nil {
+		accessLogServer.Stop() // access-log streams never end by themselves
+	}
 	if err := adminServer.Shutdown(shutdownCtx); err != nil {
 		adminServer.Close()
 	}
@@ -318,18 +366,75 @@ func newSink(a config.AnalyticsSettings, metrics *analytics.Metrics) (*analytics
 	case "":
 		return nil, func() {}, nil
 	case "stdout":
-		return analytics.NewSink(os.Stdout, 8192, metrics.SinkDropped), func() {}, nil
+		return analytics.NewSinkWithOptions(os.Stdout, sinkOptions(metrics)), func() {}, nil
 	}
 	file := &lumberjack.Logger{Filename: a.Events, MaxSize: a.FileMaxMB, MaxBackups: a.FileBackups}
 	if _, err := file.Write(nil); err != nil {
 		return nil, nil, fmt.Errorf("analytics events file: %w", err)
 	}
-	return analytics.NewSink(file, 8192, metrics.SinkDropped), func() { _ = file.Close() }, nil
+	return analytics.NewSinkWithOptions(file, sinkOptions(metrics)), func() { _ = file.Close() }, nil
+}
+
+func sinkOptions(metrics *analytics.Metrics) analytics.SinkOptions {
+	return analytics.SinkOptions{Buffer: 8192, Dropped: metrics.SinkDropped, WriteFailed: metrics.SinkWriteFailed}
+}
+
+// checkRuntime makes the checks of what serve needs from the config that
+// compiling cannot make — the events file can be written — so that
+// validate never passes a config serve cannot start with.
+func checkRuntime(snap *config.Snapshot) error {
+	if path := snap.Analytics.Events; path != "" && path != "stdout" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			// Not there yet: its directory must take a new file.
+			var tmp *os.File
+			if tmp, err = os.CreateTemp(filepath.Dir(path), ".tollgate-check-*"); err == nil {
+				tmp.Close()
+				err = os.Remove(tmp.Name())
+			}
+		} else if err == nil {
+			err = f.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("analytics.events: %w", err)
+		}
+	}
+	return nil
+}
+
+// setMemoryLimit gives the Go runtime a memory limit unless GOMEMLIMIT
+// says otherwise: with limits.memoryLimit auto, 90% of the container's
+// (cgroup) limit, so the garbage collector works harder before the kernel
+// kills the pod.
+func setMemoryLimit(l config.LimitSettings, log *slog.Logger) {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
+		return
+	}
+	switch l.MemoryLimit {
+	case "off":
+	case "auto":
+		limit, err := memlimit.Set(memlimit.WithRatio(0.9), memlimit.WithProvider(memlimit.FromCgroup))
+		if err == nil && limit > 0 && limit < math.MaxInt64 {
+			log.Info("memory limit follows the container's", "gomemlimit_bytes", limit)
+		}
+	default:
+		debug.SetMemoryLimit(l.MemoryLimitBytes)
+		log.Info("memory limit", "gomemlimit_bytes", l.MemoryLimitBytes)
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
 }
 
 // newLimiter builds the rate limiter the config asks for: the memory store,
-// or Redis with a local memory fallback for outages.
-func newLimiter(ctx context.Context, rl config.RateLimitSettings, metrics *analytics.Metrics, log *slog.Logger) (*ratelimit.Limiter, func(), error) {
+// or Redis with a local memory fallback for outages. warm connects to the
+// store before the first decision.
+func newLimiter(ctx context.Context, rl config.RateLimitSettings, metrics *analytics.Metrics, log *slog.Logger) (
+	limiter *ratelimit.Limiter, warm func(context.Context) error, closeFn func(), err error) {
 	opts := ratelimit.LimiterOptions{
 		StoreName:     rl.Store,
 		Failure:       rl.FailureMode,
@@ -337,24 +442,27 @@ func newLimiter(ctx context.Context, rl config.RateLimitSettings, metrics *analy
 		Observer:      metrics,
 		Log:           log,
 	}
-	closeFn := func() {}
+	closeFn = func() {}
+	warm = func(context.Context) error { return nil }
 	switch rl.Store {
 	case "redis":
+		ratelimit.SetRedisLogger(log)
 		redisStore, err := ratelimit.NewRedisStore(rl.Redis)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		opts.Store = redisStore
-		opts.Fallback = ratelimit.NewMemoryStore(ratelimit.MemoryOptions{})
+		warm = redisStore.WarmUp
+		opts.Fallback = ratelimit.NewMemoryStore(ratelimit.MemoryOptions{MaxKeys: rl.MemoryMaxKeys, OnEvict: metrics.ObserveRateLimitEvictions})
 		go opts.Fallback.SweepEvery(ctx, 30*time.Second)
 		closeFn = func() { _ = redisStore.Close() }
 		log.Info("rate limits in Redis", "addrs", rl.Redis.Addrs, "timeout", rl.Redis.Timeout.String())
 	default:
-		memory := ratelimit.NewMemoryStore(ratelimit.MemoryOptions{})
+		memory := ratelimit.NewMemoryStore(ratelimit.MemoryOptions{MaxKeys: rl.MemoryMaxKeys, OnEvict: metrics.ObserveRateLimitEvictions})
 		opts.Store = memory
 		go memory.SweepEvery(ctx, 30*time.Second)
 	}
-	return ratelimit.NewLimiter(ctx, opts), closeFn, nil
+	return ratelimit.NewLimiter(ctx, opts), warm, closeFn, nil
 }
 
 func adminMux(metrics *analytics.Metrics, store *config.Store, ready *atomic.Bool, profiling bool) *http.ServeMux {

@@ -6,7 +6,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/tollgate/tollgate/internal/authz"
-	"github.com/tollgate/tollgate/internal/catalog"
 )
 
 // Recorder is what the decision pipeline reports to: metrics always, and
@@ -37,7 +36,7 @@ func eventOf(req *authz.Request, d *authz.Decision, elapsed time.Duration, at ti
 		Operation:      clip(d.OperationPath(), maxPathLen),
 		Method:         clip(req.Method, maxMethodLen),
 		Host:           clip(req.Host, maxNameLen),
-		Path:           clip(catalog.NormalizePath(req.Target), maxPathLen),
+		Path:           clip(d.LogPath(req), maxPathLen),
 		Subject:        clip(d.Identity.Subject, maxNameLen),
 		CredentialType: clip(d.Identity.Credential, maxIDLen),
 		UserAgent:      clip(req.Headers.Get("user-agent"), maxNameLen),

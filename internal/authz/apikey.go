@@ -8,16 +8,25 @@ import "cmp"
 type apiKeyAuthenticator struct{}
 
 // presented returns the key sent with the request, preferring the header.
-// It is read once per check: present and verify both ask.
+// It is read once per check: present and verify both ask. A key sent
+// twice, or under a query name Envoy would not remove (api%6bey), is
+// unclear: the upstream could read another key than the one checked, or
+// keep it in the URL.
 func (apiKeyAuthenticator) presented(c *check) (string, bool) {
 	if !c.apiKeyRead {
 		c.apiKeyRead = true
 		if h := c.api.APIKeyHeader; h != "" {
-			c.apiKey = c.req.Headers.Get(h)
-			c.apiKeyFound = c.apiKey != ""
+			var lines int
+			c.apiKey, lines = c.req.Headers.Lookup(h)
+			c.apiKeyFound = lines > 0 && c.apiKey != ""
+			c.apiKeyUnclear = lines > 1
 		}
-		if !c.apiKeyFound && c.api.APIKeyQuery != "" {
-			c.apiKey, c.apiKeyFound = queryParam(c.req.Target, c.api.APIKeyQuery)
+		if q := c.api.APIKeyQuery; q != "" {
+			v := queryParam(c.req.Target, q)
+			c.apiKeyUnclear = c.apiKeyUnclear || v.unclear || c.apiKeyFound && v.found
+			if !c.apiKeyFound {
+				c.apiKey, c.apiKeyFound = v.value, v.found || v.unclear
+			}
 		}
 	}
 	return c.apiKey, c.apiKeyFound
@@ -30,6 +39,9 @@ func (a apiKeyAuthenticator) present(c *check) bool {
 
 func (a apiKeyAuthenticator) verify(c *check) (Identity, *Denial) {
 	presented, _ := a.presented(c)
+	if c.apiKeyUnclear {
+		return Identity{}, unreadable("The request carries more than one API key, or one under a parameter name spelled differently.")
+	}
 	key := c.snap.APIKeys.Lookup(presented)
 	if key == nil {
 		d := denyInvalidCredentials

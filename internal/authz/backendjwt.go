@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -42,11 +41,10 @@ func (e *Engine) backendToken(c *check, d *Decision, b *config.BackendJWTPolicy)
 	if app := d.Identity.Application; app != nil {
 		appID, appName = app.ID, app.Name
 	}
-	// The cache key holds everything the claims say, so equal keys mean
+	// The cache key hashes everything the claims say, so equal keys mean
 	// equal tokens.
-	key := strings.Join([]string{d.API.ID, appID, d.Identity.Subject, d.Identity.Credential, d.Identity.ScopeText}, "\x00")
-	h := e.backendTokens.hash(key)
-	if t, ok := e.backendTokens.get(h, key); ok && t.snap == c.snap && c.now.Before(t.reuseEnd) {
+	key := keyOf(d.API.ID, appID, d.Identity.Subject, d.Identity.Credential, d.Identity.ScopeText)
+	if t, ok := e.backendTokens.get(&key); ok && t.snap == c.snap && c.now.Before(t.reuseEnd) {
 		return t.token
 	}
 	claims := backendClaims{
@@ -69,6 +67,6 @@ func (e *Engine) backendToken(c *check, d *Decision, b *config.BackendJWTPolicy)
 		e.log.Error("signing the backend JWT failed", "api", d.API.ID, "error", err.Error())
 		return ""
 	}
-	e.backendTokens.put(h, key, &backendToken{snap: c.snap, token: token, reuseEnd: c.now.Add(b.TTL / 2)})
+	e.backendTokens.put(&key, &backendToken{snap: c.snap, token: token, reuseEnd: c.now.Add(b.TTL / 2)})
 	return token
 }

@@ -31,7 +31,7 @@ apis:
       - {path: /pets, methods: [GET]}
       - {path: "/pets/{id}", methods: [GET, DELETE]}
 applications: [{id: mobile, name: Mobile app, owner: alice}]
-subscriptions: [{application: mobile, api: petstore}]
+subscriptions: [{application: mobile, api: petstore, state: active}]
 apiKeys: [{application: mobile, sha256: `+hex.EncodeToString(sum[:])+`}]
 `), func(string) (string, bool) { return "", false })
 	if err != nil {

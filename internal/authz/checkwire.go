@@ -82,6 +82,23 @@ func (c *WireCheckRequest) Unmarshal(msg []byte) error {
 	return nil
 }
 
+// read is Unmarshal for the server: a message that does not read (invalid
+// UTF-8 in a string, malformed wire format) becomes a request the decision
+// refuses with 400, rather than an error.
+func (c *WireCheckRequest) read(msg []byte) {
+	if err := c.Unmarshal(msg); err != nil {
+		c.req = Request{Frontend: FrontendGRPC, Unreadable: "The CheckRequest is malformed (" + errorText(err) + ")."}
+	}
+}
+
+// errorText names what was wrong without quoting the request.
+func errorText(err error) string {
+	if errors.Is(err, errInvalidUTF8) {
+		return "a string field holds invalid UTF-8"
+	}
+	return "invalid protobuf wire format"
+}
+
 // Request returns the request as the pipeline sees it.
 func (c *WireCheckRequest) Request() *Request { return &c.req }
 

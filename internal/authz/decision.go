@@ -24,7 +24,8 @@ type Header struct {
 	Name, Value string // name in lower case
 }
 
-// Names of the identity headers Tollgate sets upstream (DESIGN §4 step 5).
+// Names of the identity headers Tollgate sets upstream (README, "The
+// decision", step 5).
 const (
 	HeaderConsumerID     = "x-consumer-id"
 	HeaderConsumerName   = "x-consumer-name"
@@ -38,6 +39,16 @@ const (
 type identityHeaders [5]string
 
 var identityHeaderNames = [5]string{HeaderConsumerID, HeaderConsumerName, HeaderUserID, HeaderScope, HeaderCredentialType}
+
+// identityHeader reports whether name (lower case) is one of the five.
+func identityHeader(name string) bool {
+	for _, n := range identityHeaderNames {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
 
 func (h *identityHeaders) sets(name string) bool {
 	for i, n := range identityHeaderNames {
@@ -76,6 +87,7 @@ type Decision struct {
 	Denial  Denial // when !Allowed
 
 	ClientIP  netip.Addr         // as resolved (clientIp policy); for analytics
+	Path      string             // the path as matched ("" when it could not be read)
 	API       *catalog.API       // nil when nothing matched
 	Operation *catalog.Operation // nil when nothing matched
 	Identity  Identity
@@ -97,6 +109,16 @@ func (d *Decision) Code() string {
 		return ""
 	}
 	return d.Denial.Code
+}
+
+// LogPath is the path to show for r in logs and analytics: as matched, or,
+// when it could not be read, as sent without its query (which may hold
+// credentials).
+func (d *Decision) LogPath(r *Request) string {
+	if d.Path != "" {
+		return d.Path
+	}
+	return catalog.NormalizePath(r.Target)
 }
 
 // APIID is the matched API's id, or "".

@@ -13,8 +13,8 @@ type Denial struct {
 	RetryAfter  int64  // seconds, on 429
 }
 
-// The deny table of DESIGN §4. Description is the default; a check may
-// replace it with something more precise.
+// The deny table (README, "The decision"). Description is the default; a
+// check may replace it with something more precise.
 var (
 	denyMissingCredentials = Denial{Status: 401, Code: "900902", Message: "Missing Credentials",
 		Description: "Make sure your API invocation call has the required credentials."}
@@ -30,12 +30,30 @@ var (
 		Description: "The credential does not carry a scope this operation requires."}
 	denyNotFound = Denial{Status: 404, Code: "404", Message: "Not Found",
 		Description: "The requested resource is not available."}
+	// denyUnreadable answers a request that Tollgate, the proxy and the
+	// upstream could read differently: refusing it is the only decision
+	// that holds for every reading.
+	denyUnreadable = Denial{Status: 400, Code: "900400", Message: "Bad Request",
+		Description: "The request cannot be read unambiguously."}
+	denyInternal = Denial{Status: 500, Code: "900500", Message: "Internal Server Error",
+		Description: "The request could not be authorized because of an internal error."}
 )
+
+// unreadable returns the 400 denial with description desc.
+func unreadable(desc string) *Denial {
+	d := denyUnreadable
+	d.Description = desc
+	return &d
+}
 
 // GRPCCode maps the HTTP status to the gRPC status Envoy is told
 // (google.rpc.Code values).
 func (d *Denial) GRPCCode() int32 {
 	switch d.Status {
+	case 400:
+		return 3 // INVALID_ARGUMENT
+	case 500:
+		return 13 // INTERNAL
 	case 401:
 		return 16 // UNAUTHENTICATED
 	case 403:

@@ -2,8 +2,10 @@ package authz
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -32,12 +34,15 @@ type Recorder interface {
 	ObserveDecision(r *Request, d *Decision, elapsed time.Duration)
 	// ObserveRateLimit counts one policy's result: allowed, limited or error.
 	ObserveRateLimit(policy, result string)
+	// ObservePanic counts a decision that panicked and was answered 500.
+	ObservePanic(frontend string)
 }
 
 type nopRecorder struct{}
 
 func (nopRecorder) ObserveDecision(*Request, *Decision, time.Duration) {}
 func (nopRecorder) ObserveRateLimit(string, string)                    {}
+func (nopRecorder) ObservePanic(string)                                {}
 
 // Options configure an Engine. Only Config is required.
 type Options struct {
@@ -58,8 +63,8 @@ type Tracer interface {
 	StartCheck(ctx context.Context, r *Request) (context.Context, func(*Decision))
 }
 
-// Engine runs the decision pipeline of DESIGN §4: match, authenticate,
-// authorize, respond. It holds no per-request state and takes no locks:
+// Engine runs the decision pipeline (README, "The decision"): match,
+// authenticate, authorize, rate-limit, respond. It holds no per-request state and takes no locks:
 // each check reads the current snapshot once and uses it throughout.
 type Engine struct {
 	config  SnapshotSource
@@ -113,13 +118,16 @@ type check struct {
 	clientIP netip.Addr
 	api      *catalog.API
 	op       *catalog.Operation
+	path     string // the request path as matched (catalog.CleanPath)
 
 	// credentials as presented, each read once (see the authenticators)
-	apiKey      string
-	apiKeyFound bool
-	apiKeyRead  bool
-	bearer      string
-	bearerRead  bool
+	apiKey        string
+	apiKeyFound   bool
+	apiKeyUnclear bool // sent twice, or where it cannot be removed
+	apiKeyRead    bool
+	bearer        string
+	bearerUnclear bool // more than one Authorization line
+	bearerRead    bool
 
 	limits rateLimits
 }
@@ -136,26 +144,46 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	return d
 }
 
-func (e *Engine) decide(ctx context.Context, r *Request) Decision {
-	c := check{ctx: ctx, req: r, snap: e.config.Load(), now: e.clock.Now()}
-	c.clientIP = r.Peer
-	if h := c.snap.ClientIP.Header; h != "" {
-		c.clientIP = c.snap.ClientIP.Resolve(r.Peer, r.Headers.Get(h))
-	}
+// DecideSafely is Decide for the front ends: a panic in the decision is
+// logged, counted and answered with a 500 denial instead of ending the
+// process (or, over gRPC, becoming an error that Envoy's
+// failure_mode_allow would turn into an allow).
+func (e *Engine) DecideSafely(ctx context.Context, r *Request) (d Decision) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.metrics.ObservePanic(r.Frontend.String())
+			e.log.Error("decision panicked; answered 500", "frontend", r.Frontend.String(),
+				"request_id", r.RequestID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			d = Decision{Denial: denyInternal}
+		}
+	}()
+	return e.Decide(ctx, r)
+}
 
-	d := Decision{ClientIP: c.clientIP}
-	if denial := e.match(&c); denial != nil {
+func (e *Engine) decide(ctx context.Context, r *Request) Decision {
+	c := check{ctx: ctx, req: r, snap: e.config.Load(), now: e.clock.Now(), clientIP: r.Peer}
+	d := Decision{}
+	denial := e.readable(&c)
+	d.ClientIP = c.clientIP
+	if denial == nil {
+		denial = e.match(&c)
+	}
+	d.API, d.Operation, d.Path = c.api, c.op, c.path
+	if denial != nil {
 		d.Denial = *denial
 		return d
 	}
-	d.API, d.Operation = c.api, c.op
 	if c.op == nil { // unmatched, and unmatched: allow
 		d.Identity = Identity{Credential: "none"}
 		e.allow(&c, &d)
 		return d
 	}
 
-	id, denial := e.authenticate(&c)
+	denial = e.methodOverride(&c)
+	var id Identity
+	if denial == nil {
+		id, denial = e.authenticate(&c)
+	}
 	if denial == nil {
 		denial = e.authorize(&c, &id)
 	}
@@ -165,10 +193,38 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	}
 	if denial != nil {
 		d.Denial = *denial
+		if d.Denial.Status == 401 && d.Denial.Challenge == "" {
+			// RFC 9110: a 401 names the schemes that would be accepted.
+			d.Denial.Challenge = e.challenge(&c)
+		}
 		return d
 	}
 	e.allow(&c, &d)
 	return d
+}
+
+// readable refuses what the front end could not read one way only, and
+// resolves the client address.
+func (e *Engine) readable(c *check) *Denial {
+	r := c.req
+	if r.Unreadable != "" {
+		return unreadable(r.Unreadable)
+	}
+	p := c.snap.ClientIP
+	if p.Header == "" {
+		return nil
+	}
+	var v string
+	if p.Header == "x-forwarded-for" {
+		v = r.Headers.Joined(p.Header) // a second line must not hide the first from the rightmost-untrusted rule
+	} else {
+		var lines int
+		if v, lines = r.Headers.Lookup(p.Header); lines > 1 && p.Trusts(r.Peer) {
+			return unreadable("The request carries " + p.Header + " more than once.")
+		}
+	}
+	c.clientIP = p.Resolve(r.Peer, v)
+	return nil
 }
 
 // Observe records a finished decision: metrics and, at debug level, a log
@@ -180,7 +236,7 @@ func (e *Engine) Observe(r *Request, d *Decision, start time.Time) {
 			slog.String("frontend", r.Frontend.String()),
 			slog.String("request_id", r.RequestID),
 			slog.String("method", r.Method),
-			slog.String("path", catalog.NormalizePath(r.Target)),
+			slog.String("path", d.LogPath(r)),
 			slog.String("api", d.APIID()),
 			slog.String("operation", d.OperationPath()),
 			slog.Bool("allowed", d.Allowed),
@@ -197,30 +253,32 @@ func (e *Engine) Now() time.Time { return e.clock.Now() }
 // when nothing matched and the config allows unmatched requests.
 func (e *Engine) match(c *check) *Denial {
 	r := c.req
-	path := catalog.NormalizePath(r.Target)
-	var (
-		op   *catalog.Operation
-		miss catalog.Miss
-	)
-	switch {
-	case r.APIID != "":
-		c.api = c.snap.Catalog.API(r.APIID)
-		if c.api == nil {
+	p, err := catalog.CleanPath(r.Target, c.snap.EscapedSlashes)
+	if err != nil {
+		return unreadable(err.Error())
+	}
+	c.path = p.Clean
+	if r.APIID != "" {
+		if c.api = c.snap.Catalog.API(r.APIID); c.api == nil {
 			d := denyNotFound
 			d.Description = "The route names an API that is not configured."
 			return &d
 		}
-		if r.OperationID != "" {
-			op, miss = c.api.Operation(r.OperationID, r.Method)
-		} else {
-			op, miss = c.snap.Catalog.MatchInAPI(c.api, r.Method, path)
+	}
+	op, miss := e.lookup(c, p.Clean)
+	if op != nil && p.WithoutParams != "" {
+		// Servlet containers drop ;parameters before routing: the request
+		// must be the same operation in that reading too.
+		if other, _ := e.lookup(c, p.WithoutParams); other != op {
+			return unreadable("The request path reads as another resource once its ;parameters are removed.")
 		}
-	default:
-		op, miss = c.snap.Catalog.Match(r.Host, r.Method, path)
 	}
 	if op != nil {
 		c.api, c.op = op.API, op
 		return nil
+	}
+	if miss == catalog.MissHost {
+		return unreadable("The request's host is not a host name or address.")
 	}
 	if c.snap.UnmatchedAllow && r.APIID == "" {
 		return nil
@@ -230,6 +288,42 @@ func (e *Engine) match(c *check) *Denial {
 		d.Description = "The requested resource does not support this method."
 	}
 	return &d
+}
+
+// lookup matches path: within the API the route named, or by host.
+func (e *Engine) lookup(c *check, path string) (*catalog.Operation, catalog.Miss) {
+	r := c.req
+	switch {
+	case c.api != nil && r.OperationID != "":
+		return c.api.Operation(r.OperationID, r.Method)
+	case c.api != nil:
+		return c.snap.Catalog.MatchInAPI(c.api, r.Method, path)
+	}
+	return c.snap.Catalog.Match(r.Host, r.Method, path)
+}
+
+// methodOverride refuses a request that asks the upstream to run it as
+// another method, when the API says so, and any override Tollgate could
+// not remove: the upstream would run a method Tollgate did not authorize.
+func (e *Engine) methodOverride(c *check) *Denial {
+	q := queryParam(c.req.Target, catalog.MethodOverrideQuery)
+	if c.api.MethodOverride == catalog.OverrideDeny {
+		for _, h := range catalog.MethodOverrideHeaders {
+			if _, lines := c.req.Headers.Lookup(h); lines > 0 {
+				return unreadable("The API does not accept method overrides (" + h + ").")
+			}
+		}
+		if q.found || q.unclear {
+			return unreadable("The API does not accept method overrides (" + catalog.MethodOverrideQuery + ").")
+		}
+		return nil
+	}
+	// Removed otherwise; but only Envoy's gRPC ext_authz can remove a query
+	// parameter, and only by its exact spelling.
+	if q.unclear || q.found && c.req.Frontend != FrontendGRPC {
+		return unreadable("The request carries a method override (" + catalog.MethodOverrideQuery + ") that cannot be removed.")
+	}
+	return nil
 }
 
 // authenticate tries the operation's alternatives in order (step 2): an
@@ -302,22 +396,12 @@ func merge(id, more *Identity) *Denial {
 	return nil
 }
 
-// challenge builds WWW-Authenticate for a request with no credential: one
-// challenge per scheme the operation accepts.
+// challenge is WWW-Authenticate for a 401 of the operation.
 func (e *Engine) challenge(c *check) string {
-	var parts []string
-	if c.op.Security.Uses(catalog.SchemeJWT) {
-		parts = append(parts, `Bearer realm="`+c.api.ID+`"`)
+	if c.op == nil {
+		return ""
 	}
-	if c.op.Security.Uses(catalog.SchemeAPIKey) {
-		switch {
-		case c.api.APIKeyHeader != "":
-			parts = append(parts, `APIKey realm="`+c.api.ID+`", header="`+c.api.APIKeyHeader+`"`)
-		default:
-			parts = append(parts, `APIKey realm="`+c.api.ID+`", query="`+c.api.APIKeyQuery+`"`)
-		}
-	}
-	return strings.Join(parts, ", ")
+	return c.op.Challenge
 }
 
 // authorize checks subscription and scopes (step 3). API-key CIDRs were
@@ -359,7 +443,10 @@ func anyScope(have, want []string) bool {
 }
 
 // allow fills in the upstream changes (step 5): identity headers, and the
-// removal of credentials and of client-sent identity headers.
+// removal of credentials, method overrides and every header only Tollgate
+// may set. Removal lists the headers whether or not the request carried
+// them: Envoy's http_service shows Tollgate only some headers, and a copy
+// Tollgate never saw must not reach the upstream either.
 func (e *Engine) allow(c *check, d *Decision) {
 	d.Allowed = true
 	d.Upstream = headersFor(&d.Identity)
@@ -369,20 +456,36 @@ func (e *Engine) allow(c *check, d *Decision) {
 			d.Extra = append(d.Extra[:len(d.Extra):len(d.Extra)], Header{Name: b.Header, Value: token})
 		}
 	}
-	if api := c.api; api != nil && !api.ForwardCredentials {
-		for _, h := range api.CredentialHeaders {
-			if c.req.Headers.Get(h) != "" {
-				d.RemoveHeaders = api.CredentialHeaders
-				break
-			}
-		}
-		for _, q := range api.CredentialQuery {
-			if _, ok := queryParam(c.req.Target, q); ok {
-				d.RemoveQuery = api.CredentialQuery
-				break
+	api := c.api
+	base := catalog.MethodOverrideHeaders[:len(catalog.MethodOverrideHeaders):len(catalog.MethodOverrideHeaders)]
+	if api != nil {
+		base = api.RemoveHeaders
+		if !api.ForwardCredentials {
+			for _, q := range api.CredentialQuery {
+				if queryParam(c.req.Target, q).found {
+					d.RemoveQuery = api.CredentialQuery
+					break
+				}
 			}
 		}
 	}
-	// Appending to the API's shared slice must copy it first.
-	d.RemoveHeaders = c.req.Headers.appendReserved(d.RemoveHeaders[:len(d.RemoveHeaders):len(d.RemoveHeaders)], d, c.snap.ReservedHeaders)
+	if (api == nil || api.MethodOverride == catalog.OverrideRemove) && queryParam(c.req.Target, catalog.MethodOverrideQuery).found {
+		d.RemoveQuery = append(d.RemoveQuery[:len(d.RemoveQuery):len(d.RemoveQuery)], catalog.MethodOverrideQuery)
+	}
+	// The headers only Tollgate may set that this decision does not set.
+	// Usually none (an identified caller gets all five identity headers),
+	// and then the API's shared list serves without a copy.
+	var buf [16]string
+	add := buf[:0]
+	for _, h := range c.snap.ReservedHeaderList {
+		if !d.sets(h) {
+			add = append(add, h)
+		}
+	}
+	add = c.req.Headers.appendReserved(add, d, c.snap.ReservedHeaders)
+	if len(add) == 0 {
+		d.RemoveHeaders = base
+		return
+	}
+	d.RemoveHeaders = append(append(make([]string, 0, len(base)+len(add)), base...), add...)
 }

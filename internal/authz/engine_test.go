@@ -48,6 +48,7 @@ apis:
       - {path: "/pets/{id}", methods: [DELETE], scopes: ["pets:write", "pets:admin"]}
       - {path: /health, methods: [GET], security: [none]}
       - {path: /maybe, methods: [GET], security: [apiKey, none]}
+      - {path: "/docs/**", methods: [GET], security: [none]}
   - id: internal
     basePath: /internal
     hosts: [internal.example.com]
@@ -60,8 +61,8 @@ applications:
   - {id: onhold}
   - {id: nosub}
 subscriptions:
-  - {application: mobile, api: petstore}
-  - {application: mobile, api: internal}
+  - {application: mobile, api: petstore, state: active}
+  - {application: mobile, api: internal, state: active}
   - {application: partner, api: petstore, state: blocked}
   - {application: onhold, api: petstore, state: onHold}
 apiKeys:
@@ -112,7 +113,7 @@ func TestDecide(t *testing.T) {
 				if d.Upstream != want {
 					t.Errorf("upstream headers = %q, want %q", d.Upstream, want)
 				}
-				wantSlice(t, "RemoveHeaders", d.RemoveHeaders, "apikey")
+				wantRemoved(t, d, "apikey")
 				wantSlice(t, "RemoveQuery", d.RemoveQuery)
 				if d.API.ID != "petstore" || d.Operation.Path != "/pets" || d.Identity.KeyName != "ci" {
 					t.Errorf("decision = %s %s key %q", d.API.ID, d.Operation.Path, d.Identity.KeyName)
@@ -121,8 +122,13 @@ func TestDecide(t *testing.T) {
 		{name: "key in query allows and is removed", req: req("GET", "/petstore/v1/pets?x=1&apikey="+keyMobile), status: 200,
 			check: func(t *testing.T, d *Decision) {
 				wantSlice(t, "RemoveQuery", d.RemoveQuery, "apikey")
-				wantSlice(t, "RemoveHeaders", d.RemoveHeaders)
 			}},
+		{name: "key in query under an encoded name is refused", req: req("GET", "/petstore/v1/pets?api%6bey="+keyMobile), status: 400, code: "900400"},
+		{name: "key in query twice is refused", req: req("GET", "/petstore/v1/pets?apikey="+keyMobile+"&apikey=x"), status: 400, code: "900400"},
+		{name: "key in header and query is refused", req: req("GET", "/petstore/v1/pets?apikey="+keyMobile, "apikey", keyMobile), status: 400, code: "900400"},
+		{name: "key after the fragment is not a key", req: req("GET", "/petstore/v1/pets#?apikey="+keyMobile), status: 401, code: "900902"},
+		{name: "key in a raw header_map line twice is refused", status: 400, code: "900400",
+			req: rawReq("GET", "/petstore/v1/pets", "apikey", keyMobile, "apikey", keyReadOnly)},
 		{name: "url-encoded key in query", req: req("GET", "/petstore/v1/pets?apikey=tgk%5Ftest%5Fmobile"), status: 200},
 		{name: "no key", req: req("GET", "/petstore/v1/pets"), status: 401, code: "900902",
 			check: func(t *testing.T, d *Decision) {
@@ -155,10 +161,10 @@ func TestDecide(t *testing.T) {
 				if d.Upstream != (identityHeaders{}) {
 					t.Errorf("public operation sets identity headers %q", d.Upstream)
 				}
-				wantSlice(t, "RemoveHeaders", d.RemoveHeaders, "x-authenticated-userid", "x-consumer-id")
+				wantRemoved(t, d, "x-authenticated-userid", "x-consumer-id", "x-consumer-name", "x-authenticated-scope", "x-credential-type")
 			}},
 		{name: "public operation strips a key sent anyway", req: req("GET", "/petstore/v1/health", "apikey", "whatever"), status: 200,
-			check: func(t *testing.T, d *Decision) { wantSlice(t, "RemoveHeaders", d.RemoveHeaders, "apikey") }},
+			check: func(t *testing.T, d *Decision) { wantRemoved(t, d, "apikey") }},
 		{name: "optional key absent", req: req("GET", "/petstore/v1/maybe"), status: 200,
 			check: func(t *testing.T, d *Decision) {
 				if d.Identity.Application != nil || d.Identity.Credential != "none" {
@@ -177,7 +183,7 @@ func TestDecide(t *testing.T) {
 				"x-authenticated-scope", "pets:admin", "x-credential-type", "jwt", "x-other", "kept"),
 			check: func(t *testing.T, d *Decision) {
 				// the read-only key has no scopes, so x-authenticated-scope is removed, not set
-				wantSlice(t, "RemoveHeaders", d.RemoveHeaders, "apikey", "x-authenticated-scope", "x-consumer-groups")
+				wantRemoved(t, d, "apikey", "x-authenticated-scope", "x-consumer-groups")
 				if d.Upstream[0] != "mobile" || d.Upstream[4] != "apiKey" {
 					t.Errorf("upstream = %q", d.Upstream)
 				}
@@ -193,7 +199,12 @@ func TestDecide(t *testing.T) {
 			}},
 		{name: "host-restricted API on the wrong host", req: req("GET", "/internal/x", "apikey", keyMobile), status: 404, code: "404"},
 		{name: "host-restricted API keeps credentials", req: onHost(req("GET", "/internal/x/y", "apikey", keyMobile), "internal.example.com"), status: 200,
-			check: func(t *testing.T, d *Decision) { wantSlice(t, "RemoveHeaders", d.RemoveHeaders) }},
+			check: func(t *testing.T, d *Decision) {
+				if slices.Contains(d.RemoveHeaders, "apikey") {
+					t.Errorf("RemoveHeaders = %q removes the forwarded credential", d.RemoveHeaders)
+				}
+				wantRemoved(t, d, "x-http-method-override")
+			}},
 		{name: "context extensions name the API", req: named(req("GET", "/internal/x", "apikey", keyMobile), "internal", ""), status: 200,
 			check: func(t *testing.T, d *Decision) {
 				if d.API.ID != "internal" {
@@ -208,7 +219,30 @@ func TestDecide(t *testing.T) {
 			}},
 		{name: "context extensions: operation without the method", req: named(req("GET", "/x", "apikey", keyMobile), "petstore", "/pets/{id}"), status: 404, code: "404"},
 		{name: "context extensions: unknown API", req: named(req("GET", "/petstore/v1/pets", "apikey", keyMobile), "nope", ""), status: 404, code: "404"},
-		{name: "empty request", req: &Request{}, status: 404, code: "404"},
+		{name: "empty request", req: &Request{}, status: 400, code: "900400"},
+		{name: "escaped slash", req: req("GET", "/petstore/v1/pets/1%2F..%2F..%2Fpets", "apikey", keyReadOnly), status: 400, code: "900400"},
+		{name: "backslash", req: req("GET", "/petstore/v1/health\\..\\pets"), status: 400, code: "900400"},
+		{name: "path parameters that read as a dot segment", req: req("GET", "/petstore/v1/docs/..;/pets"), status: 400, code: "900400"},
+		{name: "path parameters that read as another operation", req: req("GET", "/petstore/v1/docs/x/..;/../pets"), status: 400, code: "900400"},
+		{name: "path parameters within one operation", req: req("DELETE", "/petstore/v1/pets/7;v=1", "apikey", keyMobile), status: 200},
+		{name: "path parameters on a literal are another resource", req: req("GET", "/petstore/v1/health;jsessionid=1"), status: 404, code: "404"},
+		{name: "malformed host", req: onHost(req("GET", "/petstore/v1/pets", "apikey", keyMobile), "api.example.com@evil"), status: 400, code: "900400"},
+		{name: "HEAD is GET", req: req("HEAD", "/petstore/v1/pets", "apikey", keyMobile), status: 200},
+		{name: "method override headers are removed", status: 200,
+			req: req("GET", "/petstore/v1/pets", "apikey", keyMobile, "x-http-method-override", "DELETE"),
+			check: func(t *testing.T, d *Decision) {
+				wantRemoved(t, d, "x-http-method-override", "x-http-method", "x-method-override")
+			}},
+		{name: "method override query is removed", req: req("POST", "/petstore/v1/anything?_method=DELETE", "apikey", keyMobile), status: 404, code: "404"},
+		{name: "method override query spelled otherwise is refused", req: req("GET", "/petstore/v1/pets?_m%65thod=DELETE", "apikey", keyMobile), status: 400, code: "900400"},
+		{name: "X-Forwarded-For lines are joined", status: 403, code: "900908",
+			req: from(rawReq("GET", "/petstore/v1/pets", "apikey", keyCIDR, "x-forwarded-for", "192.168.9.9", "x-forwarded-for", "203.0.113.9"), "10.0.0.1")},
+		{name: "mTLS-less 401 names the accepted schemes", req: req("GET", "/petstore/v1/pets", "apikey", keyPartner), status: 401, code: "900907",
+			check: func(t *testing.T, d *Decision) {
+				if !strings.Contains(d.Denial.Challenge, "APIKey") {
+					t.Errorf("challenge = %q", d.Denial.Challenge)
+				}
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,7 +267,7 @@ func TestDecideUnmatchedAllow(t *testing.T) {
 	if !d.Allowed || d.API != nil {
 		t.Fatalf("unmatched request: allowed=%v api=%v", d.Allowed, d.API)
 	}
-	wantSlice(t, "RemoveHeaders", d.RemoveHeaders, "x-consumer-id")
+	wantRemoved(t, &d, "x-consumer-id")
 	// A route that names an API that does not exist is a misconfiguration, not "unmatched".
 	r := req("GET", "/elsewhere")
 	r.APIID = "nope"
@@ -242,12 +276,55 @@ func TestDecideUnmatchedAllow(t *testing.T) {
 	}
 }
 
+// The removal list is built from slices the config shares between
+// decisions (the API's credential headers); appending to one in place would
+// let concurrent decisions write into each other's lists. The test gives
+// the shared slice spare capacity, so an in-place append would show.
 func TestDecideDoesNotShareRemovalSlices(t *testing.T) {
 	e := testEngine(t, testConfig)
+	api := e.config.Load().Catalog.API("petstore")
+	api.CredentialHeaders = append(make([]string, 0, 16), api.CredentialHeaders...)
+	shared := api.CredentialHeaders[:cap(api.CredentialHeaders)]
 	a := e.Decide(context.Background(), req("GET", "/petstore/v1/pets", "apikey", keyMobile, "x-consumer-a", "1"))
 	b := e.Decide(context.Background(), req("GET", "/petstore/v1/pets", "apikey", keyMobile, "x-consumer-b", "1"))
-	wantSlice(t, "first", a.RemoveHeaders, "apikey", "x-consumer-a")
-	wantSlice(t, "second", b.RemoveHeaders, "apikey", "x-consumer-b")
+	wantRemoved(t, &a, "apikey", "x-consumer-a")
+	wantRemoved(t, &b, "apikey", "x-consumer-b")
+	if slices.Contains(a.RemoveHeaders, "x-consumer-b") {
+		t.Errorf("the first decision's list changed with the second: %q", a.RemoveHeaders)
+	}
+	for _, h := range shared[len(api.CredentialHeaders):] {
+		if h != "" {
+			t.Fatalf("a decision appended %q into the API's shared slice", h)
+		}
+	}
+}
+
+// wantRemoved checks that the decision removes every header in want, and
+// none of those it sets upstream.
+func wantRemoved(t *testing.T, d *Decision, want ...string) {
+	t.Helper()
+	for _, h := range want {
+		if !slices.Contains(d.RemoveHeaders, h) {
+			t.Errorf("RemoveHeaders = %q lacks %s", d.RemoveHeaders, h)
+		}
+	}
+	for _, h := range d.RemoveHeaders {
+		if d.sets(h) {
+			t.Errorf("RemoveHeaders = %q removes %s, which the decision sets", d.RemoveHeaders, h)
+		}
+	}
+}
+
+// rawReq builds a request whose headers came in Envoy's header_map, one
+// line each, so that names may repeat.
+func rawReq(method, target string, headers ...string) *Request {
+	r := req(method, target)
+	var fields []headerField
+	for i := 0; i+1 < len(headers); i += 2 {
+		fields = append(fields, headerField{headers[i], headers[i+1]})
+	}
+	r.Headers = Headers{fields: fields}
+	return r
 }
 
 func wantSlice(t *testing.T, what string, got []string, want ...string) {

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -64,7 +67,11 @@ func TestGRPCCheckAllow(t *testing.T) {
 		}
 	}
 	wantSlice(t, "query_parameters_to_remove", ok.GetQueryParametersToRemove(), "apikey")
-	wantSlice(t, "headers_to_remove", ok.GetHeadersToRemove(), "x-consumer-extra")
+	for _, h := range []string{"x-consumer-extra", "apikey", "x-http-method-override"} {
+		if !slices.Contains(ok.GetHeadersToRemove(), h) {
+			t.Errorf("headers_to_remove = %q lacks %s", ok.GetHeadersToRemove(), h)
+		}
+	}
 	md := wireMetadata(t, resp)
 	for k, v := range map[string]string{"api": "petstore", "operation": "/pets", "application": "mobile", "subject": "alice", "credential_type": "apiKey"} {
 		if md[k] != v {
@@ -87,7 +94,9 @@ func TestGRPCCheckDeny(t *testing.T) {
 		{"invalid", checkRequest("GET", "/petstore/v1/pets", map[string]string{"apikey": "x"}, nil), 16, 401, "900901", ""},
 		{"forbidden", checkRequest("GET", "/petstore/v1/pets", map[string]string{"apikey": keyNoSub}, nil), 7, 403, "900908", ""},
 		{"not found", checkRequest("GET", "/nope", nil, nil), 5, 404, "404", ""},
-		{"no attributes", &authv3.CheckRequest{}, 5, 404, "404", ""},
+		{"no attributes", &authv3.CheckRequest{}, 3, 400, "900400", ""},
+		{"escaped slash", checkRequest("GET", "/petstore/v1/pets/1%2f..%2f..%2fpets", nil, nil), 3, 400, "900400", ""},
+		{"blocked subscription names the schemes", checkRequest("GET", "/petstore/v1/pets", map[string]string{"apikey": keyPartner}, nil), 16, 401, "900907", "www-authenticate"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +145,9 @@ func TestGRPCRawHeaderMap(t *testing.T) {
 	if err != nil || resp.GetOkResponse() == nil {
 		t.Fatalf("raw headers: %v %v", resp, err)
 	}
-	wantSlice(t, "headers_to_remove", resp.GetOkResponse().GetHeadersToRemove(), "apikey")
+	if got := resp.GetOkResponse().GetHeadersToRemove(); !slices.Contains(got, "apikey") {
+		t.Errorf("headers_to_remove = %q lacks apikey", got)
+	}
 }
 
 func TestGRPCOverTheWire(t *testing.T) {
@@ -164,18 +175,105 @@ func TestGRPCOverTheWire(t *testing.T) {
 		t.Fatalf("response = %v", resp)
 	}
 
-	// A message that is not a CheckRequest is a gRPC error, as the
-	// generated code's reading would make it; the server carries on.
-	var out authv3.CheckResponse
-	err = conn.Invoke(context.Background(), authv3.Authorization_Check_FullMethodName, []byte{0x0a, 0x05, 0x22}, &out,
-		grpc.ForceCodecV2(rawRequestCodec{}))
-	if status.Code(err) != codes.Internal {
-		t.Fatalf("junk request: err = %v, want Internal", err)
+	// What cannot be read is still answered with a denial: an RPC error
+	// would be an allow under Envoy's failure_mode_allow. The server
+	// carries on afterwards.
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{
+		{"malformed wire format", []byte{0x0a, 0x05, 0x22}},
+		{"invalid UTF-8 in a header", mustMarshal(t, checkRequest("GET", "/petstore/v1/pets", map[string]string{"apikey": "\xff"}, nil))},
+	} {
+		var out authv3.CheckResponse
+		err = conn.Invoke(context.Background(), authv3.Authorization_Check_FullMethodName, tc.msg, &out,
+			grpc.ForceCodecV2(rawRequestCodec{}))
+		if err != nil || out.GetDeniedResponse().GetStatus().GetCode() != 400 || out.GetStatus().GetCode() != 3 {
+			t.Fatalf("%s: %v, err %v; want a 400 denial", tc.name, &out, err)
+		}
 	}
 	if _, err := client.Check(context.Background(), checkRequest("GET", "/x", nil, nil)); err != nil {
 		t.Fatalf("after junk: %v", err)
 	}
 }
+
+// mustMarshal encodes m without the UTF-8 check proto.Marshal makes, as
+// Envoy's C++ encoder does.
+func mustMarshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.MarshalOptions{}.Marshal(m)
+	if err == nil {
+		return b
+	}
+	// proto.Marshal refuses invalid UTF-8; build the same message with the
+	// header value as bytes in a map entry by hand.
+	var entry, http, request, attrs, msg []byte
+	entry = protowire.AppendTag(entry, 1, protowire.BytesType)
+	entry = protowire.AppendString(entry, "apikey")
+	entry = protowire.AppendTag(entry, 2, protowire.BytesType)
+	entry = protowire.AppendString(entry, "\xff")
+	http = protowire.AppendTag(http, 2, protowire.BytesType)
+	http = protowire.AppendString(http, "GET")
+	http = protowire.AppendTag(http, 4, protowire.BytesType)
+	http = protowire.AppendString(http, "/petstore/v1/pets")
+	http = protowire.AppendTag(http, 3, protowire.BytesType)
+	http = protowire.AppendBytes(http, entry)
+	request = protowire.AppendTag(request, 2, protowire.BytesType)
+	request = protowire.AppendBytes(request, http)
+	attrs = protowire.AppendTag(attrs, 4, protowire.BytesType)
+	attrs = protowire.AppendBytes(attrs, request)
+	msg = protowire.AppendTag(msg, 1, protowire.BytesType)
+	return protowire.AppendBytes(msg, attrs)
+}
+
+func TestGRPCOversizedChecksAndPanics(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &panicCounter{}
+	snap := testEngine(t, testConfig).config
+	engine := NewEngine(Options{Config: snap, Clock: fixedClock(testNow), Tracer: panickyTracer{}, Metrics: rec})
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(Codec()), grpc.MaxRecvMsgSize(64<<10))
+	NewGRPCServer(engine).Register(srv)
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := authv3.NewAuthorizationClient(conn)
+
+	// gRPC itself refuses a message over the limit before it is read: an
+	// RPC error (the README says how to keep Envoy's CheckRequests under
+	// it), after which the server carries on.
+	big := checkRequest("GET", "/petstore/v1/pets", map[string]string{"x-big": strings.Repeat("a", 128<<10)}, nil)
+	if _, err := client.Check(context.Background(), big); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("oversized check: err %v, want ResourceExhausted", err)
+	}
+	resp, err := client.Check(context.Background(), checkRequest("GET", "/petstore/v1/pets", map[string]string{"apikey": keyMobile}, nil))
+	if err != nil || resp.GetDeniedResponse().GetStatus().GetCode() != 500 || !strings.Contains(resp.GetDeniedResponse().GetBody(), "900500") {
+		t.Fatalf("panicking check: %v, err %v; want a 500 denial", resp, err)
+	}
+	if rec.panics.Load() != 1 {
+		t.Fatalf("panics counted = %d, want 1", rec.panics.Load())
+	}
+}
+
+// panickyTracer makes every decision panic: a fault no request can cause.
+type panickyTracer struct{}
+
+func (panickyTracer) StartCheck(context.Context, *Request) (context.Context, func(*Decision)) {
+	panic("boom")
+}
+
+type panicCounter struct {
+	nopRecorder
+	panics atomic.Int64
+}
+
+func (p *panicCounter) ObservePanic(string) { p.panics.Add(1) }
 
 // rawRequestCodec sends a []byte request as it is and reads responses as
 // protobuf.
@@ -190,79 +288,144 @@ func (rawRequestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 func (rawRequestCodec) Name() string { return "proto" }
 
 func TestHTTPFrontEnd(t *testing.T) {
-	h := NewHTTPHandler(testEngine(t, testConfig))
-	cases := []struct {
+	type call struct {
 		name    string
 		method  string
 		target  string
-		headers map[string]string
+		host    string
+		headers [][2]string // repeated names allowed
 		status  int
+		code    string
 		want    map[string]string // response headers
 		absent  []string
-	}{
-		{name: "envoy shape allow", method: "GET", target: "/petstore/v1/pets",
-			headers: map[string]string{"apikey": keyMobile, "X-Consumer-Custom": "eve"}, status: 200,
-			want: map[string]string{"X-Consumer-Id": "mobile", "X-Credential-Type": "apiKey",
-				"X-Envoy-Auth-Headers-To-Remove": "apikey,x-consumer-custom"},
-			absent: []string{HeaderErrorBody}},
-		{name: "envoy shape deny", method: "DELETE", target: "/petstore/v1/pets/1",
-			headers: map[string]string{"apikey": keyReadOnly}, status: 403,
-			want: map[string]string{"Content-Type": "application/json"}, absent: []string{HeaderErrorBody, "X-Consumer-Id"}},
-		{name: "nginx shape allow", method: "GET", target: "/auth",
-			headers: map[string]string{HeaderOriginalURI: "/petstore/v1/pets/3/../1", HeaderOriginalMethod: "DELETE", "apikey": keyMobile},
-			status:  200, want: map[string]string{"X-Consumer-Name": "Mobile app", "X-Authenticated-Userid": "alice"}},
-		{name: "nginx shape deny repeats the body in a header", method: "GET", target: "/auth",
-			headers: map[string]string{HeaderOriginalURI: "/petstore/v1/pets"}, status: 401,
-			want: map[string]string{"Www-Authenticate": `APIKey realm="petstore", header="apikey"`}},
-		{name: "nginx shape method defaults to GET", method: "POST", target: "/auth",
-			headers: map[string]string{HeaderOriginalURI: "/petstore/v1/health"}, status: 200},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest(tc.method, tc.target, nil)
-			for k, v := range tc.headers {
-				r.Header.Set(k, v)
-			}
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
-			if w.Code != tc.status {
-				t.Fatalf("status %d, want %d (body %s)", w.Code, tc.status, w.Body)
-			}
-			for k, v := range tc.want {
-				if got := w.Header().Get(k); got != v {
-					t.Errorf("header %s = %q, want %q", k, got, v)
+	shapes := []struct {
+		shape string
+		calls []call
+	}{
+		{"envoy", []call{
+			{name: "allow", method: "GET", target: "/petstore/v1/pets",
+				headers: [][2]string{{"apikey", keyMobile}, {"X-Consumer-Custom", "eve"}}, status: 200,
+				want:   map[string]string{"X-Consumer-Id": "mobile", "X-Credential-Type": "apiKey"},
+				absent: []string{HeaderErrorBody}},
+			{name: "deny", method: "DELETE", target: "/petstore/v1/pets/1",
+				headers: [][2]string{{"apikey", keyReadOnly}}, status: 403, code: "900910",
+				want: map[string]string{"Content-Type": "application/json"}, absent: []string{HeaderErrorBody, "X-Consumer-Id"}},
+			// the client cannot choose what is checked
+			{name: "X-Original-URI means nothing", method: "DELETE", target: "/petstore/v1/pets/1",
+				headers: [][2]string{{HeaderOriginalURI, "/petstore/v1/health"}, {HeaderOriginalMethod, "GET"}}, status: 401, code: "900902"},
+			{name: "X-Forwarded-Uri means nothing", method: "DELETE", target: "/petstore/v1/pets/1",
+				headers: [][2]string{{HeaderForwardedURI, "/petstore/v1/health"}, {HeaderForwardedMethod, "GET"}}, status: 401, code: "900902"},
+			{name: "two Authorization lines", method: "GET", target: "/petstore/v1/pets",
+				headers: [][2]string{{"apikey", keyMobile}, {"Authorization", "Bearer a"}, {"Authorization", "Bearer b"}}, status: 200},
+			{name: "two apikey lines", method: "GET", target: "/petstore/v1/pets",
+				headers: [][2]string{{"apikey", keyMobile}, {"apikey", keyReadOnly}}, status: 400, code: "900400"},
+		}},
+		{"nginx", []call{
+			{name: "allow", method: "GET", target: "/auth",
+				headers: [][2]string{{HeaderOriginalURI, "/petstore/v1/pets/3/../1"}, {HeaderOriginalMethod, "DELETE"}, {"apikey", keyMobile}},
+				status:  200, want: map[string]string{"X-Consumer-Name": "Mobile app", "X-Authenticated-Userid": "alice"}},
+			{name: "deny repeats the body in a header", method: "GET", target: "/auth",
+				headers: [][2]string{{HeaderOriginalURI, "/petstore/v1/pets"}, {HeaderOriginalMethod, "GET"}}, status: 401, code: "900902",
+				want: map[string]string{"Www-Authenticate": `APIKey realm="petstore", header="apikey"`}},
+			{name: "HEAD on a GET operation", method: "GET", target: "/auth",
+				headers: [][2]string{{HeaderOriginalURI, "/petstore/v1/health"}, {HeaderOriginalMethod, "HEAD"}}, status: 200},
+			{name: "no X-Original-URI", method: "GET", target: "/petstore/v1/health", status: 400, code: "900400"},
+			{name: "no X-Original-Method", method: "GET", target: "/auth",
+				headers: [][2]string{{HeaderOriginalURI, "/petstore/v1/health"}}, status: 400, code: "900400"},
+			{name: "X-Original-URI twice", method: "GET", target: "/auth",
+				headers: [][2]string{{HeaderOriginalURI, "/petstore/v1/health"}, {HeaderOriginalURI, "/petstore/v1/pets"}, {HeaderOriginalMethod, "GET"}},
+				status:  400, code: "900400"},
+		}},
+		{"forwardAuth", []call{
+			{name: "allow", method: "GET", target: "/", host: "auth.internal",
+				headers: [][2]string{{HeaderForwardedMethod, "DELETE"}, {HeaderForwardedHost, "api.example.com"}, {HeaderForwardedURI, "/petstore/v1/pets/1?x=1"},
+					{HeaderForwardedProto, "https"}, {"apikey", keyMobile}},
+				status: 200, want: map[string]string{"X-Consumer-Id": "mobile"}, absent: []string{HeaderErrorBody, HeaderHeadersToRemove}},
+			{name: "deny", method: "GET", target: "/",
+				headers: [][2]string{{HeaderForwardedMethod, "DELETE"}, {HeaderForwardedHost, "api.example.com"}, {HeaderForwardedURI, "/petstore/v1/pets/1"}},
+				status:  401, code: "900902", absent: []string{HeaderErrorBody}},
+			{name: "the host is read from X-Forwarded-Host", method: "GET", target: "/", host: "internal.example.com",
+				headers: [][2]string{{HeaderForwardedMethod, "GET"}, {HeaderForwardedHost, "api.example.com"}, {HeaderForwardedURI, "/internal/x"}, {"apikey", keyMobile}},
+				status:  404, code: "404"},
+			{name: "X-Original-URI means nothing", method: "GET", target: "/",
+				headers: [][2]string{{HeaderForwardedMethod, "DELETE"}, {HeaderForwardedHost, "api.example.com"}, {HeaderForwardedURI, "/petstore/v1/pets/1"},
+					{HeaderOriginalURI, "/petstore/v1/health"}},
+				status: 401, code: "900902"},
+			{name: "no X-Forwarded-Uri", method: "GET", target: "/petstore/v1/health",
+				headers: [][2]string{{HeaderForwardedMethod, "GET"}, {HeaderForwardedHost, "api.example.com"}}, status: 400, code: "900400"},
+			{name: "X-Forwarded-Method twice", method: "GET", target: "/",
+				headers: [][2]string{{HeaderForwardedMethod, "GET"}, {HeaderForwardedMethod, "DELETE"}, {HeaderForwardedHost, "api.example.com"}, {HeaderForwardedURI, "/petstore/v1/health"}},
+				status:  400, code: "900400"},
+		}},
+	}
+	for _, sh := range shapes {
+		h := NewHTTPHandler(testEngine(t, testConfig+"httpFrontEnd: {shape: "+sh.shape+"}\n"))
+		for _, tc := range sh.calls {
+			t.Run(sh.shape+"/"+tc.name, func(t *testing.T) {
+				r := httptest.NewRequest(tc.method, tc.target, nil)
+				if tc.host != "" {
+					r.Host = tc.host
 				}
-			}
-			for _, k := range tc.absent {
-				if got := w.Header().Get(k); got != "" {
-					t.Errorf("header %s = %q, want none", k, got)
+				for _, kv := range tc.headers {
+					r.Header.Add(kv[0], kv[1])
 				}
-			}
-			if tc.status != 200 {
-				var body map[string]string
-				if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body["code"] == "" {
-					t.Fatalf("deny body %q: %v", w.Body, err)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != tc.status {
+					t.Fatalf("status %d, want %d (body %s)", w.Code, tc.status, w.Body)
 				}
-				if tc.headers[HeaderOriginalURI] != "" && w.Header().Get(HeaderErrorBody) != strings.TrimSpace(w.Body.String()) {
-					t.Errorf("%s = %q, want the body", HeaderErrorBody, w.Header().Get(HeaderErrorBody))
+				for k, v := range tc.want {
+					if got := w.Header().Get(k); got != v {
+						t.Errorf("header %s = %q, want %q", k, got, v)
+					}
 				}
-			} else if w.Body.Len() != 0 {
-				t.Errorf("allow has a body: %q", w.Body)
-			}
-		})
+				for _, k := range tc.absent {
+					if got := w.Header().Get(k); got != "" {
+						t.Errorf("header %s = %q, want none", k, got)
+					}
+				}
+				if tc.status != 200 {
+					var body map[string]string
+					if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body["code"] != tc.code {
+						t.Fatalf("deny body %q (%v), want code %s", w.Body, err, tc.code)
+					}
+					if sh.shape == "nginx" && w.Header().Get(HeaderErrorBody) != strings.TrimSpace(w.Body.String()) {
+						t.Errorf("%s = %q, want the body", HeaderErrorBody, w.Header().Get(HeaderErrorBody))
+					}
+				} else if w.Body.Len() != 0 {
+					t.Errorf("allow has a body: %q", w.Body)
+				}
+				if sh.shape == "envoy" && tc.status == 200 {
+					removed := strings.Split(w.Header().Get(HeaderHeadersToRemove), ",")
+					want := []string{"apikey", "x-http-method-override", "x-method-override"}
+					if r.Header.Get("X-Consumer-Custom") != "" {
+						want = append(want, "x-consumer-custom")
+					}
+					for _, want := range want {
+						if !slices.Contains(removed, want) {
+							t.Errorf("%s = %q lacks %s", HeaderHeadersToRemove, removed, want)
+						}
+					}
+				}
+			})
+		}
 	}
 }
 
 func TestHTTPClientIPFromTrustedProxy(t *testing.T) {
 	h := NewHTTPHandler(testEngine(t, strings.Replace(testConfig,
 		"clientIp: {header: x-forwarded-for, trustedProxies: [10.0.0.1]}",
-		"clientIp: {header: x-real-ip, trustedProxies: [127.0.0.1]}", 1)))
-	call := func(remote, realIP string) int {
+		"clientIp: {header: x-real-ip, trustedProxies: [127.0.0.1]}", 1)+"httpFrontEnd: {shape: nginx}\n"))
+	call := func(remote string, realIP ...string) int {
 		r := httptest.NewRequest("GET", "/auth", nil)
 		r.RemoteAddr = remote
 		r.Header.Set(HeaderOriginalURI, "/petstore/v1/pets")
+		r.Header.Set(HeaderOriginalMethod, "GET")
 		r.Header.Set("apikey", keyCIDR)
-		r.Header.Set("X-Real-IP", realIP)
+		for _, ip := range realIP {
+			r.Header.Add("X-Real-IP", ip)
+		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		return w.Code
@@ -278,6 +441,9 @@ func TestHTTPClientIPFromTrustedProxy(t *testing.T) {
 	}
 	if got := call("8.8.4.4:5000", "192.168.0.9"); got != 403 {
 		t.Errorf("untrusted peer claiming an allowed address: %d", got)
+	}
+	if got := call("127.0.0.1:5000", "192.168.0.9", "8.8.8.8"); got != 400 {
+		t.Errorf("trusted proxy, X-Real-IP twice: %d, want 400", got)
 	}
 }
 

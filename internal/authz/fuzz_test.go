@@ -3,11 +3,16 @@ package authz
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tollgate/tollgate/internal/catalog"
 )
 
 // FuzzDecide feeds arbitrary request data through the whole pipeline: the
@@ -26,7 +31,7 @@ func FuzzDecide(f *testing.F) {
 		f.Add(s[0], s[1], s[2], s[3], s[4])
 	}
 	e := testEngine(f, testConfig)
-	allowed := map[int]bool{401: true, 403: true, 404: true, 429: true, 503: true}
+	allowed := map[int]bool{400: true, 401: true, 403: true, 404: true, 429: true, 503: true}
 	f.Fuzz(func(t *testing.T, method, target, key, xff, host string) {
 		r := &Request{Method: method, Host: host, Target: target, Peer: netip.MustParseAddr("10.0.0.1"),
 			Headers: headersOf(map[string]string{"apikey": key, "x-forwarded-for": xff, "x-consumer-id": "x"})}
@@ -58,9 +63,22 @@ func FuzzQueryParam(f *testing.F) {
 		f.Add(s, "apikey")
 	}
 	f.Fuzz(func(t *testing.T, target, name string) {
-		v, ok := queryParam(target, name)
-		if !ok && v != "" {
-			t.Fatalf("absent parameter with value %q", v)
+		v := queryParam(target, name)
+		if !v.found && v.value != "" {
+			t.Fatalf("absent parameter with value %q", v.value)
+		}
+		// A parameter is found only under its exact spelling, in the query
+		// and not in the fragment: what Envoy removes by name.
+		query := target
+		if i := strings.IndexByte(query, '#'); i >= 0 {
+			query = query[:i]
+		}
+		_, query, hasQuery := strings.Cut(query, "?")
+		if v.found && (!hasQuery || !slices.ContainsFunc(strings.Split(query, "&"), func(pair string) bool {
+			k, _, _ := strings.Cut(pair, "=")
+			return k == name
+		})) {
+			t.Fatalf("found %q in %q, which does not spell it", name, target)
 		}
 	})
 }
@@ -100,4 +118,96 @@ func FuzzBearerToken(f *testing.F) {
 			t.Fatalf("token %q: code %s", token, d.Code())
 		}
 	})
+}
+
+// fuzzShape drives the HTTP front end in one shape with arbitrary request
+// data: every answer is an allow or a status of the deny table with a JSON
+// body, never a panic; and an allowed request was checked as the shape
+// says (its path as the shape's header gives it, never as the client's
+// own headers of another shape would).
+func fuzzShape(f *testing.F, shape string, seeds [][4]string, target func(method, uri, host string) (*http.Request, string)) {
+	for _, s := range seeds {
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	h := NewHTTPHandler(testEngine(f, testConfig+"httpFrontEnd: {shape: "+shape+"}\n"))
+	allowed := map[int]bool{200: true, 400: true, 401: true, 403: true, 404: true, 429: true, 503: true}
+	f.Fuzz(func(t *testing.T, method, uri, host, key string) {
+		r, checked := target(method, uri, host)
+		if r == nil {
+			return
+		}
+		r.Header.Set("apikey", key)
+		if shape == "nginx" {
+			if checked != "" {
+				r.Header.Set(HeaderOriginalURI, checked)
+			}
+		} else {
+			// a client's own attempt at another shape's headers
+			r.Header.Set(HeaderOriginalURI, "/petstore/v1/health")
+			r.Header.Set(HeaderOriginalMethod, "GET")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if !allowed[w.Code] {
+			t.Fatalf("status %d is not in the table", w.Code)
+		}
+		if w.Code != 200 {
+			var body map[string]string
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body["code"] == "" {
+				t.Fatalf("deny body %q: %v", w.Body, err)
+			}
+			return
+		}
+		p, err := catalog.CleanPath(checked, catalog.RejectEscapedSlashes)
+		if err != nil {
+			t.Fatalf("allowed %q, which does not read one way: %v", checked, err)
+		}
+		// Allowed without a credential only where the shape's own path is
+		// public (were the client's X-Original-URI read, any path would do).
+		public := p.Clean == "/petstore/v1/health" || p.Clean == "/petstore/v1/maybe" || strings.HasPrefix(p.Clean, "/petstore/v1/docs")
+		if w.Header().Get("X-Credential-Type") == "" && !public {
+			t.Fatalf("%q allowed without a credential", checked)
+		}
+	})
+}
+
+func FuzzHTTPShapeEnvoy(f *testing.F) {
+	fuzzShape(f, "envoy", [][4]string{{"GET", "/petstore/v1/pets", "api.example.com", keyMobile}, {"DELETE", "/petstore/v1/pets/1", "x", ""},
+		{"GET", "/petstore/v1/health/../pets", "h:1", ""}, {"GET", "/petstore/v1/pets?apikey=" + keyMobile, "", ""}},
+		func(method, uri, host string) (*http.Request, string) {
+			r, err := http.NewRequest(method, "http://tollgate"+uri, nil)
+			if err != nil || !strings.HasPrefix(uri, "/") {
+				return nil, ""
+			}
+			r.RequestURI, r.Host = uri, host
+			return r, uri
+		})
+}
+
+func FuzzHTTPShapeNginx(f *testing.F) {
+	fuzzShape(f, "nginx", [][4]string{{"GET", "/petstore/v1/pets", "api.example.com", keyMobile}, {"DELETE", "/petstore/v1/pets/%2e%2e/1", "x", keyReadOnly},
+		{"", "", "", ""}, {"GET", "/petstore/v1/pets;x/..", "h", keyMobile}},
+		func(method, uri, host string) (*http.Request, string) {
+			r := httptest.NewRequest("GET", "/auth", nil)
+			r.Host = host
+			if method != "" {
+				r.Header.Set(HeaderOriginalMethod, method)
+			}
+			return r, uri
+		})
+}
+
+func FuzzHTTPShapeForwardAuth(f *testing.F) {
+	fuzzShape(f, "forwardAuth", [][4]string{{"GET", "/petstore/v1/pets", "api.example.com", keyMobile}, {"DELETE", "/petstore/v1/pets/1", "internal.example.com", keyMobile},
+		{"GET", "", "", ""}, {"GET", "/internal/x", "INTERNAL.example.com:443", keyMobile}},
+		func(method, uri, host string) (*http.Request, string) {
+			r := httptest.NewRequest("GET", "/", nil)
+			for name, v := range map[string]string{HeaderForwardedMethod: method, HeaderForwardedURI: uri, HeaderForwardedHost: host} {
+				if v != "" {
+					r.Header.Set(name, v)
+				}
+			}
+			r.Header.Set(HeaderForwardedProto, "https")
+			return r, uri
+		})
 }

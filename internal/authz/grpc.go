@@ -44,6 +44,9 @@ var authorizationService = grpc.ServiceDesc{
 func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	in := new(WireCheckRequest)
 	if err := dec(in); err != nil {
+		// Only transport failures get here (a broken stream, or a message
+		// over limits.maxRequestBytes, which gRPC refuses before it is
+		// read): the codec turns everything it reads into a decision.
 		return nil, err
 	}
 	s := srv.(*GRPCServer) // Register is the only way in
@@ -61,7 +64,7 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 func (s *GRPCServer) CheckWire(ctx context.Context, in *WireCheckRequest) (*authv3.CheckResponse, error) {
 	start := s.engine.Now()
 	r := in.Request()
-	d := s.engine.Decide(ctx, r)
+	d := s.engine.DecideSafely(ctx, r)
 	out := checkResponse(&d)
 	s.engine.Observe(r, &d, start)
 	return out, nil
@@ -75,19 +78,27 @@ func (s *GRPCServer) Check(ctx context.Context, in *authv3.CheckRequest) (*authv
 		return nil, status.Errorf(codes.InvalidArgument, "encoding CheckRequest: %v", err)
 	}
 	var w WireCheckRequest
-	if err := w.Unmarshal(msg); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
+	w.read(msg)
 	return s.CheckWire(ctx, &w)
 }
 
 // Codec is the gRPC server's codec: protobuf, except that a Check request
-// is read by WireCheckRequest.
+// is read by WireCheckRequest, and that every CheckRequest gets a
+// CheckResponse: one that does not decode is answered with a 400 denial,
+// one that does not encode is replaced by a 500 denial — never an RPC
+// error, which Envoy's failure_mode_allow would turn into an allow.
 func Codec() encoding.CodecV2 { return codec{proto: encoding.GetCodecV2(grpcproto.Name)} }
 
 type codec struct{ proto encoding.CodecV2 }
 
-func (c codec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	out, err := c.proto.Marshal(v)
+	if _, isCheck := v.(*authv3.CheckResponse); err != nil && isCheck {
+		d := Decision{Denial: denyInternal}
+		return c.proto.Marshal(checkResponse(&d))
+	}
+	return out, err
+}
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	w, ok := v.(*WireCheckRequest)
@@ -95,9 +106,11 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 		return c.proto.Unmarshal(data, v)
 	}
 	if len(data) == 1 {
-		return w.Unmarshal(data[0].ReadOnlyData()) // copied by Unmarshal
+		w.read(data[0].ReadOnlyData()) // copied by Unmarshal
+		return nil
 	}
-	return w.Unmarshal(data.Materialize())
+	w.read(data.Materialize())
+	return nil
 }
 
 func (codec) Name() string { return grpcproto.Name }

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/tollgate/tollgate/internal/config"
 )
 
 // Headers the HTTP front end reads or writes besides the identity headers.
@@ -13,6 +15,11 @@ const (
 	// nginx auth_request passes the original request in these.
 	HeaderOriginalURI    = "X-Original-URI"
 	HeaderOriginalMethod = "X-Original-Method"
+	// Traefik's ForwardAuth and Caddy's forward_auth pass it in these.
+	HeaderForwardedMethod = "X-Forwarded-Method"
+	HeaderForwardedHost   = "X-Forwarded-Host"
+	HeaderForwardedURI    = "X-Forwarded-Uri"
+	HeaderForwardedProto  = "X-Forwarded-Proto"
 	// Envoy's http_service removes the headers listed here from the
 	// upstream request (a comma-separated list).
 	HeaderHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
@@ -21,11 +28,14 @@ const (
 	HeaderErrorBody = "X-Tollgate-Error"
 )
 
-// HTTPHandler is the HTTP front end: one pipeline, two request shapes.
-// Envoy's http_service sends the original request itself (method, path,
-// headers); nginx auth_request sends X-Original-URI and X-Original-Method.
-// 200 allows, with the identity headers as response headers; anything
-// else is the deny, with the same status and JSON body as over gRPC.
+// HTTPHandler is the HTTP front end: one pipeline, three request shapes,
+// chosen by the config (httpFrontEnd.shape), never by the request. Envoy's
+// http_service sends the original request itself (method, path, headers);
+// nginx auth_request sends X-Original-URI and X-Original-Method; Traefik's
+// ForwardAuth and Caddy's forward_auth send X-Forwarded-Method, -Host,
+// -Uri and -Proto. 200 allows, with the identity headers as response
+// headers; anything else is the deny, with the same status and JSON body as
+// over gRPC.
 type HTTPHandler struct {
 	engine *Engine
 }
@@ -35,14 +45,19 @@ func NewHTTPHandler(e *Engine) *HTTPHandler { return &HTTPHandler{engine: e} }
 
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := h.engine.Now()
-	r, nginx := requestFromHTTP(req)
-	d := h.engine.Decide(req.Context(), &r)
-	writeHTTP(w, &d, nginx)
+	shape := h.engine.config.Load().HTTPShape
+	r := requestFromHTTP(req, shape)
+	d := h.engine.DecideSafely(req.Context(), &r)
+	writeHTTP(w, &d, shape)
 	h.engine.Observe(&r, &d, start)
 }
 
-func requestFromHTTP(req *http.Request) (r Request, nginx bool) {
-	r = Request{
+// requestFromHTTP reads the original request in the configured shape. A
+// shape whose headers are missing or repeated gives an unreadable request
+// (400): the proxy is not set up as the config says, or a client is trying
+// to choose what is checked.
+func requestFromHTTP(req *http.Request, shape config.HTTPShape) Request {
+	r := Request{
 		Frontend:  FrontendHTTP,
 		Method:    req.Method,
 		Host:      req.Host,
@@ -50,27 +65,44 @@ func requestFromHTTP(req *http.Request) (r Request, nginx bool) {
 		Headers:   Headers{h: req.Header},
 		RequestID: req.Header.Get("X-Request-Id"),
 	}
-	if uri := req.Header.Get(HeaderOriginalURI); uri != "" {
-		nginx = true
-		r.Target = uri
-		r.Method = strings.ToUpper(req.Header.Get(HeaderOriginalMethod))
-		if r.Method == "" {
-			r.Method = http.MethodGet
-		}
-	}
 	if host, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
 		if ip, err := netip.ParseAddr(host); err == nil {
 			r.Peer = ip.Unmap()
 		}
 	}
-	return r, nginx
+	one := func(name string) string {
+		vs := req.Header.Values(name)
+		switch {
+		case r.Unreadable != "":
+		case len(vs) == 0 || vs[0] == "":
+			r.Unreadable = "The proxy did not send " + name + "."
+		case len(vs) > 1:
+			r.Unreadable = "The request carries " + name + " more than once."
+		default:
+			return vs[0]
+		}
+		return ""
+	}
+	switch shape {
+	case config.ShapeNginx:
+		r.Target = one(HeaderOriginalURI)
+		r.Method = one(HeaderOriginalMethod)
+	case config.ShapeForwardAuth:
+		r.Method = one(HeaderForwardedMethod)
+		r.Host = one(HeaderForwardedHost)
+		r.Target = one(HeaderForwardedURI)
+		if len(req.Header.Values(HeaderForwardedProto)) > 1 && r.Unreadable == "" {
+			r.Unreadable = "The request carries " + HeaderForwardedProto + " more than once."
+		}
+	}
+	return r
 }
 
-func writeHTTP(w http.ResponseWriter, d *Decision, nginx bool) {
+func writeHTTP(w http.ResponseWriter, d *Decision, shape config.HTTPShape) {
 	out := w.Header()
 	if d.Allowed {
 		d.UpstreamHeaders(func(name, value string) { out[http.CanonicalHeaderKey(name)] = []string{value} })
-		if len(d.RemoveHeaders) > 0 {
+		if len(d.RemoveHeaders) > 0 && shape == config.ShapeEnvoy {
 			out.Set(HeaderHeadersToRemove, strings.Join(d.RemoveHeaders, ","))
 		}
 		setRateLimitHeaders(out, &d.RateLimit)
@@ -88,7 +120,7 @@ func writeHTTP(w http.ResponseWriter, d *Decision, nginx bool) {
 		out.Set("Retry-After", strconv.FormatInt(den.RetryAfter, 10))
 	}
 	setRateLimitHeaders(out, &d.RateLimit)
-	if nginx {
+	if shape == config.ShapeNginx {
 		out.Set(HeaderErrorBody, string(body))
 	}
 	w.WriteHeader(den.Status)

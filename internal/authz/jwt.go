@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -24,8 +23,6 @@ const (
 	negativeTTL = 10 * time.Second
 	// tokenCacheSlots bounds the verified-token cache.
 	tokenCacheSlots = 1 << 14
-	// maxClaimHeaderBytes bounds a claim copied into a header.
-	maxClaimHeaderBytes = 4 << 10
 )
 
 // tokenParser decodes and verifies signatures. Claims are validated by
@@ -37,7 +34,10 @@ var tokenParser = jwt.NewParser(
 	jwt.WithJSONNumber(),
 )
 
-var errUntrustedIssuer = errors.New("untrusted issuer")
+var (
+	errUntrustedIssuer = errors.New("untrusted issuer")
+	errCritical        = errors.New("critical header parameters")
+)
 
 // Why a token is refused: 401/900901 with a precise description.
 var (
@@ -53,6 +53,12 @@ var (
 	tokenFromFuture   = invalidToken("The access token was issued in the future (iat).")
 	tokenWrongAud     = invalidToken("The access token is not intended for this audience.")
 	tokenRevoked      = invalidToken("The access token has been revoked.")
+	tokenCritical     = invalidToken("The access token has critical header parameters (crit, b64) Tollgate does not implement.")
+	tokenDuplicate    = invalidToken("The access token repeats a member of its header or claims.")
+	tokenBadSubject   = invalidToken("The access token's subject holds characters that cannot be passed on.")
+	tokenBadScope     = invalidToken("The access token's scopes are not space-separated scope tokens (RFC 6749).")
+	tokenBadClaim     = invalidToken("A claim the issuer copies into a header holds characters that cannot be passed on.")
+	tokenWrongAPI     = invalidToken("The access token is not intended for this API.")
 	tokenUnknownApp   = func() Denial {
 		d := denyForbidden
 		d.Description = "The access token's client is not a known application."
@@ -67,15 +73,17 @@ func invalidToken(desc string) Denial {
 	return d
 }
 
-// tokenVerdict is what the cache remembers about one token: the identity
-// it proved, or why it was refused, and for how long that holds.
+// tokenVerdict is what the cache remembers about one token whose
+// signature verified: the identity it proved, or why it was refused, and
+// for how long that holds. Nothing in it points into the request.
 type tokenVerdict struct {
-	snap   *config.Snapshot // the verdict was reached under this config...
-	issuer *keys.Issuer     // ...and, when an issuer was found,
-	keys   *keys.KeySet     // with this key set of it (nil if it had none yet)
-	until  time.Time        // never past the token's exp
-	id     Identity
-	denial *Denial
+	snap      *config.Snapshot // the verdict was reached under this config...
+	issuer    *keys.Issuer     // ...and, when an issuer was found,
+	keys      *keys.KeySet     // with this key set of it (nil if it had none yet)
+	until     time.Time        // never past the token's exp; zero: not to be cached
+	audiences []string         // the token's aud, for APIs that list audiences
+	id        Identity
+	denial    *Denial
 }
 
 // jwtAuthenticator verifies bearer tokens from the Authorization header.
@@ -93,10 +101,12 @@ func newJWTAuthenticator() *jwtAuthenticator {
 func (*jwtAuthenticator) bearer(c *check) (string, bool) {
 	if !c.bearerRead {
 		c.bearerRead = true
-		v := c.req.Headers.Get("authorization")
+		v, lines := c.req.Headers.Lookup("authorization")
 		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 			c.bearer = strings.TrimSpace(v[7:])
 		}
+		// Two Authorization lines: the upstream could read the other one.
+		c.bearerUnclear = lines > 1 && c.bearer != ""
 	}
 	return c.bearer, c.bearer != ""
 }
@@ -108,16 +118,21 @@ func (a *jwtAuthenticator) present(c *check) bool {
 
 func (a *jwtAuthenticator) verify(c *check) (Identity, *Denial) {
 	token, _ := a.bearer(c)
+	if c.bearerUnclear {
+		return Identity{}, unreadable("The request carries the Authorization header more than once.")
+	}
 	if len(token) > maxTokenBytes {
 		return Identity{}, &tokenTooLarge
 	}
-	h := a.cache.hash(token)
-	if v, ok := a.cache.get(h, token); ok && v.valid(c) {
-		return v.id, v.denial
+	key := keyOf(token)
+	v, ok := a.cache.get(&key)
+	if !ok || !v.valid(c) {
+		if v = a.verifyToken(c, token); !v.until.IsZero() {
+			a.cache.put(&key, v)
+		}
 	}
-	v := a.verifyToken(c, token)
-	if !v.until.IsZero() {
-		a.cache.put(h, token, v)
+	if v.denial == nil && !c.api.AudienceOK(v.audiences) {
+		return Identity{}, &tokenWrongAPI
 	}
 	return v.id, v.denial
 }
@@ -131,20 +146,34 @@ func (v *tokenVerdict) valid(c *check) bool {
 }
 
 // verifyToken does the full verification of a token not in the cache.
-// The verdict's until is zero when it must not be cached.
+// Only a token whose signature verified gets a verdict that may be cached
+// (until is set): anything refused before that is cheap to refuse again,
+// and remembering it would let a flood of junk evict the tokens that are
+// in use.
 func (a *jwtAuthenticator) verifyToken(c *check, token string) *tokenVerdict {
 	a.verified.Add(1)
 	v := &tokenVerdict{snap: c.snap}
-	refuse := func(d *Denial, ttl time.Duration) *tokenVerdict {
-		v.denial = d
-		if ttl > 0 {
-			v.until = c.now.Add(ttl)
-		}
+	refuse := func(d *Denial) *tokenVerdict {
+		v.denial, v.until = d, time.Time{}
 		return v
+	}
+	if dup, err := repeatsMember(token); err != nil {
+		return refuse(&tokenMalformed)
+	} else if dup {
+		return refuse(&tokenDuplicate)
 	}
 
 	claims := jwt.MapClaims{}
 	_, err := tokenParser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		// RFC 7515 §4.1.11: a crit parameter Tollgate does not implement
+		// (it implements none) makes the token invalid; b64 (RFC 7797)
+		// would change what the signature covers.
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCritical
+		}
+		if b64, ok := t.Header["b64"]; ok && b64 != true {
+			return nil, errCritical
+		}
 		iss, _ := t.Claims.GetIssuer()
 		v.issuer = c.snap.Issuers[iss]
 		if v.issuer == nil {
@@ -160,76 +189,98 @@ func (a *jwtAuthenticator) verifyToken(c *check, token string) *tokenVerdict {
 	})
 	switch {
 	case err == nil:
+	case errors.Is(err, errCritical):
+		return refuse(&tokenCritical)
 	case errors.Is(err, errUntrustedIssuer):
-		return refuse(&tokenBadIssuer, negativeTTL)
+		return refuse(&tokenBadIssuer)
 	case errors.Is(err, keys.ErrUnknownKey):
-		return refuse(&tokenUnknownKey, negativeTTL)
+		return refuse(&tokenUnknownKey)
 	case errors.Is(err, keys.ErrKeyMismatch):
-		return refuse(&tokenKeyMismatch, negativeTTL)
+		return refuse(&tokenKeyMismatch)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return refuse(&tokenBadSignature, negativeTTL)
+		return refuse(&tokenBadSignature)
 	default: // malformed, undecodable, wrong types
-		return refuse(&tokenMalformed, negativeTTL)
+		return refuse(&tokenMalformed)
 	}
 
+	// The signature verified: from here on a refusal is remembered, until
+	// the token expires (or for negativeTTL where it has no usable exp).
+	remember := func(d *Denial, until time.Time) *tokenVerdict {
+		v.denial, v.until = d, until
+		return v
+	}
+	soon := c.now.Add(negativeTTL)
 	iss := v.issuer
 	for _, name := range [...]string{"exp", "nbf", "iat"} {
 		if !timeClaimOK(claims[name]) {
-			return refuse(&tokenMalformed, negativeTTL)
+			return remember(&tokenMalformed, soon)
 		}
 	}
 	exp, err := claims.GetExpirationTime()
 	if err != nil {
-		return refuse(&tokenMalformed, negativeTTL)
+		return remember(&tokenMalformed, soon)
 	}
 	if exp == nil {
-		return refuse(&tokenNoExpiry, negativeTTL)
+		return remember(&tokenNoExpiry, soon)
 	}
 	if !c.now.Before(exp.Add(iss.Leeway)) {
-		return refuse(&tokenExpired, negativeTTL)
+		return remember(&tokenExpired, soon)
 	}
 	// nbf and iat refusals are not cached: the token becomes valid soon.
 	if nbf, err := claims.GetNotBefore(); err != nil {
-		return refuse(&tokenMalformed, negativeTTL)
+		return remember(&tokenMalformed, soon)
 	} else if nbf != nil && c.now.Add(iss.Leeway).Before(nbf.Time) {
-		return refuse(&tokenNotYetValid, 0)
+		return refuse(&tokenNotYetValid)
 	}
 	if iat, err := claims.GetIssuedAt(); err != nil {
-		return refuse(&tokenMalformed, negativeTTL)
+		return remember(&tokenMalformed, soon)
 	} else if iat != nil && c.now.Add(iss.Leeway).Before(iat.Time) {
-		return refuse(&tokenFromFuture, 0)
+		return refuse(&tokenFromFuture)
 	}
 	aud, err := claims.GetAudience()
 	if err != nil {
-		return refuse(&tokenMalformed, negativeTTL)
+		return remember(&tokenMalformed, soon)
 	}
 	// Cache the outcome until the token expires (never past exp).
 	until := exp.Time
 	if !iss.AudienceOK(aud) {
-		return refuse(&tokenWrongAud, until.Sub(c.now))
+		return remember(&tokenWrongAud, until)
 	}
 	if jti, _ := claims["jti"].(string); jti != "" {
 		if _, revoked := c.snap.Revoked[jti]; revoked {
-			return refuse(&tokenRevoked, until.Sub(c.now))
+			return remember(&tokenRevoked, until)
 		}
 	}
 
+	// Everything that becomes a header must be safe as one: a token is
+	// refused rather than have its claims edited.
 	sub, _ := claims.GetSubject()
+	if !safeHeaderValue(sub) {
+		return remember(&tokenBadSubject, until)
+	}
+	scopes, ok := claimScopes(claims[iss.ScopesClaim])
+	if !ok {
+		return remember(&tokenBadScope, until)
+	}
+	headers, ok := claimHeaders(claims, iss.ClaimHeaders)
+	if !ok {
+		return remember(&tokenBadClaim, until)
+	}
 	clientID := claimString(claims, iss.ClientIDClaim)
 	if clientID == "" {
 		clientID = claimString(claims, "client_id")
 	}
 	app := c.snap.ClientIDs[clientID]
 	if app == nil && iss.SubscriptionRequired {
-		return refuse(&tokenUnknownApp, until.Sub(c.now))
+		return remember(&tokenUnknownApp, until)
 	}
-	scopes := claimScopes(claims[iss.ScopesClaim])
+	v.audiences = aud
 	v.id = Identity{
 		Application:  app,
 		Subject:      sub,
 		Scopes:       scopes,
 		ScopeText:    strings.Join(scopes, " "),
-		ClaimHeaders: claimHeaders(claims, iss.ClaimHeaders),
+		ClaimHeaders: headers,
 	}
 	v.until = until
 	return v
@@ -260,38 +311,53 @@ func claimString(claims jwt.MapClaims, name string) string {
 }
 
 // claimScopes reads scopes written as one space-separated string (OAuth
-// "scope") or as an array of strings ("scp").
-func claimScopes(v any) []string {
+// "scope") or as an array of strings ("scp"). ok is false when the claim
+// holds anything but scope-tokens (RFC 6749 §3.3): only a single space
+// separates, so "a\u00a0pets:write" is not "a" and "pets:write".
+func claimScopes(v any) (scopes []string, ok bool) {
 	switch s := v.(type) {
+	case nil:
+		return nil, true
 	case string:
-		return strings.Fields(s)
+		return keys.ParseScopes(s)
 	case []any:
 		out := make([]string, 0, len(s))
 		for _, item := range s {
-			if str, ok := item.(string); ok && str != "" && !strings.ContainsAny(str, " \t") {
-				out = append(out, str)
+			str, isString := item.(string)
+			if !isString || !keys.ValidScope(str) {
+				return nil, false
 			}
+			out = append(out, str)
 		}
-		return out
+		return out, true
 	}
-	return nil
+	return nil, false
 }
 
 // claimHeaders renders the configured claims as upstream headers. Strings,
 // numbers and booleans are copied; arrays of them are joined by commas;
-// anything else, or anything unsafe in a header, is left out.
-func claimHeaders(claims jwt.MapClaims, wanted []keys.ClaimHeader) []Header {
-	var out []Header
+// objects, and values over 4 KiB, are left out. ok is false when a value
+// holds characters no header may carry (control characters, CR, LF, NUL).
+func claimHeaders(claims jwt.MapClaims, wanted []keys.ClaimHeader) (out []Header, ok bool) {
 	for _, ch := range wanted {
-		if value, ok := headerValue(claims[ch.Claim]); ok {
-			out = append(out, Header{Name: ch.Header, Value: value})
+		value, present := headerValue(claims[ch.Claim])
+		if !present {
+			continue
 		}
+		if len(value) > maxHeaderValueBytes {
+			continue
+		}
+		if !safeHeaderValue(value) {
+			return nil, false
+		}
+		out = append(out, Header{Name: ch.Header, Value: value})
 	}
-	return out
+	return out, true
 }
 
-func headerValue(v any) (string, bool) {
-	var s string
+// headerValue renders a claim as text; present is false for what has no
+// text form (absent, null, objects, or arrays holding them).
+func headerValue(v any) (s string, present bool) {
 	switch x := v.(type) {
 	case string:
 		s = x
@@ -312,13 +378,5 @@ func headerValue(v any) (string, bool) {
 	default:
 		return "", false
 	}
-	if s == "" || len(s) > maxClaimHeaderBytes || !utf8.ValidString(s) {
-		return "", false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return "", false
-		}
-	}
-	return s, true
+	return s, s != ""
 }

@@ -14,10 +14,12 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
@@ -120,12 +122,18 @@ apis:
     security: [jwt, apiKey]
     forwardCredentials: true
     operations: [{path: /**}]
+  - id: billing
+    basePath: /billing
+    security: [jwt]
+    audiences: [billing]
+    operations: [{path: /**}]
 applications:
   - {id: mobile, name: Mobile app, clientIds: [mobile-client]}
   - {id: stranger, clientIds: [stranger-client]}
 subscriptions:
-  - {application: mobile, api: petstore}
-  - {application: mobile, api: fwd}
+  - {application: mobile, api: petstore, state: active}
+  - {application: mobile, api: fwd, state: active}
+  - {application: mobile, api: billing, state: active}
 `
 
 // jwtFixture is an engine whose issuers trust the test keys.
@@ -245,12 +253,37 @@ func TestJWTAdversarial(t *testing.T) {
 		return signing + "." + b64(string(sig))
 	}()
 
+	// Tokens with header parameters or members the signing libraries do
+	// not produce, correctly signed.
+	signRaw := func(header, claims string) string {
+		signing := b64(header) + "." + b64(claims)
+		sig, err := jwt.SigningMethodES256.Sign(signing, testKeys()["ec256"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signing + "." + b64(string(sig))
+	}
+	claimsJSON, _ := json.Marshal(f.claims(nil))
+	validClaims := string(claimsJSON)
+	withCrit := signRaw(`{"alg":"ES256","kid":"ec256","crit":["exp"]}`, validClaims)
+	withB64 := signRaw(`{"alg":"ES256","kid":"ec256","b64":false,"crit":["b64"]}`, validClaims)
+	b64Alone := signRaw(`{"alg":"ES256","kid":"ec256","b64":false}`, validClaims)
+	b64True := signRaw(`{"alg":"ES256","kid":"ec256","b64":true}`, validClaims)
+	dupSub := signRaw(`{"alg":"ES256","kid":"ec256"}`, strings.Replace(validClaims, "{", `{"sub":"admin",`, 1))
+	dupAlg := signRaw(`{"alg":"ES256","kid":"ec256","alg":"ES256"}`, validClaims)
+
 	cases := []struct {
 		name   string
 		token  string
 		status int
 		desc   string // substring of the description
 	}{
+		{"critical header parameter", withCrit, 401, "critical"},
+		{"b64 false (RFC 7797)", withB64, 401, "critical"},
+		{"b64 false without crit", b64Alone, 401, "critical"},
+		{"b64 true changes nothing", b64True, 200, ""},
+		{"a claim twice", dupSub, 401, "repeats"},
+		{"a header parameter twice", dupAlg, 401, "repeats"},
 		{"expired", edit(func(c jwt.MapClaims) { c["exp"] = now.Add(-31 * time.Second).Unix() }), 401, "expired"},
 		{"expired within leeway is accepted", edit(func(c jwt.MapClaims) { c["exp"] = now.Add(-29 * time.Second).Unix() }), 200, ""},
 		{"no exp", edit(func(c jwt.MapClaims) { delete(c, "exp") }), 401, "no expiry"},
@@ -307,6 +340,27 @@ func TestJWTAdversarial(t *testing.T) {
 	}
 }
 
+// apis[].audiences: a token minted for one API does not pass on another,
+// even where its issuer accepts it.
+func TestJWTAudiencePerAPI(t *testing.T) {
+	f := newJWTFixture(t)
+	forPetstore := sign(t, jwt.SigningMethodES256, "ec256", f.claims(nil)) // aud petstore
+	forBoth := sign(t, jwt.SigningMethodES256, "ec256", f.claims(func(c jwt.MapClaims) { c["aud"] = []string{"petstore", "billing"} }))
+	if d := f.decide("GET", "/billing/invoices", forPetstore); d.Allowed || d.Code() != "900901" || !strings.Contains(d.Denial.Description, "this API") {
+		t.Fatalf("petstore token on billing: allowed=%v %s %q", d.Allowed, d.Code(), d.Denial.Description)
+	}
+	if d := f.decide("GET", "/billing/invoices", forBoth); !d.Allowed {
+		t.Fatalf("token for both on billing: %s", d.Denial.Description)
+	}
+	// the cached verdict does not carry one API's answer to another
+	if d := f.decide("GET", "/petstore/v1/pets", forPetstore); !d.Allowed {
+		t.Fatalf("petstore token on petstore after billing: %s", d.Denial.Description)
+	}
+	if d := f.decide("GET", "/billing/invoices", forPetstore); d.Allowed {
+		t.Fatal("petstore token passed billing from the cache")
+	}
+}
+
 func TestJWTHugeTokenIsCheap(t *testing.T) {
 	f := newJWTFixture(t)
 	huge := "Bearer " + strings.Repeat("a", 100<<10)
@@ -337,16 +391,57 @@ func TestJWTIdentityAndHeaders(t *testing.T) {
 	if extra["x-user-email"] != "alice@example.com" || extra["x-user-groups"] != "admins,ops" || extra["x-jwt-assertion"] == "" {
 		t.Errorf("extra headers %v", extra)
 	}
-	wantSlice(t, "RemoveHeaders", d.RemoveHeaders, "authorization")
+	wantRemoved(t, &d, "authorization")
 
 	// A claim header whose claim is missing: the client's copy is removed.
 	noEmail := sign(t, jwt.SigningMethodES256, "ec256", f.claims(func(c jwt.MapClaims) { delete(c, "email") }))
 	d = f.decide("GET", "/petstore/v1/pets", noEmail, "x-user-email", "spoofed")
-	wantSlice(t, "RemoveHeaders", d.RemoveHeaders, "authorization", "x-user-email")
+	wantRemoved(t, &d, "authorization", "x-user-email")
 
 	// forwardCredentials keeps Authorization.
 	d = f.decide("GET", "/fwd/x", token)
-	wantSlice(t, "RemoveHeaders", d.RemoveHeaders)
+	if slices.Contains(d.RemoveHeaders, "authorization") {
+		t.Errorf("RemoveHeaders = %q removes the forwarded token", d.RemoveHeaders)
+	}
+}
+
+// Claims that become headers are refused rather than edited when they hold
+// what no header may carry (CR LF would start a header of their own).
+func TestJWTHeaderBoundClaims(t *testing.T) {
+	f := newJWTFixture(t)
+	cases := []struct {
+		name string
+		edit func(jwt.MapClaims)
+		desc string // "" allows
+	}{
+		{"plain", nil, ""},
+		{"CRLF in sub", func(c jwt.MapClaims) { c["sub"] = "alice\r\nx-consumer-id: admin" }, "subject"},
+		{"NUL in sub", func(c jwt.MapClaims) { c["sub"] = "alice\x00" }, "subject"},
+		{"tab in sub", func(c jwt.MapClaims) { c["sub"] = "a\tb" }, "subject"},
+		{"DEL in sub", func(c jwt.MapClaims) { c["sub"] = "a\x7fb" }, "subject"},
+		{"non-ASCII sub is fine", func(c jwt.MapClaims) { c["sub"] = "jürgen" }, ""},
+		{"LF in a claim header", func(c jwt.MapClaims) { c["email"] = "a@b\nx-consumer-id: admin" }, "claim"},
+		{"LF in an array claim header", func(c jwt.MapClaims) { c["groups"] = []any{"a", "b\nc"} }, "claim"},
+		{"object claim header is left out", func(c jwt.MapClaims) { c["groups"] = map[string]any{"a": 1} }, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := f.decide("GET", "/petstore/v1/pets", sign(t, jwt.SigningMethodES256, "ec256", f.claims(tc.edit)))
+			switch {
+			case tc.desc == "" && !d.Allowed:
+				t.Fatalf("denied: %s", d.Denial.Description)
+			case tc.desc != "" && (d.Allowed || d.Code() != "900901" || !strings.Contains(d.Denial.Description, tc.desc)):
+				t.Fatalf("allowed=%v %s %q, want 401/900901 about the %s", d.Allowed, d.Code(), d.Denial.Description, tc.desc)
+			}
+			if d.Allowed {
+				d.UpstreamHeaders(func(name, value string) {
+					if !safeHeaderValue(value) {
+						t.Errorf("header %s = %q is not safe", name, value)
+					}
+				})
+			}
+		})
+	}
 }
 
 func TestJWTScopes(t *testing.T) {
@@ -360,7 +455,14 @@ func TestJWTScopes(t *testing.T) {
 		{"string scope missing", func(c jwt.MapClaims) { c["scope"] = "pets:read" }, 403},
 		{"array scope", func(c jwt.MapClaims) { c["scope"] = []any{"pets:admin"} }, 200},
 		{"no scope", func(c jwt.MapClaims) { delete(c, "scope") }, 403},
-		{"scope of another type", func(c jwt.MapClaims) { c["scope"] = 42 }, 403},
+		{"doubled spaces", func(c jwt.MapClaims) { c["scope"] = " pets:read  pets:write " }, 200},
+		// RFC 6749 §3.3: scope-tokens are separated by single spaces only
+		{"no-break space is not a separator", func(c jwt.MapClaims) { c["scope"] = "a\u00a0pets:write" }, 401},
+		{"tab is not a separator", func(c jwt.MapClaims) { c["scope"] = "a\tpets:write" }, 401},
+		{"vertical tab is not a separator", func(c jwt.MapClaims) { c["scope"] = "a\vpets:write" }, 401},
+		{"array items are whole scopes", func(c jwt.MapClaims) { c["scope"] = []any{"a pets:write"} }, 401},
+		{"array of another type", func(c jwt.MapClaims) { c["scope"] = []any{"pets:write", 7} }, 401},
+		{"scope of another type", func(c jwt.MapClaims) { c["scope"] = 42 }, 401},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -368,7 +470,9 @@ func TestJWTScopes(t *testing.T) {
 			status := 200
 			if !d.Allowed {
 				status = d.Denial.Status
-				if d.Code() != "900910" || !strings.Contains(d.Denial.Description, "pets:write pets:admin") {
+				switch {
+				case status == 403 && (d.Code() != "900910" || !strings.Contains(d.Denial.Description, "pets:write pets:admin")),
+					status == 401 && d.Code() != "900901":
 					t.Errorf("denial %s %q", d.Code(), d.Denial.Description)
 				}
 			}
@@ -429,7 +533,8 @@ func TestJWTCache(t *testing.T) {
 		t.Fatalf("expired token: allowed=%v %q", d.Allowed, d.Denial.Description)
 	}
 
-	// Refused tokens are remembered for a while too.
+	// A token refused before its signature verified is never remembered:
+	// junk must not evict the tokens in use.
 	bad := token[:len(token)-4] + "AAAA"
 	before := a.verified.Load()
 	for range 3 {
@@ -437,13 +542,49 @@ func TestJWTCache(t *testing.T) {
 			t.Fatal("bad token allowed")
 		}
 	}
-	if n := a.verified.Load() - before; n != 1 {
-		t.Fatalf("%d verifications of one bad token used three times, want 1", n)
+	if n := a.verified.Load() - before; n != 3 {
+		t.Fatalf("%d verifications of one bad token used three times, want 3 (no negative caching)", n)
 	}
-	f.clock.Advance(negativeTTL)
-	f.decide("GET", "/petstore/v1/pets", bad)
-	if n := a.verified.Load() - before; n != 2 {
-		t.Fatalf("negative entry outlived its TTL (%d verifications)", n)
+	key := keyOf(bad)
+	if _, cached := a.cache.get(&key); cached {
+		t.Fatal("a token with a bad signature was cached")
+	}
+
+	// One whose signature verified but whose claims refuse it is
+	// remembered until it expires.
+	foreign := sign(t, jwt.SigningMethodRS256, "rsa-1", f.claims(func(c jwt.MapClaims) { c["aud"] = "billing" }))
+	before = a.verified.Load()
+	for range 3 {
+		if d := f.decide("GET", "/petstore/v1/pets", foreign); d.Allowed {
+			t.Fatal("foreign-audience token allowed")
+		}
+	}
+	if n := a.verified.Load() - before; n != 1 {
+		t.Fatalf("%d verifications of one signed but refused token used three times, want 1", n)
+	}
+}
+
+// The cache holds neither the token nor anything pointing into the request
+// it came in: a verdict is keyed by the token's SHA-256.
+func TestJWTCacheKeepsNoRequestMemory(t *testing.T) {
+	f := newJWTFixture(t)
+	a := f.engine.schemes[catalog.SchemeJWT].(*jwtAuthenticator)
+	token := sign(t, jwt.SigningMethodES256, "ec256", f.claims(nil))
+	buf := strings.Repeat("x", 1<<16) + token // the token as a substring of a large request
+	inRequest := buf[len(buf)-len(token):]
+	if d := f.decide("GET", "/petstore/v1/pets", inRequest); !d.Allowed {
+		t.Fatalf("denied: %s", d.Denial.Description)
+	}
+	key := keyOf(token)
+	v, ok := a.cache.get(&key)
+	if !ok {
+		t.Fatal("verdict not cached")
+	}
+	lo, hi := uintptr(unsafe.Pointer(unsafe.StringData(buf))), uintptr(unsafe.Pointer(unsafe.StringData(buf)))+uintptr(len(buf))
+	for _, s := range append([]string{v.id.Subject, v.id.ScopeText}, v.id.Scopes...) {
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(s))); len(s) > 0 && p >= lo && p < hi {
+			t.Fatalf("cached %q points into the request", s)
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ var (
 	mtlsBadXFCC        = invalidCert("The x-forwarded-client-cert header is malformed.")
 	mtlsWrongProxy     = invalidCert("The x-forwarded-client-cert element was not added by the trusted proxy.")
 	mtlsNoIdentity     = invalidCert("The x-forwarded-client-cert element names no identity.")
+	mtlsBadPrincipal   = invalidCert("The client identity holds characters that cannot be passed on.")
 )
 
 func invalidCert(desc string) Denial {
@@ -71,7 +72,9 @@ func (a *mtlsAuthenticator) verify(c *check) (Identity, *Denial) {
 	case r.SourceCertificate != "":
 		return a.identifyCert(c, r.SourceCertificate, "")
 	}
-	elements, err := keys.ParseXFCC(r.Headers.Get(HeaderXFCC))
+	// Every line of the header: a proxy that appends a line of its own must
+	// not let the client's first line be read as the nearest element.
+	elements, err := keys.ParseXFCC(r.Headers.Joined(HeaderXFCC))
 	if err != nil {
 		return Identity{}, &mtlsBadXFCC
 	}
@@ -96,6 +99,9 @@ func (a *mtlsAuthenticator) verify(c *check) (Identity, *Denial) {
 
 // identifyPrincipal maps an authenticated principal to its application.
 func identifyPrincipal(c *check, principal string) (Identity, *Denial) {
+	if !safeHeaderValue(principal) {
+		return Identity{}, &mtlsBadPrincipal // it becomes x-authenticated-userid
+	}
 	app := c.snap.Principals.Lookup(principal)
 	if app == nil {
 		return Identity{Subject: principal, Principal: principal}, unknownWorkload()
@@ -123,15 +129,15 @@ func unknownWorkload() *Denial {
 // maps it to an application: a pinned fingerprint first, then, if the
 // certificate verified against mtls.caFile, its URI SAN as a principal.
 func (a *mtlsAuthenticator) identifyCert(c *check, cert, chain string) (Identity, *Denial) {
-	key := cert
+	key := keyOf(cert) // usually no chain; a URL-encoded PEM cannot spell keyOf's length prefixes
 	if chain != "" {
-		key = cert + "\x00" + chain
+		key = keyOf(cert, chain)
 	}
-	h := a.certs.hash(key)
-	v, ok := a.certs.get(h, key)
+	v, ok := a.certs.get(&key)
 	if !ok || v.snap != c.snap || !c.now.Before(v.until) {
-		v = verifyCert(c, cert, chain)
-		a.certs.put(h, key, v)
+		if v = verifyCert(c, cert, chain); !v.until.IsZero() {
+			a.certs.put(&key, v)
+		}
 	}
 	if v.denial != nil {
 		return Identity{}, v.denial
@@ -150,28 +156,34 @@ func (a *mtlsAuthenticator) identifyCert(c *check, cert, chain string) (Identity
 // it: nothing vouches for its names.
 func verifyCert(c *check, cert, chain string) *certVerdict {
 	v := &certVerdict{snap: c.snap}
-	refuse := func(d *Denial) *certVerdict {
-		v.denial, v.until = d, c.now.Add(negativeTTL)
+	// Refusals are remembered only after signature work (a chain that did
+	// not verify): what fails to parse is cheap to refuse again, and
+	// caching it would let junk evict real entries.
+	refuse := func(d *Denial, remember bool) *certVerdict {
+		v.denial = d
+		if remember {
+			v.until = c.now.Add(negativeTTL)
+		}
 		return v
 	}
 	certs, err := keys.ParseURLEncodedCerts(cert)
 	if err != nil {
-		return refuse(&mtlsBadCertificate)
+		return refuse(&mtlsBadCertificate, false)
 	}
 	leaf := certs[0]
 	var intermediates []*x509.Certificate
 	if chain != "" {
 		if intermediates, err = keys.ParseURLEncodedCerts(chain); err != nil {
-			return refuse(&mtlsBadCertificate)
+			return refuse(&mtlsBadCertificate, false)
 		}
 	}
 	intermediates = append(intermediates, certs[1:]...)
 	if !keys.ValidAt(leaf, c.now) {
-		return refuse(&mtlsExpired)
+		return refuse(&mtlsExpired, false)
 	}
 	if pool := c.snap.MTLS.CAPool; pool != nil {
 		if err := keys.VerifyClientCert(leaf, intermediates, pool, c.now); err != nil {
-			return refuse(&mtlsBadCertificate)
+			return refuse(&mtlsBadCertificate, true)
 		}
 		v.uri = keys.URISAN(leaf)
 	}

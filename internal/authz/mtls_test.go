@@ -67,11 +67,11 @@ applications:
   - {id: partner, certificates: ["` + fp("partner") + `", "` + fp("pinnedFx") + `"]}
   - {id: owner}
 subscriptions:
-  - {application: cart, api: orders}
-  - {application: shop, api: orders}
-  - {application: partner, api: orders}
-  - {application: cart, api: mixed}
-  - {application: owner, api: mixed}
+  - {application: cart, api: orders, state: active}
+  - {application: shop, api: orders, state: active}
+  - {application: partner, api: orders, state: active}
+  - {application: cart, api: mixed, state: active}
+  - {application: owner, api: mixed, state: active}
 apiKeys:
   - {application: cart, sha256: ` + sha(keyCart) + `}
   - {application: owner, sha256: ` + sha(keyOwner) + `}

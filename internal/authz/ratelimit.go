@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/ratelimit"
@@ -14,7 +16,7 @@ type RateLimitHeaders struct {
 	Reset     int64 // seconds until it is back to its full burst
 }
 
-// Deny codes of the rate-limit scopes (DESIGN §4).
+// Deny codes of the rate-limit scopes (README, "The decision").
 var (
 	throttledAPI = Denial{Status: 429, Code: "900800", Message: "Message throttled out",
 		Description: "You have exceeded the rate limit of this API."}
@@ -37,6 +39,9 @@ var throttled = [...]*Denial{
 	ratelimit.ScopeApplication:  &throttledApplication,
 	ratelimit.ScopeAnonymous:    &throttledAnonymous,
 }
+
+// maxSubjectKeyBytes bounds a subject written into a rate-limit key.
+const maxSubjectKeyBytes = 64
 
 // limitRef says where an item of a decision came from.
 type limitRef struct {
@@ -81,8 +86,14 @@ func (e *Engine) rateLimit(c *check, d *Decision) *Denial {
 		rl.add(app.RateLimit)
 	} else if p := c.api.AnonymousRateLimit; p != nil {
 		who := "ip:" + c.clientIP.String()
-		if d.Identity.Subject != "" {
-			who = "sub:" + d.Identity.Subject // an anonymous application: keyed on its subject
+		if sub := d.Identity.Subject; sub != "" {
+			// An anonymous application, keyed on its subject; a long one by
+			// its hash, so a key's size never depends on what a token says.
+			who = "sub:" + sub
+			if len(sub) > maxSubjectKeyBytes {
+				sum := sha256.Sum256([]byte(sub))
+				who = "sub#" + hex.EncodeToString(sum[:16])
+			}
 		}
 		b := ratelimit.Binding{Policy: p, Scope: ratelimit.ScopeAnonymous, Items: p.AppendItems(nil, ratelimit.ScopeAnonymous, c.api.ID+":"+who)}
 		rl.add(&b)

@@ -54,12 +54,12 @@ applications:
   - {id: a}
   - {id: b, rateLimit: one-per-minute}
 subscriptions:
-  - {application: a, api: op-limited}
-  - {application: a, api: api-limited}
-  - {application: a, api: sub-limited, rateLimit: one-per-minute}
-  - {application: a, api: headers}
-  - {application: b, api: app-limited}
-  - {application: b, api: headers}
+  - {application: a, api: op-limited, state: active}
+  - {application: a, api: api-limited, state: active}
+  - {application: a, api: sub-limited, rateLimit: one-per-minute, state: active}
+  - {application: a, api: headers, state: active}
+  - {application: b, api: app-limited, state: active}
+  - {application: b, api: headers, state: active}
 apiKeys:
   - {application: a, sha256: ` + "SHA_A" + `}
   - {application: b, sha256: ` + "SHA_B" + `}
@@ -72,6 +72,7 @@ type countingRecorder struct {
 }
 
 func (r *countingRecorder) ObserveDecision(*Request, *Decision, time.Duration) {}
+func (r *countingRecorder) ObservePanic(string)                                {}
 func (r *countingRecorder) ObserveRateLimit(policy, result string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -24,7 +25,8 @@ func (f Frontend) String() string {
 
 // Request is what the pipeline needs to know about the request being
 // checked, whichever front end it came from. It refers to the front end's
-// own data (header maps, strings) rather than copying it.
+// own data (header maps, strings) rather than copying it: nothing that
+// outlives the check may keep a string of it without copying.
 type Request struct {
 	Frontend Frontend
 	Method   string
@@ -45,6 +47,11 @@ type Request struct {
 	OperationID string
 
 	RequestID string
+
+	// Unreadable, when set, is why the front end could not read the
+	// request one way only (a malformed CheckRequest, a missing or repeated
+	// X-Original-URI, ...): the decision is a 400 with this description.
+	Unreadable string
 }
 
 // Headers gives read access to request headers by lower-case name. It is
@@ -57,42 +64,78 @@ type Headers struct {
 }
 
 // Get returns the value of the header called name (lower case), or "".
-// Repeated headers arrive joined by Envoy; the HTTP front end returns the
-// first value.
+// A header sent in several lines gives its first line: callers for which
+// the lines could be read differently use Lookup or Joined.
 func (hs Headers) Get(name string) string {
+	v, _ := hs.Lookup(name)
+	return v
+}
+
+// Lookup returns the first value of header name and the number of lines it
+// came in. Envoy's headers map joins repeated headers into one value (and
+// a map key that repeats counts once, its last value winning); its
+// header_map and the HTTP front end keep each line.
+func (hs Headers) Lookup(name string) (value string, lines int) {
 	if hs.h != nil {
-		return hs.h.Get(name)
+		vs := hs.h[http.CanonicalHeaderKey(name)]
+		if len(vs) == 0 {
+			return "", 0
+		}
+		return vs[0], len(vs)
 	}
 	if hs.lastWins {
 		for i := len(hs.fields) - 1; i >= 0; i-- {
 			if hs.fields[i].name == name {
-				return hs.fields[i].value
+				return hs.fields[i].value, 1
 			}
 		}
-		return ""
+		return "", 0
 	}
 	for _, f := range hs.fields {
 		if f.name == name {
-			return f.value
+			if lines == 0 {
+				value = f.value
+			}
+			lines++
 		}
 	}
-	return ""
+	return value, lines
+}
+
+// Joined returns every line of a list-valued header (X-Forwarded-For,
+// X-Forwarded-Client-Cert) joined by commas, as RFC 9110 says repeated
+// lines mean: reading only the first would let a client write the part
+// that is read.
+func (hs Headers) Joined(name string) string {
+	first, lines := hs.Lookup(name)
+	if lines <= 1 {
+		return first
+	}
+	var parts []string
+	if hs.h != nil {
+		parts = hs.h[http.CanonicalHeaderKey(name)]
+	} else {
+		for _, f := range hs.fields {
+			if f.name == name {
+				parts = append(parts, f.value)
+			}
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // appendReserved appends the names of client-sent headers that only
-// Tollgate may set upstream, lower case, unless the decision sets them
-// itself: x-consumer-*, x-authenticated-*, x-credential-type, and the
-// config's claim and backend JWT headers (extra).
-func (hs Headers) appendReserved(dst []string, d *Decision, extra map[string]bool) []string {
+// Tollgate may set upstream and that the config does not list (the listed
+// ones are removed whether sent or not): x-consumer-*, x-authenticated-*.
+func (hs Headers) appendReserved(dst []string, d *Decision, listed map[string]bool) []string {
 	consider := func(name string, isLower bool) {
-		reserved := isReservedHeader(name)
-		if !reserved && len(extra) == 0 {
+		if !isReservedHeader(name) {
 			return
 		}
 		if !isLower {
 			name = strings.ToLower(name)
 		}
-		if (reserved || extra[name]) && !d.sets(name) {
+		if !listed[name] && !identityHeader(name) && !d.sets(name) && !slices.Contains(dst, name) {
 			dst = append(dst, name)
 		}
 	}
@@ -115,39 +158,53 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-// queryParam returns the value of the first query parameter called name
-// in target, decoded, and whether it was present.
-func queryParam(target, name string) (string, bool) {
+// queryValue is what a query string says about one parameter name.
+type queryValue struct {
+	value   string // decoded value of its first occurrence
+	found   bool
+	unclear bool // repeated, or also spelled in a way Envoy would not remove
+}
+
+// queryParam looks up parameter name in target's query by its exact
+// spelling, the way Envoy's query_parameters_to_remove finds what to
+// remove. A name that only decodes to it (api%6bey) would stay in the
+// upstream URL, and a repeated one could be read either way, so both make
+// the result unclear. Nothing after '#' is query.
+func queryParam(target, name string) queryValue {
+	if i := strings.IndexByte(target, '#'); i >= 0 {
+		target = target[:i]
+	}
 	q := strings.IndexByte(target, '?')
 	if q < 0 {
-		return "", false
+		return queryValue{}
 	}
+	var out queryValue
 	rest := target[q+1:]
-	if i := strings.IndexByte(rest, '#'); i >= 0 {
-		rest = rest[:i]
-	}
 	for rest != "" {
 		var pair string
 		pair, rest, _ = strings.Cut(rest, "&")
 		k, v, _ := strings.Cut(pair, "=")
-		if strings.ContainsAny(k, "%+") {
-			dk, err := url.QueryUnescape(k)
-			if err != nil {
-				continue
-			}
-			k = dk
-		}
 		if k != name {
+			if strings.ContainsAny(k, "%+") {
+				if dk, err := url.QueryUnescape(k); err == nil && dk == name {
+					out.unclear = true
+				}
+			}
 			continue
 		}
+		if out.found {
+			out.unclear = true
+			continue
+		}
+		out.found = true
+		out.value = v
 		if strings.ContainsAny(v, "%+") {
 			dv, err := url.QueryUnescape(v)
 			if err != nil {
-				return "", true // present but undecodable: treated as a wrong key
+				dv = "" // present but undecodable: treated as a wrong key
 			}
-			v = dv
+			out.value = dv
 		}
-		return v, true
 	}
-	return "", false
+	return out
 }

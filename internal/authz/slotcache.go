@@ -1,9 +1,37 @@
 package authz
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"hash/maphash"
 	"sync/atomic"
+	"unsafe"
 )
+
+// cacheKey names a cache entry by the SHA-256 of what it is about (a
+// token, a certificate, a caller): a fixed 32 bytes, so an entry never
+// holds — or keeps alive — the request it came from, and no two inputs
+// share an entry.
+type cacheKey [sha256.Size]byte
+
+// keyOf hashes the parts of a key; parts are length-prefixed so that
+// ("ab", "c") and ("a", "bc") differ.
+func keyOf(parts ...string) cacheKey {
+	if len(parts) == 1 {
+		return sha256.Sum256(bytesOf(parts[0]))
+	}
+	var buf [256]byte
+	b := buf[:0]
+	for _, p := range parts {
+		b = binary.LittleEndian.AppendUint64(b, uint64(len(p)))
+		b = append(b, p...)
+	}
+	return sha256.Sum256(b)
+}
+
+// bytesOf views s as bytes without copying it (a token is kilobytes and
+// hashed on every check); the hash only reads them.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // slotCache is a bounded, lock-free cache of immutable entries: a fixed
 // array of slots addressed by a seeded hash of the key. A lookup is one
@@ -17,8 +45,7 @@ type slotCache[E any] struct {
 }
 
 type slotEntry[E any] struct {
-	hash  uint64
-	key   string
+	key   cacheKey
 	value E
 }
 
@@ -32,19 +59,20 @@ func newSlotCache[E any](size int) *slotCache[E] {
 	return &slotCache[E]{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[slotEntry[E]], n), mask: uint64(n - 1)}
 }
 
-// hash returns the slot hash of key.
-func (c *slotCache[E]) hash(key string) uint64 { return maphash.String(c.seed, key) }
+func (c *slotCache[E]) slot(k *cacheKey) *atomic.Pointer[slotEntry[E]] {
+	return &c.slots[maphash.Bytes(c.seed, k[:])&c.mask]
+}
 
-// get returns the value stored for key, if its slot still holds it.
-func (c *slotCache[E]) get(h uint64, key string) (E, bool) {
-	if e := c.slots[h&c.mask].Load(); e != nil && e.hash == h && e.key == key {
+// get returns the value stored for k, if its slot still holds it.
+func (c *slotCache[E]) get(k *cacheKey) (E, bool) {
+	if e := c.slot(k).Load(); e != nil && e.key == *k {
 		return e.value, true
 	}
 	var zero E
 	return zero, false
 }
 
-// put stores value for key, evicting the slot's previous entry.
-func (c *slotCache[E]) put(h uint64, key string, value E) {
-	c.slots[h&c.mask].Store(&slotEntry[E]{hash: h, key: key, value: value})
+// put stores value for k, evicting the slot's previous entry.
+func (c *slotCache[E]) put(k *cacheKey, value E) {
+	c.slot(k).Store(&slotEntry[E]{key: *k, value: value})
 }

@@ -144,7 +144,7 @@ rateLimitPolicies:
 apis:
   - {id: petstore, basePath: /petstore/v1, security: [apiKey], rateLimit: wide, operations: [{path: "/pets/{id}"}]}
 applications: [{id: mobile}]
-subscriptions: [{application: mobile, api: petstore, rateLimit: wide}]
+subscriptions: [{application: mobile, api: petstore, rateLimit: wide, state: active}]
 apiKeys: [{application: mobile, sha256: `+sha(keyMobile)+`}]
 `), func(string) (string, bool) { return "", false })
 		if err != nil {

@@ -1,12 +1,9 @@
 package catalog
 
-import (
-	"strings"
-)
-
 // Catalog finds the operation a request is for. It is built once per
 // config snapshot and only read afterwards, so lookups take no locks.
 type Catalog struct {
+	opts Options
 	apis []*API
 	byID map[string]*API
 	all  *node          // every operation of every API
@@ -23,12 +20,21 @@ type node struct {
 	ops     []*Operation // templates that end at this node
 }
 
+// Options say how requests are read for matching.
+type Options struct {
+	// StripPort drops any port from the request's host before matching,
+	// like Envoy's strip_any_host_port. Off, a host with a port matches
+	// only API hosts that name that port (or "*").
+	StripPort bool
+}
+
 // New builds a catalog. Templates were validated when the config was
 // compiled; an operation whose full template equals another's, with
 // overlapping methods and hosts, is reported by the config compiler, and
 // here the earlier one wins.
-func New(apis []*API) *Catalog {
+func New(apis []*API, o Options) *Catalog {
 	c := &Catalog{
+		opts: o,
 		apis: apis,
 		byID: make(map[string]*API, len(apis)),
 		all:  &node{},
@@ -36,10 +42,17 @@ func New(apis []*API) *Catalog {
 	}
 	for _, a := range apis {
 		a.collectCredentials()
+		a.hostPatterns = a.hostPatterns[:0]
+		for _, h := range a.Hosts {
+			if p, ok := ParseHostPattern(h); ok { // the config compiler reports the others
+				a.hostPatterns = append(a.hostPatterns, p)
+			}
+		}
 		c.byID[a.ID] = a
 		own := &node{}
 		c.per[a] = own
 		for _, op := range a.Operations {
+			op.Challenge = op.challenge()
 			c.all.insert(op.Template.segments, op)
 			own.insert(op.Template.segments, op)
 		}
@@ -88,13 +101,18 @@ const (
 	MissNone   Miss = iota // matched
 	MissPath               // no template matches the path on this host
 	MissMethod             // a template matches, but not with this method
+	MissHost               // the host is not a host name or address (answered with 400)
 )
 
 // Match finds the most specific operation for host, method and a path
 // already passed through NormalizePath. Path specificity decides first;
 // among operations with the same template, the most specific host wins.
-func (c *Catalog) Match(host, method, path string) (*Operation, Miss) {
-	m := matcher{host: normalizeHost(host), method: method, path: path}
+func (c *Catalog) Match(hostHeader, method, path string) (*Operation, Miss) {
+	h, ok := parseHost(hostHeader, c.opts.StripPort)
+	if !ok {
+		return nil, MissHost
+	}
+	m := matcher{host: h, method: method, path: path}
 	if op := m.walk(c.all, 0); op != nil {
 		return op, MissNone
 	}
@@ -132,9 +150,10 @@ func (a *API) Operation(path, method string) (*Operation, Miss) {
 }
 
 type matcher struct {
-	host, method, path string
-	anyHost            bool
-	methodMiss         bool
+	host         host
+	method, path string
+	anyHost      bool
+	methodMiss   bool
 }
 
 func (m *matcher) miss() Miss {
@@ -169,7 +188,8 @@ func (m *matcher) walk(n *node, i int) *Operation {
 }
 
 // pick chooses among operations with the same template: the method must
-// be allowed, then the most specific host wins, then config order.
+// be allowed, then the most specific host wins, then an operation that
+// lists the method over one that takes HEAD as GET, then config order.
 func (m *matcher) pick(ops []*Operation) *Operation {
 	var best *Operation
 	bestScore := 0
@@ -181,32 +201,14 @@ func (m *matcher) pick(ops []*Operation) *Operation {
 		if score == 0 {
 			continue
 		}
-		if !op.AllowsMethod(m.method) {
+		method := op.methodMatch(m.method)
+		if method == 0 {
 			m.methodMiss = true
 			continue
 		}
-		if score > bestScore {
+		if score = score*4 + method; score > bestScore {
 			best, bestScore = op, score
 		}
 	}
 	return best
-}
-
-// normalizeHost lower-cases host and strips a port; it allocates only when
-// the host has upper-case letters.
-func normalizeHost(h string) string {
-	if strings.HasPrefix(h, "[") { // [v6]:port
-		if end := strings.IndexByte(h, ']'); end > 0 {
-			h = h[1:end]
-		}
-	} else if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
-		h = h[:i]
-	}
-	h = strings.TrimSuffix(h, ".")
-	for i := 0; i < len(h); i++ {
-		if 'A' <= h[i] && h[i] <= 'Z' {
-			return strings.ToLower(h)
-		}
-	}
-	return h
 }

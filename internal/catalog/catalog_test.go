@@ -15,7 +15,8 @@ func TestParseTemplate(t *testing.T) {
 		{"/files/{path...}", "/files/{path...}", "/files/**"},
 		{"/files/**", "/files/**", "/files/**"},
 		{"/a/{x}/b/{y_2}", "/a/{x}/b/{y_2}", "/a/{}/b/{}"},
-		{"/v1.0/odd-chars_~:@!$&'()+,;=", "/v1.0/odd-chars_~:@!$&'()+,;=", "/v1.0/odd-chars_~:@!$&'()+,;="},
+		{"/v1.0/odd-chars_~:@!$&'()+,=", "/v1.0/odd-chars_~:@!$&'()+,=", "/v1.0/odd-chars_~:@!$&'()+,="},
+		{"/a%7e%41", "/a%7e%41", "/a~A"},
 	}
 	for _, tc := range valid {
 		tpl, err := ParseTemplate(tc.in)
@@ -44,6 +45,10 @@ func TestParseTemplate(t *testing.T) {
 		{"/file.{ext}", "not allowed"},
 		{"/a/../b", "dot segment"},
 		{"/a b", "not allowed"},
+		{"/a;b", "not allowed"},
+		{"/x/%2e%2e", "dot segment"},
+		{"/a%zz", "malformed"},
+		{"/a%00", "NUL"},
 	}
 	for _, tc := range invalid {
 		_, err := ParseTemplate(tc.in)
@@ -65,45 +70,105 @@ func TestJoinRejectsRepeatedParamsAcrossBaseAndOperation(t *testing.T) {
 	}
 }
 
-func TestNormalizePath(t *testing.T) {
-	cases := []struct{ in, want string }{
-		{"", "/"},
-		{"/", "/"},
-		{"/pets", "/pets"},
-		{"/pets/", "/pets/"},
-		{"/pets?apikey=x", "/pets"},
-		{"/pets#frag", "/pets"},
-		{"/a//b", "/a/b"},
-		{"/a/./b", "/a/b"},
-		{"/a/b/..", "/a"},
-		{"/a/../../b", "/b"},
-		{"/%70ets", "/pets"},
-		{"/a/%2e%2e/b", "/b"},
-		{"/a/%2E%2E/b", "/b"},
-		{"/a%2Fb", "/a%2Fb"}, // an encoded slash stays part of the segment
-		{"/a%zz", "/a%25zz"},
-		{"/a%", "/a%25"},
-		{"/%%370", "/%2570"}, // never a new escape out of decoding
-		{"/%2541", "/%2541"},
-		{"pets", "/pets"},
+func TestCleanPath(t *testing.T) {
+	cases := []struct {
+		in      string
+		slashes EscapedSlashes
+		want    string // "" with err set: refused
+		params  string // the reading without ;parameters, when it differs
+		err     error
+	}{
+		{in: "/", want: "/"},
+		{in: "/pets", want: "/pets"},
+		{in: "/pets/", want: "/pets/"},
+		{in: "/pets?apikey=x", want: "/pets"},
+		{in: "/pets#frag", want: "/pets"},
+		{in: "/pets#x?apikey=k", want: "/pets"},
+		{in: "/a//b", want: "/a/b"},
+		{in: "/a/./b", want: "/a/b"},
+		{in: "/a/b/..", want: "/a"},
+		{in: "/a/../../b", want: "/b"},
+		{in: "/%70ets", want: "/pets"},
+		{in: "/a/%2e%2e/b", want: "/b"},
+		{in: "/a/%2E%2E/b", want: "/b"},
+		{in: "/a/.%2e/b", want: "/b"},
+		// path characters are decoded, everything else is kept escaped in upper case
+		{in: "/a%2Bb/%40x", want: "/a+b/@x"},
+		{in: "/a%20b/%7c/%c3%a9", want: "/a%20b/%7C/%C3%A9"},
+		{in: "/a|b/{x}", want: "/a%7Cb/%7Bx%7D"},
+		{in: "/%2541", want: "/%2541"}, // never a new escape out of decoding
+		{in: "/%3F/%23", want: "/%3F/%23"},
+		// escaped separators
+		{in: "/pets/1%2F..%2F..%2Fpets", err: ErrEscapedSlash},
+		{in: "/pets/1%2f..", err: ErrEscapedSlash},
+		{in: "/pets/1%5C..", err: ErrEscapedSlash},
+		{in: "/pets/1%5c..", err: ErrEscapedSlash},
+		{in: "/pets/1%2F..%2F..%2Fpets", slashes: UnescapeEscapedSlashes, want: "/pets"},
+		{in: "/pets/1%5C..", slashes: UnescapeEscapedSlashes, err: ErrBackslash},
+		{in: "/a%2Fb", slashes: KeepEscapedSlashes, want: "/a%2Fb"},
+		{in: "/a%2fb/%5c", slashes: KeepEscapedSlashes, want: "/a%2Fb/%5C"},
+		// unreadable paths
+		{in: "", err: ErrEmptyPath},
+		{in: "?x=1", err: ErrEmptyPath},
+		{in: "pets", err: ErrNotOriginForm},
+		{in: "http://evil/pets", err: ErrNotOriginForm},
+		{in: "*", err: ErrNotOriginForm},
+		{in: "/a%zz", err: ErrBadEscape},
+		{in: "/a%", err: ErrBadEscape},
+		{in: "/a%4", err: ErrBadEscape},
+		{in: "/%%370", err: ErrBadEscape},
+		{in: "/a\\..\\b", err: ErrBackslash},
+		{in: "/a%00b", err: ErrPathControl},
+		{in: "/a b", err: ErrPathControl},
+		{in: "/a\tb", err: ErrPathControl},
+		{in: "/caf\xc3\xa9", err: ErrPathControl},
+		// ;parameters: the second reading, where it differs
+		{in: "/files/a;b.txt", want: "/files/a;b.txt", params: "/files/a"},
+		{in: "/health/..;/pets", want: "/health/..;/pets", params: "/pets"},
+		{in: "/health/..%3B/pets", want: "/health/..%3B/pets"}, // only a raw ; starts a parameter
+		{in: "/a/.;x/b", want: "/a/.;x/b", params: "/a/b"},
+		{in: "/a;/b", want: "/a;/b", params: "/a/b"},
 	}
 	for _, tc := range cases {
-		if got := NormalizePath(tc.in); got != tc.want {
-			t.Errorf("NormalizePath(%q) = %q, want %q", tc.in, got, tc.want)
+		got, err := CleanPath(tc.in, tc.slashes)
+		switch {
+		case tc.err != nil && err != tc.err:
+			t.Errorf("CleanPath(%q, %d) = %+v, %v; want error %v", tc.in, tc.slashes, got, err, tc.err)
+		case tc.err == nil && err != nil:
+			t.Errorf("CleanPath(%q, %d): %v", tc.in, tc.slashes, err)
+		case tc.err == nil && (got.Clean != tc.want || got.WithoutParams != tc.params):
+			t.Errorf("CleanPath(%q, %d) = %+v, want %q (without params %q)", tc.in, tc.slashes, got, tc.want, tc.params)
 		}
 	}
 }
 
-func TestNormalizePathDoesNotAllocateForCleanPaths(t *testing.T) {
-	allocs := testing.AllocsPerRun(100, func() { NormalizePath("/petstore/v1/pets/42?apikey=x") })
+func TestCleanPathDoesNotAllocateForCleanPaths(t *testing.T) {
+	allocs := testing.AllocsPerRun(100, func() { _, _ = CleanPath("/petstore/v1/pets/42?apikey=x", RejectEscapedSlashes) })
 	if allocs != 0 {
-		t.Fatalf("NormalizePath allocated %v times for a clean path", allocs)
+		t.Fatalf("CleanPath allocated %v times for a clean path", allocs)
 	}
+}
+
+func TestNormalizePathShowsRefusedPathsAsSent(t *testing.T) {
+	for in, want := range map[string]string{"/a/../b?k=1": "/b", "/a%2Fb?k=1": "/a%2Fb", "/a%zz?k=1": "/a%zz", "": "/"} {
+		if got := NormalizePath(in); got != want {
+			t.Errorf("NormalizePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func clean(t *testing.T, target string) string {
+	t.Helper()
+	p, err := CleanPath(target, RejectEscapedSlashes)
+	if err != nil {
+		t.Fatalf("CleanPath(%q): %v", target, err)
+	}
+	return p.Clean
 }
 
 // testCatalog builds a catalog from a compact description:
 // api id, base path, hosts, then "METHODS /template" operations.
-func testCatalog(t *testing.T, apis ...[]string) *Catalog {
+func testCatalog(t testing.TB, apis ...[]string) *Catalog {
 	t.Helper()
 	var out []*API
 	for _, spec := range apis {
@@ -131,7 +196,7 @@ func testCatalog(t *testing.T, apis ...[]string) *Catalog {
 		}
 		out = append(out, a)
 	}
-	return New(out)
+	return New(out, Options{})
 }
 
 func TestMatch(t *testing.T) {
@@ -165,7 +230,20 @@ func TestMatch(t *testing.T) {
 		{"api.test", "GET", "/petstore/v1", "pets", "/", MissNone},
 		// hosts: exact beats wildcard beats any, for the same template
 		{"eu.example.com", "GET", "/petstore/v1/pets", "pets-eu", "/pets", MissNone},
-		{"EU.Example.com:8443", "GET", "/petstore/v1/pets", "pets-eu", "/pets", MissNone},
+		{"EU.Example.com", "GET", "/petstore/v1/pets", "pets-eu", "/pets", MissNone},
+		// hosts are read as Envoy chooses virtual hosts: a port or a trailing
+		// dot is another host, which only "*" matches
+		{"eu.example.com:8443", "GET", "/petstore/v1/pets", "pets", "/pets", MissNone},
+		{"eu.example.com:", "GET", "/petstore/v1/pets", "pets", "/pets", MissNone},
+		{"eu.example.com.", "GET", "/petstore/v1/pets", "pets", "/pets", MissNone},
+		{"us.example.com.", "GET", "/petstore/v1/wild", "", "", MissPath},
+		{"us.example.com:443", "GET", "/petstore/v1/wild", "", "", MissPath},
+		{"[::1]:8080", "GET", "/petstore/v1/pets", "pets", "/pets", MissNone},
+		{"eu.example.com:8443:1", "GET", "/petstore/v1/pets", "", "", MissHost},
+		{"eu.example.com@evil", "GET", "/petstore/v1/pets", "", "", MissHost},
+		{"eu.example.com:80x", "GET", "/petstore/v1/pets", "", "", MissHost},
+		{"[::1", "GET", "/petstore/v1/pets", "", "", MissHost},
+		{"", "GET", "/petstore/v1/pets", "pets", "/pets", MissNone},
 		{"us.example.com", "GET", "/petstore/v1/pets", "wild", "/pets", MissNone},
 		{"example.com", "GET", "/petstore/v1/pets", "pets", "/pets", MissNone},
 		{"us.example.com", "GET", "/petstore/v1/wild", "wild", "/wild", MissNone},
@@ -175,12 +253,15 @@ func TestMatch(t *testing.T) {
 		{"api.test", "GET", "/deep/1/2", "root", "/deep/{a}/{b}", MissNone},
 		{"api.test", "GET", "/deep/1", "", "", MissPath},
 		{"api.test", "PATCH", "/petstore/v1/pets/1", "", "", MissMethod},
+		// HEAD is answered where GET is
+		{"api.test", "HEAD", "/petstore/v1/pets/1", "pets", "/pets/{id}", MissNone},
+		{"api.test", "HEAD", "/petstore/v1/files/special", "pets", "/files/special", MissNone},
 		{"api.test", "GET", "/petstore/v2/pets", "", "", MissPath},
 		{"api.test", "GET", "/petstore/v1/pets/1/2", "", "", MissPath},
 		{"api.test", "GET", "/petstorev1/pets", "", "", MissPath},
 	}
 	for _, tc := range cases {
-		op, miss := c.Match(tc.host, tc.method, NormalizePath(tc.path))
+		op, miss := c.Match(tc.host, tc.method, clean(t, tc.path))
 		switch {
 		case tc.op == "" && op != nil:
 			t.Errorf("%s %s %s matched %s %s, want no match", tc.host, tc.method, tc.path, op.API.ID, op.Path)
@@ -248,6 +329,45 @@ func TestParseSecurity(t *testing.T) {
 	for _, bad := range [][]string{nil, {"basic"}, {"none+apiKey"}, {"apiKey+apiKey"}, {""}} {
 		if _, err := ParseSecurity(bad); err == nil {
 			t.Errorf("ParseSecurity(%q) accepted", bad)
+		}
+	}
+}
+
+func TestHostPorts(t *testing.T) {
+	apis := [][]string{
+		{"public", "/", "public.example.com", "GET /x"},
+		{"admin-port", "/", "public.example.com:8443", "GET /x"},
+		{"wild-port", "/", "*.example.com:9443", "GET /x"},
+		{"protected", "/", "*", "GET /x"},
+	}
+	cases := []struct {
+		stripPort bool
+		host      string
+		api       string
+	}{
+		{false, "public.example.com", "public"},
+		{false, "PUBLIC.example.COM", "public"},
+		{false, "public.example.com:8443", "admin-port"},
+		{false, "public.example.com:443", "protected"},
+		{false, "public.example.com:", "protected"},
+		{false, "public.example.com.", "protected"},
+		{false, "a.example.com:9443", "wild-port"},
+		{false, "a.example.com", "protected"},
+		{true, "public.example.com:443", "public"},
+		{true, "public.example.com:", "public"},
+		{true, "public.example.com.", "protected"},
+	}
+	for _, tc := range cases {
+		c := testCatalog(t, apis...)
+		c.opts.StripPort = tc.stripPort
+		op, _ := c.Match(tc.host, "GET", "/x")
+		if op == nil || op.API.ID != tc.api {
+			t.Errorf("stripPort %v: host %q matched %v, want %s", tc.stripPort, tc.host, op, tc.api)
+		}
+	}
+	for _, bad := range []string{"", "*x", "*.", "a.com:", "a.com:123456", "a b", "*.a.com:x"} {
+		if _, ok := ParseHostPattern(bad); ok {
+			t.Errorf("ParseHostPattern(%q) accepted", bad)
 		}
 	}
 }

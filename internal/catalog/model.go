@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/ratelimit"
@@ -93,7 +94,7 @@ type API struct {
 	Name     string
 	Version  string
 	BasePath string
-	Hosts    []string // lower case; "*" or "*.example.com" or exact
+	Hosts    []string // lower case; "*", "*.example.com" or exact, each with an optional ":port"
 
 	Security           Security
 	ForwardCredentials bool
@@ -105,10 +106,22 @@ type API struct {
 	RateLimit          *ratelimit.Binding // shared by all callers; nil: none
 	AnonymousRateLimit *ratelimit.Policy  // per client, for unauthenticated use
 
+	// Audiences, if set, must intersect a token's aud (on top of its
+	// issuer's audiences): a token minted for another API is refused.
+	Audiences      []string
+	MethodOverride MethodOverride
+
 	// Credentials the API accepts, removed before the upstream unless
 	// ForwardCredentials is set. Filled in by New.
 	CredentialHeaders []string
 	CredentialQuery   []string
+	// RemoveHeaders are the headers every allowed request of the API has
+	// removed: its credentials (unless forwarded) and, unless the API
+	// refuses them, the method-override headers. Filled in by New; shared,
+	// so never appended to in place.
+	RemoveHeaders []string
+
+	hostPatterns []HostPattern // Hosts, parsed by New
 }
 
 // UsesScheme reports whether the API or any of its operations accepts s.
@@ -125,6 +138,16 @@ func (a *API) UsesScheme(s Scheme) bool {
 }
 
 func (a *API) collectCredentials() {
+	defer func() {
+		a.RemoveHeaders = nil
+		if !a.ForwardCredentials {
+			a.RemoveHeaders = append(a.RemoveHeaders, a.CredentialHeaders...)
+		}
+		if a.MethodOverride == OverrideRemove {
+			a.RemoveHeaders = append(a.RemoveHeaders, MethodOverrideHeaders...)
+		}
+		a.RemoveHeaders = a.RemoveHeaders[:len(a.RemoveHeaders):len(a.RemoveHeaders)]
+	}()
 	a.CredentialHeaders, a.CredentialQuery = nil, nil
 	if a.UsesScheme(SchemeJWT) {
 		a.CredentialHeaders = append(a.CredentialHeaders, "authorization")
@@ -139,6 +162,42 @@ func (a *API) collectCredentials() {
 	}
 }
 
+// MethodOverride says what happens to X-HTTP-Method-Override and its
+// kin, which some frameworks obey: the request would run as another method
+// than the one Tollgate authorized.
+type MethodOverride uint8
+
+const (
+	OverrideRemove MethodOverride = iota // remove them from allowed requests
+	OverrideDeny                         // refuse requests that carry them (400)
+)
+
+// MethodOverrideHeaders are the headers frameworks read a method from,
+// lower case.
+var MethodOverrideHeaders = []string{"x-http-method-override", "x-http-method", "x-method-override"}
+
+// MethodOverrideQuery is the query parameter some frameworks read a POST's
+// method from.
+const MethodOverrideQuery = "_method"
+
+// AudienceOK reports whether aud names one of the API's audiences (always
+// true when it lists none).
+func (a *API) AudienceOK(aud []string) bool { return AudienceAllowed(a.Audiences, aud) }
+
+// AudienceAllowed reports whether a token's audiences aud name one of
+// allowed; an empty allowed list accepts any.
+func AudienceAllowed(allowed, aud []string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	for _, want := range allowed {
+		if slices.Contains(aud, want) {
+			return true
+		}
+	}
+	return false
+}
+
 // Operation is one path template with its methods.
 type Operation struct {
 	API      *API
@@ -149,38 +208,65 @@ type Operation struct {
 	Security Security // the operation's own, else the API's
 
 	RateLimit *ratelimit.Binding // for the operation, all callers together
+
+	// Challenge is the WWW-Authenticate value of the operation's 401s: one
+	// challenge per scheme it accepts. Filled in by New.
+	Challenge string
 }
 
-// AllowsMethod reports whether the operation accepts method m.
-func (op *Operation) AllowsMethod(m string) bool {
-	if len(op.Methods) == 0 {
-		return true
+// challenge builds the operation's WWW-Authenticate value. Mutual TLS has
+// no HTTP authentication scheme of its own; "mTLS" names it for clients and
+// operators.
+func (op *Operation) challenge() string {
+	a := op.API
+	var parts []string
+	if op.Security.Uses(SchemeJWT) {
+		parts = append(parts, `Bearer realm="`+a.ID+`"`)
 	}
-	for _, have := range op.Methods {
-		if have == m {
-			return true
-		}
-	}
-	return false
-}
-
-// hostScore ranks how specifically the API's hosts match host (already
-// lower case, without port): 0 means no match.
-func (a *API) hostScore(host string) int {
-	best := 0
-	for _, h := range a.Hosts {
-		score := 0
+	if op.Security.Uses(SchemeAPIKey) {
 		switch {
-		case h == "*":
-			score = 1
-		case h[0] == '*':
-			if len(host) > len(h)-1 && strings.HasSuffix(host, h[1:]) {
-				score = 2 + len(h)
-			}
-		case h == host:
-			score = 1 << 20
+		case a.APIKeyHeader != "":
+			parts = append(parts, `APIKey realm="`+a.ID+`", header="`+a.APIKeyHeader+`"`)
+		default:
+			parts = append(parts, `APIKey realm="`+a.ID+`", query="`+a.APIKeyQuery+`"`)
 		}
-		best = max(best, score)
+	}
+	if op.Security.Uses(SchemeMTLS) {
+		parts = append(parts, `mTLS realm="`+a.ID+`"`)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// AllowsMethod reports whether the operation accepts method m. HEAD is
+// accepted where GET is, as HTTP servers answer it.
+func (op *Operation) AllowsMethod(m string) bool {
+	return op.methodMatch(m) > 0
+}
+
+// methodMatch is 2 when the operation lists m (or every method), 1 when m is
+// HEAD and the operation lists GET, 0 otherwise.
+func (op *Operation) methodMatch(m string) int {
+	if len(op.Methods) == 0 {
+		return 2
+	}
+	viaGet := 0
+	for _, have := range op.Methods {
+		switch {
+		case have == m:
+			return 2
+		case have == "GET" && m == "HEAD":
+			viaGet = 1
+		}
+	}
+	return viaGet
+}
+
+// hostScore ranks how specifically the API's hosts match h: 0 means no
+// match.
+func (a *API) hostScore(h host) int {
+	best := 0
+	for _, p := range a.hostPatterns {
+		best = max(best, p.score(h))
 	}
 	return best
 }
@@ -198,15 +284,17 @@ var stateNames = [...]string{StateActive: "active", StateBlocked: "blocked", Sta
 
 func (s SubscriptionState) String() string { return stateNames[s] }
 
-// ParseSubscriptionState parses active, blocked or onHold ("" is active).
+// ParseSubscriptionState parses active, blocked or onHold. There is no
+// default: a state left out (a file caught half-written, say) must not
+// make a blocked subscription active.
 func ParseSubscriptionState(s string) (SubscriptionState, error) {
-	if s == "" {
-		return StateActive, nil
-	}
 	for i, n := range stateNames {
 		if n == s {
 			return SubscriptionState(i), nil
 		}
+	}
+	if s == "" {
+		return 0, fmt.Errorf("required: active, blocked or onHold")
 	}
 	return 0, fmt.Errorf("unknown state %q (want active, blocked or onHold)", s)
 }

@@ -140,7 +140,16 @@ func parseSegment(p string) (segment, error) {
 			return segment{}, fmt.Errorf("%q: character %q is not allowed in a literal segment", p, p[i])
 		}
 	}
-	return segment{kind: segLiteral, value: p}, nil
+	// A literal is kept in the form requests are read into (CleanPath), so
+	// that %7e and ~ are the same segment on both sides.
+	segs, err := decodeSegments("/"+p, KeepEscapedSlashes)
+	if err != nil {
+		return segment{}, fmt.Errorf("%q: %v", p, err)
+	}
+	if len(segs) != 1 || segs[0] == "." || segs[0] == ".." || strings.IndexByte(segs[0], ';') >= 0 {
+		return segment{}, fmt.Errorf("%q: a literal segment cannot decode to a dot segment or hold ';' (some upstreams strip ;parameters)", p)
+	}
+	return segment{kind: segLiteral, value: segs[0]}, nil
 }
 
 func checkParamNames(segs []segment) error {
@@ -174,11 +183,12 @@ func validParamName(n string) bool {
 }
 
 // isPathChar reports whether c may appear in a literal segment: RFC 3986
-// pchar without the characters the template syntax itself uses.
+// pchar without the characters the template syntax itself uses, and
+// without ';', which starts a path parameter for servlet containers.
 func isPathChar(c byte) bool {
 	switch {
 	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
 		return true
 	}
-	return strings.IndexByte("-._~%!$&'()+,;=:@", c) >= 0
+	return strings.IndexByte("-._~%!$&'()+,=:@", c) >= 0
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
-// Default listener addresses (DESIGN §3).
+// Default listener addresses (README, "Config reference").
 const (
 	DefaultGRPCAddr  = "127.0.0.1:8081"
 	DefaultHTTPAddr  = "127.0.0.1:8082"
@@ -42,14 +42,30 @@ type compiler struct {
 	appIDsUnsure bool
 	apiIDsUnsure bool
 
-	policies map[string]*ratelimit.Policy
+	policies  map[string]*ratelimit.Policy
+	stripPort bool // hostMatching.stripPort
 
 	baseDir string    // relative file paths are taken from here
 	now     time.Time // for dropping expired revocations
 }
 
 func (c *compiler) addf(path, format string, args ...any) {
-	c.problems = append(c.problems, Problem{Path: path, Line: c.lines[path], Msg: fmt.Sprintf(format, args...)})
+	c.problems = append(c.problems, Problem{Path: path, Line: c.lineOf(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+// lineOf is the line of path, or of the nearest enclosing mapping or list
+// when path itself is not in the file (a required key left out).
+func (c *compiler) lineOf(path string) int {
+	for {
+		if line, ok := c.lines[path]; ok {
+			return line
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i <= 0 {
+			return 0
+		}
+		path = path[:i]
+	}
 }
 
 func (c *compiler) compile(f *File) *Snapshot {
@@ -73,8 +89,16 @@ func (c *compiler) compile(f *File) *Snapshot {
 	snap.Revoked = c.revoked(f.RevokedTokens)
 	snap.BackendJWT = c.backendJWT(f.BackendJWT, snap)
 
+	snap.HTTPShape = c.httpShape(f.HTTPFrontEnd)
+	var err error
+	if snap.EscapedSlashes, err = catalog.ParseEscapedSlashes(f.Paths.EscapedSlashes); err != nil {
+		c.addf("paths.escapedSlashes", "%v, got %q", err, f.Paths.EscapedSlashes)
+	}
+	snap.Limits = c.limits(f.Limits)
+	c.stripPort = f.HostMatching.StripPort
 	apis := c.apis(f.APIs)
-	snap.Catalog = catalog.New(apis)
+	snap.Catalog = catalog.New(apis, catalog.Options{StripPort: f.HostMatching.StripPort})
+	snap.AccessLogPeers = c.prefixes("analytics.accessLogPeers", f.Analytics.AccessLogPeers)
 
 	c.appIDsUnsure = c.decodeFailed("applications")
 	for i, a := range f.Applications {
@@ -138,16 +162,81 @@ func (c *compiler) compile(f *File) *Snapshot {
 	default:
 		c.addf("unmatched", "want deny or allow, got %q", f.Unmatched)
 	}
+	snap.ReservedHeaderList = reservedHeaderList(snap.ReservedHeaders)
 	return snap
+}
+
+// identityHeaderNames are the headers the decision sets upstream; a
+// client's copy never reaches the upstream.
+var identityHeaderNames = []string{"x-consumer-id", "x-consumer-name", "x-authenticated-userid", "x-authenticated-scope", "x-credential-type"}
+
+func reservedHeaderList(extra map[string]bool) []string {
+	out := slices.Clone(identityHeaderNames)
+	for h := range extra {
+		out = append(out, h)
+	}
+	slices.Sort(out[len(identityHeaderNames):])
+	return out
+}
+
+func (c *compiler) httpShape(in HTTPFrontEnd) HTTPShape {
+	for i, name := range shapeNames {
+		if in.Shape == name {
+			return HTTPShape(i)
+		}
+	}
+	if in.Shape == "" {
+		return ShapeEnvoy
+	}
+	c.addf("httpFrontEnd.shape", "want envoy, nginx or forwardAuth, got %q", in.Shape)
+	return ShapeEnvoy
+}
+
+// Defaults of the limits section.
+const (
+	DefaultMaxRequestBytes      = 1 << 20
+	DefaultMaxConcurrentStreams = 256
+)
+
+func (c *compiler) limits(in Limits) LimitSettings {
+	l := LimitSettings{
+		MaxRequestBytes:      int(cmp.Or(in.MaxRequestBytes, DefaultMaxRequestBytes)),
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
+		MemoryLimit:          cmp.Or(in.MemoryLimit, "auto"),
+	}
+	if l.MaxRequestBytes < 16<<10 || l.MaxRequestBytes > 64<<20 {
+		c.addf("limits.maxRequestBytes", "between 16KiB and 64MiB")
+	}
+	if in.MaxConcurrentStreams != 0 {
+		if in.MaxConcurrentStreams < 1 || in.MaxConcurrentStreams > 100000 {
+			c.addf("limits.maxConcurrentStreams", "between 1 and 100000")
+		}
+		l.MaxConcurrentStreams = uint32(max(in.MaxConcurrentStreams, 1))
+	}
+	switch l.MemoryLimit {
+	case "auto", "off":
+	default:
+		n, err := parseByteSize(l.MemoryLimit)
+		if err != nil || n < 32<<20 {
+			c.addf("limits.memoryLimit", "want auto, off or a size of at least 32MiB such as 512MiB, got %q", l.MemoryLimit)
+		}
+		l.MemoryLimitBytes = n
+	}
+	return l
 }
 
 func (c *compiler) listen(l Listen) Listen {
 	out := Listen{
-		GRPC:  cmp.Or(l.GRPC, DefaultGRPCAddr),
-		HTTP:  cmp.Or(l.HTTP, DefaultHTTPAddr),
-		Admin: cmp.Or(l.Admin, DefaultAdminAddr),
+		GRPC:      cmp.Or(l.GRPC, DefaultGRPCAddr),
+		HTTP:      cmp.Or(l.HTTP, DefaultHTTPAddr),
+		Admin:     cmp.Or(l.Admin, DefaultAdminAddr),
+		AccessLog: l.AccessLog,
 	}
-	for _, l := range []struct{ key, addr string }{{"listen.grpc", out.GRPC}, {"listen.http", out.HTTP}, {"listen.admin", out.Admin}} {
+	addrs := []struct{ key, addr string }{{"listen.grpc", out.GRPC}, {"listen.http", out.HTTP}, {"listen.admin", out.Admin}}
+	if out.AccessLog != "" {
+		addrs = append(addrs, struct{ key, addr string }{"listen.accessLog", out.AccessLog})
+	}
+	for _, l := range addrs {
 		_, port, err := net.SplitHostPort(l.addr)
 		if err == nil {
 			_, err = strconv.ParseUint(port, 10, 16)
@@ -224,6 +313,19 @@ func (c *compiler) apis(in []API) []*catalog.API {
 			api.RateLimit = ratelimit.Bind(p, ratelimit.ScopeAPI, a.ID)
 		}
 		api.AnonymousRateLimit = c.policy(path+".anonymousRateLimit", a.AnonymousRateLimit)
+		for j, aud := range a.Audiences {
+			if aud == "" {
+				c.addf(fmt.Sprintf("%s.audiences[%d]", path, j), "an audience cannot be empty")
+			}
+		}
+		api.Audiences = a.Audiences
+		switch a.MethodOverride {
+		case "", "remove":
+		case "deny":
+			api.MethodOverride = catalog.OverrideDeny
+		default:
+			c.addf(path+".methodOverride", "want remove or deny, got %q", a.MethodOverride)
+		}
 		for j, o := range a.Operations {
 			opPath := fmt.Sprintf("%s.operations[%d]", path, j)
 			op := c.operation(opPath, o, api, base)
@@ -320,9 +422,15 @@ func (c *compiler) hosts(path string, in []string) []string {
 	}
 	out := make([]string, 0, len(in))
 	for i, h := range in {
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
-		if !validHostPattern(h) {
-			c.addf(fmt.Sprintf("%s[%d]", path, i), "want a host name, *.domain or *, got %q", in[i])
+		h = strings.ToLower(h)
+		p, ok := catalog.ParseHostPattern(h)
+		name, _, _ := strings.Cut(h, ":")
+		if !ok || !strings.HasPrefix(h, "[") && !validHostPattern(strings.TrimSuffix(name, ".")) {
+			c.addf(fmt.Sprintf("%s[%d]", path, i), "want a host name, *.domain or *, optionally with :port, got %q", in[i])
+			continue
+		}
+		if p.HasPort() && c.stripPort {
+			c.addf(fmt.Sprintf("%s[%d]", path, i), "hostMatching.stripPort drops request ports, so a host with a port never matches")
 			continue
 		}
 		out = append(out, h)
@@ -427,11 +535,12 @@ func (c *compiler) prefixes(path string, in []string) []netip.Prefix {
 	return out
 }
 
-// checkScopes requires each scope to be one non-empty word.
+// checkScopes requires each scope to be an RFC 6749 scope-token: printable
+// ASCII without space, " or \.
 func (c *compiler) checkScopes(path string, scopes []string) {
 	for i, s := range scopes {
-		if s == "" || strings.ContainsAny(s, " \t") {
-			c.addf(fmt.Sprintf("%s[%d]", path, i), "a scope is one non-empty word, got %q", s)
+		if !keys.ValidScope(s) {
+			c.addf(fmt.Sprintf("%s[%d]", path, i), "a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749), got %q", s)
 		}
 	}
 }

@@ -110,7 +110,7 @@ rateLimit: {store: redis, redis: {addrs: ["10.0.0.1:6379", "10.0.0.2:6379"], pas
 		rl.FailureMode != 1 || rl.FallbackShare != 0.25 {
 		t.Fatalf("store settings %+v", rl)
 	}
-	if def, _ := Compile(nil, noEnv); def.RateLimit.Store != "memory" || def.RateLimit.FailureMode != 0 || def.RateLimit.FallbackShare != 1 {
+	if def, _ := Compile([]byte("unmatched: deny\n"), noEnv); def.RateLimit.Store != "memory" || def.RateLimit.FailureMode != 0 || def.RateLimit.FallbackShare != 1 {
 		t.Fatalf("defaults %+v", def.RateLimit)
 	}
 }

@@ -92,6 +92,10 @@ func (c *compiler) rateLimitStore(in RateLimitStore) RateLimitSettings {
 			c.addf("rateLimit.redis.timeout", "between 1ms and 1s")
 		}
 	}
+	s.MemoryMaxKeys = in.Memory.MaxKeys
+	if s.MemoryMaxKeys < 0 || s.MemoryMaxKeys > 100_000_000 {
+		c.addf("rateLimit.memory.maxKeys", "between 1 and 100000000 (0 is the default, 100000)")
+	}
 	switch in.FailureMode {
 	case "", "open":
 		s.FailureMode = ratelimit.FailOpen

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -61,7 +62,7 @@ subscriptions:
   - {application: mobile, api: petstore-v1, state: active}
   - {application: partner, api: petstore-v1, state: blocked}
   - {application: partner, api: files, state: onHold}
-  - {application: mobile, api: files}
+  - {application: mobile, api: files, state: active}
 
 apiKeys:
   - application: mobile
@@ -126,7 +127,7 @@ func TestCompileValid(t *testing.T) {
 			},
 			{
 				api: files, name: "files", basePath: "/",
-				hosts:     []string{"files.example.com", "*.cdn.example.com"},
+				hosts:     []string{"files.example.com.", "*.cdn.example.com"},
 				keyHeader: "x-api-key", keyQuery: "key", forward: true,
 				credentialHeaders: []string{"x-api-key"}, credentialQuery: []string{"key"},
 			},
@@ -205,7 +206,10 @@ func TestCompileValid(t *testing.T) {
 		}{
 			{"gw.example.com", "DELETE", "/petstore/v1/pets/42", "/petstore/v1/pets/{id}", []string{"DELETE"}},
 			{"gw.example.com", "GET", "/petstore/v1/pets", "/petstore/v1/pets", []string{"GET"}},
-			{"files.example.com:8443", "PUT", "/files/a/b/c", "/files/{path...}", nil},
+			{"FILES.example.com.", "PUT", "/files/a/b/c", "/files/{path...}", nil},
+			// a host is matched as Envoy picks virtual hosts: port and trailing dot included
+			{"files.example.com", "PUT", "/files/a/b/c", "", nil},
+			{"files.example.com.:8443", "PUT", "/files/a/b/c", "", nil},
 			{"img.cdn.example.com", "GET", "/files/x", "/files/{path...}", nil},
 			{"gw.example.com", "GET", "/files/x", "", nil},
 		}
@@ -324,9 +328,6 @@ func TestCompileDefaults(t *testing.T) {
 		listen    Listen
 		unmatched bool
 	}{
-		{name: "empty file", yaml: "", listen: defaultListen},
-		{name: "comments only", yaml: "# nothing configured yet\n", listen: defaultListen},
-		{name: "null document", yaml: "~\n", listen: defaultListen},
 		{name: "unmatched deny", yaml: "unmatched: deny\n", listen: defaultListen},
 		{name: "unmatched allow", yaml: "unmatched: allow\n", listen: defaultListen, unmatched: true},
 		{name: "empty listen", yaml: "listen:\n", listen: defaultListen},
@@ -436,6 +437,7 @@ func TestCompileInvalid(t *testing.T) {
 		{"subscription-unknown-application", "subscriptions[0].application", `unknown application "desktop"`, 9},
 		{"duplicate-subscription", "subscriptions[1]", `application "mobile" is already subscribed to API "petstore"`, 10},
 		{"bad-subscription-state", "subscriptions[0].state", `unknown state "paused"`, 9},
+		{"missing-subscription-state", "subscriptions[0].state", "required: active, blocked or onHold", 9},
 
 		// path templates
 		{"path-no-leading-slash", "apis[0].operations[1].path", "must start with /", 6},
@@ -456,13 +458,21 @@ func TestCompileInvalid(t *testing.T) {
 		{"overlapping-operations-across-apis", "apis[1].operations[0].path", "matches the same requests as apis[0].operations[0]", 11},
 		{"bad-security-scheme", "apis[0].security", `unknown scheme "oauth2"`, 3},
 		{"none-plus-apikey", "apis[0].security", "none cannot be combined with other schemes", 3},
-		{"missing-security", "apis[0].security", "required", 0},
+		{"missing-security", "apis[0].security", "required", 2},
 		{"empty-operation-security", "apis[0].operations[0].security", "at least one scheme", 5},
 		{"no-operations", "apis[0].operations", "at least one operation", 4},
 		{"apikey-no-source", "apis[0].apiKey", "needs a header or a query parameter", 4},
 		{"bad-apikey-header", "apis[0].apiKey.header", `not a valid header name: "api key"`, 4},
-		{"bad-scope", "apis[0].operations[0].scopes[0]", "a scope is one non-empty word", 5},
-		{"bad-host", "apis[0].hosts[1]", `want a host name, *.domain or *, got "api.example.com:8443"`, 3},
+		{"bad-scope", "apis[0].operations[0].scopes[0]", "a scope is printable ASCII without spaces", 5},
+		{"bad-host", "apis[0].hosts[1]", `want a host name, *.domain or *, optionally with :port, got "api.example.com:84x3"`, 3},
+		{"host-port-with-strip-port", "apis[0].hosts[0]", "stripPort drops request ports", 5},
+		{"bad-escaped-slashes", "paths.escapedSlashes", "want reject, unescape or keep", 1},
+		{"bad-http-shape", "httpFrontEnd.shape", "want envoy, nginx or forwardAuth", 1},
+		{"bad-method-override", "apis[0].methodOverride", "want remove or deny", 4},
+		{"bad-max-request-bytes", "limits.maxRequestBytes", "between 16KiB and 64MiB", 1},
+		{"bad-byte-size", "limits.maxRequestBytes", "expected a size such as", 1},
+		{"bad-memory-limit", "limits.memoryLimit", "want auto, off or a size", 1},
+		{"bad-access-log-peer", "analytics.accessLogPeers[0]", "not an address or CIDR", 1},
 
 		// API keys
 		{"sha256-wrong-length", "apiKeys[0].sha256", "want 64 hex characters", 5},
@@ -476,7 +486,7 @@ func TestCompileInvalid(t *testing.T) {
 		{"bad-listen-port-range", "listen.admin", `got "127.0.0.1:70000"`, 2},
 		{"bad-trusted-proxy", "clientIp.trustedProxies[1]", `not an address or CIDR: "proxy.internal"`, 3},
 		{"bad-client-ip-header", "clientIp.header", `want x-forwarded-for or x-real-ip, got "forwarded"`, 2},
-		{"client-ip-header-without-proxies", "clientIp.trustedProxies", "required when clientIp.header is set", 0},
+		{"client-ip-header-without-proxies", "clientIp.trustedProxies", "required when clientIp.header is set", 2},
 		{"unmatched-maybe", "unmatched", `want deny or allow, got "maybe"`, 6},
 
 		// JWT issuers and backend tokens
@@ -486,7 +496,7 @@ func TestCompileInvalid(t *testing.T) {
 		{"issuer-duplicate", "issuers[1].issuer", `issuer "https://idp.example.com" is already configured`, 6},
 		{"issuer-leeway-too-large", "issuers[0].leeway", "at most 5m0s", 5},
 		{"claim-header-reserved", "issuers[0].claimHeaders.sub", "header x-consumer-id is reserved", 6},
-		{"backend-jwt-without-key", "backendJwt.signingKeyFile", "required when backendJwt is enabled", 0},
+		{"backend-jwt-without-key", "backendJwt.signingKeyFile", "required when backendJwt is enabled", 2},
 		{"principal-bad-pattern", "applications[0].principals[1]", "* must be a whole path segment", 5},
 		{"bad-certificate-fingerprint", "applications[0].certificates[0]", "SHA-256 fingerprint", 3},
 		{"forwarded-by-without-trust", "mtls.forwardedBy", "only meaningful with trustForwardedClientCert", 2},
@@ -498,7 +508,7 @@ func TestCompileInvalid(t *testing.T) {
 		{"bad-failure-mode", "rateLimit.failureMode", `want open or closed, got "maybe"`, 4},
 		{"tracing-endpoint-not-url", "tracing.otlpEndpoint", "want the collector's OTLP/gRPC URL", 2},
 		{"tracing-bad-ratio", "tracing.sampleRatio", "between 0 and 1", 3},
-		{"redis-without-addrs", "rateLimit.redis.addrs", "required for the redis store", 0},
+		{"redis-without-addrs", "rateLimit.redis.addrs", "required for the redis store", 2},
 	}
 
 	covered := map[string]bool{}
@@ -595,13 +605,13 @@ func TestCompileNoFollowOnProblems(t *testing.T) {
 	}{
 		{
 			name: "application id",
-			yaml: api + "applications: [{id: [mobile]}]\nsubscriptions: [{application: mobile, api: p}]\n",
+			yaml: api + "applications: [{id: [mobile]}]\nsubscriptions: [{application: mobile, api: p, state: active}]\n",
 			path: "applications[0].id",
 		},
 		{
 			name: "API id",
 			yaml: "apis: [{id: [p], security: [apiKey], operations: [{path: /a}]}]\n" +
-				"applications: [{id: mobile}]\nsubscriptions: [{application: mobile, api: p}]\n",
+				"applications: [{id: mobile}]\nsubscriptions: [{application: mobile, api: p, state: active}]\n",
 			path: "apis[0].id",
 		},
 	}
@@ -919,5 +929,17 @@ func TestCompileCapsProblems(t *testing.T) {
 	ps := problemsOf(t, err)
 	if len(ps) != maxProblems+1 || !strings.Contains(ps[len(ps)-1].Msg, "200 more problems not shown") {
 		t.Fatalf("%d problems, last %v", len(ps), ps[len(ps)-1])
+	}
+}
+
+// A file that holds nothing is most likely one caught while being written:
+// it must never load as a config without APIs (every request 404).
+func TestCompileEmptyDocumentIsAnError(t *testing.T) {
+	for _, doc := range []string{"", "\n", "# nothing configured yet\n", "~\n", "null\n", "---\n", "--- # c\n...\n", "{}\n"} {
+		_, err := Compile([]byte(doc), noEnv)
+		var problems Problems
+		if !errors.As(err, &problems) || !strings.Contains(problems.Error(), "the config is empty") {
+			t.Errorf("Compile(%q) = %v, want the empty-config problem", doc, err)
+		}
 	}
 }

@@ -83,7 +83,7 @@ func parse(data []byte, f *File, lookupEnv func(string) (string, bool)) (lines m
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return d.lines, nil, 0, nil // an empty file is an empty config
+			return nil, nil, 0, Problems{emptyDocument}
 		}
 		return nil, nil, 0, Problems{syntaxProblem(err)}
 	}
@@ -95,6 +95,13 @@ func parse(data []byte, f *File, lookupEnv func(string) (string, bool)) (lines m
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
+	// A file that holds nothing — no bytes, only comments, "---" or null —
+	// is most likely one being written: it must never load as a config
+	// with no APIs, which would answer every request with 404.
+	if root.Kind == yaml.DocumentNode || root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" ||
+		root.Kind == yaml.MappingNode && len(root.Content) == 0 {
+		return nil, nil, 0, Problems{emptyDocument}
+	}
 	d.budget = 10*countNodes(root) + aliasAllowance
 	d.decode(root, reflect.ValueOf(f).Elem(), "")
 	if d.tooLarge {
@@ -103,6 +110,8 @@ func parse(data []byte, f *File, lookupEnv func(string) (string, bool)) (lines m
 	}
 	return d.lines, d.problems, d.dropped, nil
 }
+
+var emptyDocument = Problem{Msg: "the config is empty: a config file must hold a mapping with at least one key"}
 
 // capProblems keeps the first maxProblems of ps and says how many more
 // there were (extra of them already left out).
@@ -157,6 +166,7 @@ func (d *decoder) addf(n *yaml.Node, path, format string, args ...any) {
 
 var (
 	durationType = reflect.TypeFor[Duration]()
+	byteSizeType = reflect.TypeFor[ByteSize]()
 	timeType     = reflect.TypeFor[time.Time]()
 )
 
@@ -185,6 +195,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 				return
 			}
 			v.SetInt(int64(dur))
+		}
+		return
+	case byteSizeType:
+		if s, ok := d.scalar(n, path, "a size such as 1MiB"); ok {
+			size, err := parseByteSize(s)
+			if err != nil {
+				d.addf(n, path, "%v", err)
+				return
+			}
+			v.SetInt(size)
 		}
 		return
 	case timeType:
@@ -353,6 +373,22 @@ func describe(n *yaml.Node) string {
 	default:
 		return strconv.Quote(n.Value)
 	}
+}
+
+// parseByteSize reads 1048576, 64KiB, 1MiB or 2GiB.
+func parseByteSize(s string) (int64, error) {
+	num, unit := s, int64(1)
+	for suffix, mult := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if rest, ok := strings.CutSuffix(s, suffix); ok {
+			num, unit = strings.TrimSpace(rest), mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/unit {
+		return 0, fmt.Errorf("expected a size such as 1048576, 64KiB, 1MiB or 2GiB, got %q", s)
+	}
+	return n * unit, nil
 }
 
 func parseTime(s string) (time.Time, error) {

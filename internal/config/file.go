@@ -23,6 +23,33 @@ type File struct {
 	Tracing           Tracing           `yaml:"tracing"`
 	Admin             Admin             `yaml:"admin"`
 	Unmatched         string            `yaml:"unmatched"`
+	HTTPFrontEnd      HTTPFrontEnd      `yaml:"httpFrontEnd"`
+	Paths             Paths             `yaml:"paths"`
+	HostMatching      HostMatching      `yaml:"hostMatching"`
+	Limits            Limits            `yaml:"limits"`
+}
+
+// HTTPFrontEnd says which proxy calls the HTTP front end, and so where the
+// original request is read from. It is never the client's choice.
+type HTTPFrontEnd struct {
+	Shape string `yaml:"shape"` // envoy (default) | nginx | forwardAuth
+}
+
+// Paths says how request paths are read.
+type Paths struct {
+	EscapedSlashes string `yaml:"escapedSlashes"` // reject (default) | unescape | keep
+}
+
+// HostMatching says how request hosts are compared with API hosts.
+type HostMatching struct {
+	StripPort bool `yaml:"stripPort"` // drop any port first (Envoy's strip_any_host_port)
+}
+
+// Limits bound what one caller can make the enforcer hold.
+type Limits struct {
+	MaxRequestBytes      ByteSize `yaml:"maxRequestBytes"`      // largest CheckRequest read; default 1MiB
+	MaxConcurrentStreams int      `yaml:"maxConcurrentStreams"` // per gRPC connection; default 256
+	MemoryLimit          string   `yaml:"memoryLimit"`          // auto (default) | off | a size such as 512MiB
 }
 
 // Listen holds the three listener addresses.
@@ -30,6 +57,9 @@ type Listen struct {
 	GRPC  string `yaml:"grpc"`
 	HTTP  string `yaml:"http"`
 	Admin string `yaml:"admin"`
+	// AccessLog, if set, serves Envoy's access-log service on its own
+	// listener instead of the gRPC port.
+	AccessLog string `yaml:"accessLog"`
 }
 
 // ClientIP says when a forwarded client address may be believed.
@@ -78,6 +108,8 @@ type API struct {
 	RateLimit          string      `yaml:"rateLimit"`
 	AnonymousRateLimit string      `yaml:"anonymousRateLimit"`
 	Operations         []Operation `yaml:"operations"`
+	Audiences          []string    `yaml:"audiences"`      // if set, a token's aud must name one of them
+	MethodOverride     string      `yaml:"methodOverride"` // remove (default) | deny
 }
 
 // APIKeyIn says where an API's callers send their key.
@@ -139,9 +171,15 @@ type Limit struct {
 
 type RateLimitStore struct {
 	Store              string   `yaml:"store"`
+	Memory             Memory   `yaml:"memory"`
 	Redis              Redis    `yaml:"redis"`
 	FailureMode        string   `yaml:"failureMode"`
 	LocalFallbackShare *float64 `yaml:"localFallbackShare"`
+}
+
+// Memory bounds the memory store (and the local fallback of the Redis one).
+type Memory struct {
+	MaxKeys int `yaml:"maxKeys"` // default 100000
 }
 
 type Redis struct {
@@ -156,6 +194,9 @@ type Analytics struct {
 	Events      string `yaml:"events"`      // none | stdout | a file path
 	FileMaxMB   int    `yaml:"fileMaxMB"`   // rotate the file at this size; default 100
 	FileBackups int    `yaml:"fileBackups"` // rotated files kept; default 5
+	// AccessLogPeers, if set, are the only addresses that may stream
+	// Envoy access logs to Tollgate.
+	AccessLogPeers []string `yaml:"accessLogPeers"`
 }
 
 type Tracing struct {
@@ -169,3 +210,6 @@ type Admin struct {
 
 // Duration is a time.Duration written as "250ms", "5m" or "24h".
 type Duration time.Duration
+
+// ByteSize is a number of bytes written as 1048576, 64KiB, 1MiB or 2GiB.
+type ByteSize int64

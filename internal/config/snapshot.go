@@ -52,11 +52,50 @@ type Snapshot struct {
 	// the identity headers (claim headers, the backend JWT header): a
 	// client's copy is always removed.
 	ReservedHeaders map[string]bool
+	// ReservedHeaderList is ReservedHeaders in order, for listing them all
+	// for removal whether or not the request carried them.
+	ReservedHeaderList []string
+
+	HTTPShape      HTTPShape              // who calls the HTTP front end
+	EscapedSlashes catalog.EscapedSlashes // what %2F and %5C in a path mean
+	Limits         LimitSettings          // changes need a restart
+	AccessLogPeers []netip.Prefix         // empty: any peer; changes need a restart
+}
+
+// HTTPShape is the proxy that calls the HTTP front end, which says where
+// the original request is read from.
+type HTTPShape uint8
+
+const (
+	// ShapeEnvoy: Envoy's http_service sends the original request itself;
+	// client-sent X-Original-* and X-Forwarded-* headers mean nothing.
+	ShapeEnvoy HTTPShape = iota
+	// ShapeNginx: nginx auth_request, with X-Original-URI and
+	// X-Original-Method.
+	ShapeNginx
+	// ShapeForwardAuth: Traefik's ForwardAuth and Caddy's forward_auth,
+	// with X-Forwarded-Method, -Host, -Uri and -Proto.
+	ShapeForwardAuth
+)
+
+var shapeNames = [...]string{ShapeEnvoy: "envoy", ShapeNginx: "nginx", ShapeForwardAuth: "forwardAuth"}
+
+func (s HTTPShape) String() string { return shapeNames[s] }
+
+// LimitSettings is the compiled limits section.
+type LimitSettings struct {
+	MaxRequestBytes      int
+	MaxConcurrentStreams uint32
+	// MemoryLimit is "auto" (follow the container's limit unless
+	// GOMEMLIMIT is set), "off", or a size in bytes in MemoryLimitBytes.
+	MemoryLimit      string
+	MemoryLimitBytes int64
 }
 
 // RateLimitSettings is the compiled rateLimit section.
 type RateLimitSettings struct {
 	Store         string // memory or redis
+	MemoryMaxKeys int    // bound on the memory store (and the Redis store's local fallback)
 	Redis         ratelimit.RedisOptions
 	FailureMode   ratelimit.FailureMode
 	FallbackShare float64

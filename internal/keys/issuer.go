@@ -1,6 +1,10 @@
 package keys
 
-import "time"
+import (
+	"time"
+
+	"github.com/tollgate/tollgate/internal/catalog"
+)
 
 // Issuer is a trusted issuer of access tokens, compiled from config.
 type Issuer struct {
@@ -28,16 +32,4 @@ type ClaimHeader struct {
 
 // AudienceOK reports whether the token's audiences intersect the issuer's
 // (always true when the issuer lists none).
-func (iss *Issuer) AudienceOK(aud []string) bool {
-	if len(iss.Audiences) == 0 {
-		return true
-	}
-	for _, want := range iss.Audiences {
-		for _, have := range aud {
-			if have == want {
-				return true
-			}
-		}
-	}
-	return false
-}
+func (iss *Issuer) AudienceOK(aud []string) bool { return catalog.AudienceAllowed(iss.Audiences, aud) }
