@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite starts, from Debian's packages:
-#   nginx         the auth_request front end of the HTTP e2e test
+#   nginx         auth_request front end of the HTTP e2e tests
+#   caddy         forward_auth front end of the HTTP e2e tests
 #   redis-server  the rate-limit store (standalone and a 3-master cluster;
 #   redis-tools   redis-cli creates the cluster)
 #   prometheus    for promtool, which lints the /metrics output
-# Safe to run again: it installs only what is missing.
+# and builds Traefik (ForwardAuth front end), which Debian does not package,
+# into .cache/bin (scripts/traefik.sh).
+# Safe to run again: it installs and builds only what is missing.
 set -euo pipefail
-exec "$(dirname "$0")/install-missing.sh" test \
-  nginx=nginx redis-server=redis-server redis-cli=redis-tools promtool=prometheus
+here="$(dirname "$0")"
+"$here/install-missing.sh" test \
+  nginx=nginx caddy=caddy redis-server=redis-server redis-cli=redis-tools promtool=prometheus
+"$here/traefik.sh"
