@@ -1,0 +1,273 @@
+// Package envoy_test checks examples/envoy/envoy.yaml offline, the way
+// Envoy would read it, against the quickstart config it is meant for.
+package envoy_test
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	grpcalsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+	"sigs.k8s.io/yaml"
+)
+
+// decode reads an Envoy bootstrap strictly: protojson refuses unknown
+// fields and enum names, ValidateAll applies Envoy's own field rules, and
+// every Any (typed_config and the like) must name a registered type whose
+// contents validate too.
+func decode(t *testing.T, data []byte) *bootstrapv3.Bootstrap {
+	t.Helper()
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal(j, boot); err != nil {
+		t.Fatalf("envoy.yaml: %v", err)
+	}
+	if err := boot.ValidateAll(); err != nil {
+		t.Fatalf("envoy.yaml: %v", err)
+	}
+	walk(t, boot.ProtoReflect())
+	return boot
+}
+
+// walk visits every message field of m and checks each Any in it.
+func walk(t *testing.T, m protoreflect.Message) {
+	t.Helper()
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := range v.List().Len() {
+				visit(t, v.List().Get(i).Message())
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				visit(t, mv.Message())
+				return true
+			})
+		case fd.Message() != nil && !fd.IsMap():
+			visit(t, v.Message())
+		}
+		return true
+	})
+}
+
+func visit(t *testing.T, m protoreflect.Message) {
+	t.Helper()
+	a, ok := m.Interface().(*anypb.Any)
+	if !ok {
+		walk(t, m)
+		return
+	}
+	inner, err := a.UnmarshalNew()
+	if err != nil {
+		t.Errorf("%s does not resolve: %v", a.GetTypeUrl(), err)
+		return
+	}
+	if v, ok := inner.(interface{ ValidateAll() error }); ok {
+		if err := v.ValidateAll(); err != nil {
+			t.Errorf("%s: %v", a.GetTypeUrl(), err)
+		}
+	}
+	walk(t, inner.ProtoReflect())
+}
+
+// The types the example's typed_configs name, registered with protobuf.
+var (
+	_ = &grpcalsv3.HttpGrpcAccessLogConfig{}
+	_ = &routerv3.Router{}
+	_ = &httpv3.HttpProtocolOptions{}
+)
+
+func unpack(t *testing.T, a *anypb.Any, m proto.Message) {
+	t.Helper()
+	if err := a.UnmarshalTo(m); err != nil {
+		t.Fatalf("%s: %v", a.GetTypeUrl(), err)
+	}
+}
+
+func addr(a *corev3.Address) string {
+	s := a.GetSocketAddress()
+	return fmt.Sprintf("%s:%d", s.GetAddress(), s.GetPortValue())
+}
+
+func endpoint(c *clusterv3.Cluster) string {
+	return addr(c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress())
+}
+
+// quickstart is what the example relies on in examples/quickstart.yaml:
+// Tollgate's gRPC address and its APIs.
+type quickstart struct {
+	Listen struct {
+		GRPC string `json:"grpc"`
+	} `json:"listen"`
+	APIs []struct {
+		ID       string `json:"id"`
+		BasePath string `json:"basePath"`
+	} `json:"apis"`
+}
+
+func readQuickstart(t *testing.T) quickstart {
+	t.Helper()
+	data, err := os.ReadFile("../quickstart.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q quickstart
+	if err := yaml.Unmarshal(data, &q); err != nil {
+		t.Fatalf("quickstart.yaml: %v", err)
+	}
+	return q
+}
+
+func TestExample(t *testing.T) {
+	data, err := os.ReadFile("envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := readQuickstart(t)
+	boot := decode(t, data)
+	res := boot.GetStaticResources()
+
+	if len(res.GetListeners()) != 1 || addr(res.GetListeners()[0].GetAddress()) != "127.0.0.1:8080" {
+		t.Fatalf("want one listener on 127.0.0.1:8080: %v", res.GetListeners())
+	}
+	hcm := &hcmv3.HttpConnectionManager{}
+	unpack(t, res.GetListeners()[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig(), hcm)
+
+	// Paths and hosts, read as Tollgate reads them.
+	if !hcm.GetNormalizePath().GetValue() || !hcm.GetMergeSlashes() {
+		t.Error("normalize_path and merge_slashes must be true")
+	}
+	if a := hcm.GetPathWithEscapedSlashesAction(); a != hcmv3.HttpConnectionManager_REJECT_REQUEST {
+		t.Errorf("path_with_escaped_slashes_action %s, want REJECT_REQUEST (Tollgate's paths.escapedSlashes: reject)", a)
+	}
+	if hcm.GetTypedHeaderValidationConfig() != nil {
+		t.Error("typed_header_validation_config makes Envoy ignore the path settings")
+	}
+	if hcm.GetStripTrailingHostDot() || hcm.GetStripAnyHostPort() || hcm.GetStripMatchingHostPort() {
+		t.Error("the host must reach Tollgate as the client sent it (no port or trailing-dot stripping)")
+	}
+
+	// ext_authz first, over gRPC to the tollgate cluster, failing closed,
+	// with every request header.
+	filters := hcm.GetHttpFilters()
+	if len(filters) < 2 || filters[len(filters)-1].GetName() != "envoy.filters.http.router" {
+		t.Fatalf("the router must be the last HTTP filter: %v", filters)
+	}
+	authz := &extauthzv3.ExtAuthz{}
+	unpack(t, filters[0].GetTypedConfig(), authz)
+	g := authz.GetGrpcService()
+	if g.GetEnvoyGrpc().GetClusterName() != "tollgate" || g.GetTimeout().AsDuration() <= 0 || g.GetTimeout().AsDuration() > time.Second {
+		t.Errorf("ext_authz gRPC service %v: want the tollgate cluster with a timeout of at most 1s", g)
+	}
+	if authz.GetFailureModeAllow() || authz.GetTransportApiVersion() != corev3.ApiVersion_V3 {
+		t.Errorf("ext_authz: failure_mode_allow %v, transport_api_version %s", authz.GetFailureModeAllow(), authz.GetTransportApiVersion())
+	}
+	if authz.GetAllowedHeaders() != nil || authz.GetDisallowedHeaders() != nil {
+		t.Error("ext_authz narrows the request headers Tollgate receives")
+	}
+
+	// The access log, to Tollgate's access-log service under log_name tollgate.
+	var logged bool
+	for _, l := range hcm.GetAccessLog() {
+		als := &grpcalsv3.HttpGrpcAccessLogConfig{}
+		if l.GetTypedConfig().UnmarshalTo(als) != nil {
+			continue
+		}
+		c := als.GetCommonConfig()
+		logged = c.GetLogName() == "tollgate" && c.GetGrpcService().GetEnvoyGrpc().GetClusterName() == "tollgate" &&
+			c.GetTransportApiVersion() == corev3.ApiVersion_V3
+	}
+	if !logged {
+		t.Error("no gRPC access log to the tollgate cluster with log_name tollgate")
+	}
+
+	clusters := map[string]*clusterv3.Cluster{}
+	for _, c := range res.GetClusters() {
+		clusters[c.GetName()] = c
+	}
+	tg := clusters["tollgate"]
+	if tg == nil || endpoint(tg) != q.Listen.GRPC {
+		t.Fatalf("the tollgate cluster does not point at the quickstart's listen.grpc %s", q.Listen.GRPC)
+	}
+	opts := &httpv3.HttpProtocolOptions{}
+	unpack(t, tg.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"], opts)
+	if opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+		t.Error("the tollgate cluster does not speak HTTP/2 (gRPC needs it)")
+	}
+	if b := clusters["backend"]; b == nil || endpoint(b) != "127.0.0.1:9000" {
+		t.Error("no backend cluster on 127.0.0.1:9000")
+	}
+	routes := hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()
+	if last := routes[len(routes)-1]; last.GetRoute().GetCluster() != "backend" {
+		t.Errorf("the last route goes to %q, not backend", last.GetRoute().GetCluster())
+	}
+}
+
+// TestNamedRouteExample: the commented route, uncommented, is valid and
+// names an API of the quickstart config under that API's base path.
+func TestNamedRouteExample(t *testing.T) {
+	data, err := os.ReadFile("envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	start := -1
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "# - match:") {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		t.Fatal("no commented route in envoy.yaml")
+	}
+	comment := regexp.MustCompile(`^(\s*)# ?`)
+	for i := start; i < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[i]), "#"); i++ {
+		lines[i] = comment.ReplaceAllString(lines[i], "$1")
+	}
+	boot := decode(t, []byte(strings.Join(lines, "\n")))
+	q := readQuickstart(t)
+
+	hcm := &hcmv3.HttpConnectionManager{}
+	unpack(t, boot.GetStaticResources().GetListeners()[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig(), hcm)
+	routes := hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()
+	if len(routes) != 2 {
+		t.Fatalf("uncommented, the example has %d routes, want 2", len(routes))
+	}
+	named := routes[0]
+	per := &extauthzv3.ExtAuthzPerRoute{}
+	unpack(t, named.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"], per)
+	id := per.GetCheckSettings().GetContextExtensions()["api"]
+	base := ""
+	for _, a := range q.APIs {
+		if a.ID == id {
+			base = a.BasePath
+		}
+	}
+	if base == "" {
+		t.Fatalf("the route names API %q, which the quickstart config does not have", id)
+	}
+	if p := named.GetMatch().GetPathSeparatedPrefix(); p != base {
+		t.Errorf("the route matches %q, not the API's base path %s", p, base)
+	}
+	if named.GetRoute().GetCluster() != "backend" {
+		t.Errorf("the named route goes to %q", named.GetRoute().GetCluster())
+	}
+}
