@@ -1,7 +1,10 @@
 // Command run is `make bench`: it measures Tollgate's Check against a
 // do-nothing ext_authz server in the same run, in interleaved rounds
 // (noop, tollgate, noop, tollgate, ...) with one load client, and writes
-// the results, as ratios to the do-nothing floor, to BENCHMARKS.md.
+// the results, as ratios to the do-nothing floor, to BENCHMARKS.md. It
+// then attacks a fresh instance of each with large, distinct, hostile
+// Checks and reports their memory (hostile.go); `-only hostile` runs just
+// that.
 package main
 
 import (
@@ -31,6 +34,8 @@ type options struct {
 	soakRate       int
 	out            string
 	profiles       string // directory for CPU profiles of Tollgate's rounds; "" for none
+	only           string // "" for everything, "hostile" for the memory-under-attack scenario alone
+	hostile        hostileOptions
 }
 
 func main() {
@@ -43,7 +48,12 @@ func main() {
 	flag.DurationVar(&o.soak, "soak", 5*time.Minute, "soak length (0 skips it)")
 	flag.IntVar(&o.soakRate, "soak-rate", 2000, "Checks per second during the soak")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report file")
-	flag.StringVar(&o.profiles, "profiles", "", "write a CPU profile of Tollgate's first round of each scenario here")
+	flag.StringVar(&o.profiles, "profiles", "", "write a CPU profile of Tollgate's first round of each scenario, and a heap profile at the end of the hostile attack, here")
+	flag.StringVar(&o.only, "only", "", `run only this scenario: "hostile" (memory under attack)`)
+	flag.IntVar(&o.hostile.checks, "hostile-checks", 100_000, "hostile Checks in the memory-under-attack scenario (0 skips it)")
+	flag.IntVar(&o.hostile.concurrency, "hostile-concurrency", 64, "hostile Checks in flight")
+	flag.StringVar(&o.hostile.env, "hostile-env", "",
+		"Go memory settings (KEY=VALUE ...) of both servers in the hostile scenario, replacing the bench's own GOGC and GOMEMLIMIT; e.g. "+deploymentMemoryEnv+" as deploy/istio sets it")
 	flag.StringVar(&serverCPUs, "server-cpus", "", "run the servers on these CPUs (taskset -c), apart from the load client")
 	load := flag.String("load", "", "only drive the API-key Check at this address for -round (for profiling a server by hand)")
 	flag.Parse()
@@ -74,23 +84,62 @@ type result struct {
 	roundTrips     float64 // Redis commands per decision, when measured
 }
 
+// report is everything one run measured; a part not run is empty.
+type report struct {
+	results []result
+	web     *webResult
+	soak    *soakResult
+	hostile *hostileResult
+}
+
 func run(o options) error {
+	switch {
+	case o.only != "" && o.only != "hostile":
+		return fmt.Errorf(`-only %q: the only scenario that runs alone is "hostile"`, o.only)
+	case o.only == "hostile" && o.hostile.checks <= 0:
+		return fmt.Errorf("-only hostile with -hostile-checks %d: nothing to run", o.hostile.checks)
+	}
 	dir, err := os.MkdirTemp("", "tollgate-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 
-	redis, err := startRedis(dir)
+	// Redis's address is chosen now so that the configs can name it; Redis
+	// itself starts only if the scenarios that use it run.
+	redisAddr := freeAddr()
+	scens, err := scenarios(dir, redisAddr, o.profiles != "")
+	if err != nil {
+		return err
+	}
+	var rep report
+	if o.only == "" {
+		if err := measureThroughput(o, dir, scens, redisAddr, &rep); err != nil {
+			return err
+		}
+	}
+	if o.hostile.checks > 0 {
+		// The cached-JWT scenario's config and request: an operation that
+		// requires a JWT, and an ordinary Check for the warm-up.
+		if rep.hostile, err = runHostile(o, scens[1]); err != nil {
+			return fmt.Errorf("hostile: %w", err)
+		}
+	}
+	text := render(o, rep)
+	fmt.Println()
+	fmt.Print(text)
+	return os.WriteFile(o.out, []byte(text), 0o644)
+}
+
+// measureThroughput runs the CPU and throughput scenarios against the
+// do-nothing server and Tollgate, nginx in front of each, and the soak.
+func measureThroughput(o options, dir string, scens []scenario, redisAddr string, rep *report) error {
+	redis, err := startRedis(dir, redisAddr)
 	if err != nil {
 		return err
 	}
 	defer redis.stop()
-	scens, err := scenarios(dir, redis.addrs["redis"], o.profiles != "")
-	if err != nil {
-		return err
-	}
-	noop, err := startNoop(o.noop)
+	noop, err := startNoop(o.noop, nil)
 	if err != nil {
 		return err
 	}
@@ -99,38 +148,33 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	defer noopClient.conn.Close()
 
-	var results []result
 	for _, sc := range scens {
 		r, err := measure(o, sc, noop, noopClient, redis)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
-		results = append(results, r)
+		rep.results = append(rep.results, r)
 		printRow(r)
 	}
 
-	web, err := measureNginx(o, dir, scens[0].config)
-	if err != nil {
+	if rep.web, err = measureNginx(o, dir, scens[0].config); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: nginx scenario skipped:", err)
 	}
 
-	var soak *soakResult
 	if o.soak > 0 {
-		if soak, err = runSoak(o, scens[1]); err != nil {
+		if rep.soak, err = runSoak(o, scens[1]); err != nil {
 			return fmt.Errorf("soak: %w", err)
 		}
 	}
-	report := render(o, results, web, soak)
-	fmt.Println()
-	fmt.Print(report)
-	return os.WriteFile(o.out, []byte(report), 0o644)
+	return nil
 }
 
 // measure runs one scenario: the enforcer on its config, then alternating
 // rounds against the do-nothing server and the enforcer.
 func measure(o options, sc scenario, noop *server, noopClient *client, redis *server) (result, error) {
-	tg, err := startEnforcer(o.enforcer, sc.config)
+	tg, err := startEnforcer(o.enforcer, sc.config, nil)
 	if err != nil {
 		return result{}, err
 	}
@@ -186,7 +230,12 @@ func measure(o options, sc scenario, noop *server, noopClient *client, redis *se
 // profile saves a CPU profile of the enforcer (its config enables pprof
 // when -profiles is set).
 func profile(tg *server, d time.Duration, path string) {
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", tg.addrs["admin"], max(int(d.Seconds()), 1))
+	saveURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", tg.addrs["admin"], max(int(d.Seconds()), 1)), path)
+}
+
+// saveURL writes what url answers to path (a profile; failures are only
+// reported, the measurement goes on).
+func saveURL(url, path string) {
 	resp, err := http.Get(url)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
@@ -224,9 +273,8 @@ func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 
-// startRedis runs a redis-server for the Redis scenario.
-func startRedis(dir string) (*server, error) {
-	addr := freeAddr()
+// startRedis runs a redis-server at addr for the Redis scenario.
+func startRedis(dir, addr string) (*server, error) {
 	_, port, _ := strings.Cut(addr, ":")
 	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
 	if err := cmd.Start(); err != nil {
@@ -279,7 +327,7 @@ var soakMetrics = []string{"process_resident_memory_bytes", "go_goroutines", "go
 // runSoak drives the cached-JWT scenario at a fixed rate and compares the
 // process's memory and goroutines at the start and the end.
 func runSoak(o options, sc scenario) (*soakResult, error) {
-	tg, err := startEnforcer(o.enforcer, sc.config)
+	tg, err := startEnforcer(o.enforcer, sc.config, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func measureNginx(o options, dir, config string) (*webResult, error) {
 			return nil, fmt.Errorf("nginx not found (scripts/bench-deps.sh installs it)")
 		}
 	}
-	tg, err := startEnforcer(o.enforcer, config)
+	tg, err := startEnforcer(o.enforcer, config, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -23,8 +23,10 @@ type server struct {
 }
 
 // startEnforcer runs `enforcer serve` and reads its listeners from the log.
-func startEnforcer(bin, configPath string) (*server, error) {
+// env is its environment; nil inherits the bench's.
+func startEnforcer(bin, configPath string, env []string) (*server, error) {
 	cmd := pinned(bin, "serve", "--config", configPath, "--log-level", "info")
+	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -66,9 +68,11 @@ func startEnforcer(bin, configPath string) (*server, error) {
 	return s, waitHTTP("http://" + s.addrs["admin"] + "/readyz")
 }
 
-// startNoop runs the do-nothing server, which prints its address.
-func startNoop(bin string) (*server, error) {
+// startNoop runs the do-nothing server, which prints its address. env is
+// its environment; nil inherits the bench's.
+func startNoop(bin string, env []string) (*server, error) {
 	cmd := pinned(bin)
+	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -136,6 +140,52 @@ func cpuTime(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
 	}
 	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// memoryEnv is the bench's environment without its own GOGC and
+// GOMEMLIMIT, plus settings ("KEY=VALUE ..."), so that a server runs with
+// exactly the memory settings the report states.
+func memoryEnv(settings string) ([]string, error) {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			env = append(env, kv)
+		}
+	}
+	for _, kv := range strings.Fields(settings) {
+		if !strings.Contains(kv, "=") {
+			return nil, fmt.Errorf("%q is not KEY=VALUE", kv)
+		}
+		env = append(env, kv)
+	}
+	return env, nil
+}
+
+// procMemory reads one of the kernel's memory figures for a process
+// (VmRSS, VmHWM, ...) from /proc/<pid>/status, in bytes.
+func procMemory(pid int, field string) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		rest, ok := strings.CutPrefix(line, field+":")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parsing %s of /proc/%d/status: %w", field, pid, err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// resetPeakRSS sets a process's VmHWM back to its current RSS (clear_refs
+// "5"), so that VmHWM read later is the peak since now, not since start.
+func resetPeakRSS(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
 func freeAddr() string {

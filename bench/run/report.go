@@ -7,12 +7,41 @@ import (
 )
 
 // render writes the report in Markdown.
-func render(o options, results []result, web *webResult, soak *soakResult) string {
+func render(o options, rep report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\n")
 	fmt.Fprintf(&b, "Written by `make bench` on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "Machine: %s.\n\n", machine())
-	fmt.Fprintf(&b, "Method: Tollgate and a do-nothing ext_authz v3 server (`bench/noop`, the floor: gRPC and the "+
+	renderPlacement(&b)
+	if len(rep.results) > 0 {
+		renderThroughput(&b, o, rep)
+	}
+	if rep.hostile != nil {
+		if len(rep.results) > 0 {
+			b.WriteString("\n")
+		}
+		renderHostile(&b, rep.hostile)
+	}
+	return b.String()
+}
+
+func renderPlacement(b *strings.Builder) {
+	if serverCPUs == "" {
+		fmt.Fprintf(b, "Placement: client and servers share the machine's CPUs.\n\n")
+		return
+	}
+	cpus := serverCPUs
+	if first, last, ok := strings.Cut(cpus, "-"); ok && first == last {
+		cpus = first
+	}
+	fmt.Fprintf(b, "Placement: the servers (Tollgate, noop, nginx) run on CPU(s) %s (`taskset`); the load clients and Redis, "+
+		"which stands in for a remote store, run on the others.\n\n", cpus)
+}
+
+// renderThroughput writes the CPU and throughput scenarios, nginx and the soak.
+func renderThroughput(b *strings.Builder, o options, rep report) {
+	results, web, soak := rep.results, rep.web, rep.soak
+	fmt.Fprintf(b, "Method: Tollgate and a do-nothing ext_authz v3 server (`bench/noop`, the floor: gRPC and the "+
 		"protos alone) run side by side on loopback. One load client (`bench/run`: one gRPC connection, %d Checks "+
 		"in flight, each sent when the last is answered) drives them in interleaved rounds — noop, Tollgate, noop, "+
 		"Tollgate … — %d rounds of %v each per scenario, after a warm-up. Server CPU per Check is the server "+
@@ -22,46 +51,35 @@ func render(o options, results []result, web *webResult, soak *soakResult) strin
 		"in the same run. The noop decodes each CheckRequest with the generated protobuf code, as an ordinary "+
 		"server does; Tollgate reads it straight from the wire (`authz.WireCheckRequest`), which saves more than "+
 		"its whole decision costs, so its CPU per Check can come in under the floor.\n\n", o.concurrency, o.rounds, o.round)
-	if serverCPUs != "" {
-		cpus := serverCPUs
-		if first, last, ok := strings.Cut(cpus, "-"); ok && first == last {
-			cpus = first
-		}
-		fmt.Fprintf(&b, "Placement: the servers (Tollgate, noop, nginx) run on CPU(s) %s (`taskset`); the load clients and Redis, "+
-			"which stands in for a remote store, run on the others.\n\n", cpus)
-	} else {
-		fmt.Fprintf(&b, "Placement: client and servers share the machine's CPUs.\n\n")
-	}
 
-	fmt.Fprintf(&b, "| scenario | CPU/Check noop | CPU/Check Tollgate | ratio | Checks/s noop | Checks/s Tollgate | ratio | p50 noop / Tollgate | p99 noop / Tollgate |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(b, "| scenario | CPU/Check noop | CPU/Check Tollgate | ratio | Checks/s noop | Checks/s Tollgate | ratio | p50 noop / Tollgate | p99 noop / Tollgate |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		name := r.name
 		if r.roundTrips > 0 {
 			name += fmt.Sprintf(" (%.2f Redis round trips per decision)", r.roundTrips)
 		}
-		fmt.Fprintf(&b, "| %s | %.1f µs | %.1f µs | **%.2f×** | %.0f | %.0f | %.2f× | %s / %s | %s / %s |\n",
+		fmt.Fprintf(b, "| %s | %.1f µs | %.1f µs | **%.2f×** | %.0f | %.0f | %.2f× | %s / %s | %s / %s |\n",
 			name, us(r.noop.cpuPerCheck()), us(r.tollgate.cpuPerCheck()), ratio(r.tollgate.cpuPerCheck(), r.noop.cpuPerCheck()),
 			r.noop.rps(), r.tollgate.rps(), r.tollgate.rps()/r.noop.rps(),
 			dur(r.noop.percentile(0.5)), dur(r.tollgate.percentile(0.5)), dur(r.noop.percentile(0.99)), dur(r.tollgate.percentile(0.99)))
 	}
 	if web != nil {
-		fmt.Fprintf(&b, "\nHTTP front end: nginx serving a file, with `auth_request` to Tollgate (API key) and without, "+
+		fmt.Fprintf(b, "\nHTTP front end: nginx serving a file, with `auth_request` to Tollgate (API key) and without, "+
 			"driven by wrk (2 threads, %d connections) in the same interleaved rounds.\n\n", o.concurrency)
-		fmt.Fprintf(&b, "| | requests/s | p50 | p99 |\n|---|---|---|---|\n")
-		fmt.Fprintf(&b, "| nginx, no auth | %.0f | %s | %s |\n", web.plain.rps, dur(web.plain.p50), dur(web.plain.p99))
-		fmt.Fprintf(&b, "| nginx + auth_request to Tollgate | %.0f (%.2f×) | %s | %s |\n", web.authed.rps, web.authed.rps/web.plain.rps, dur(web.authed.p50), dur(web.authed.p99))
-		fmt.Fprintf(&b, "\nTollgate's CPU per request behind nginx: %.1f µs.\n", us(web.tollgateCPU))
+		fmt.Fprintf(b, "| | requests/s | p50 | p99 |\n|---|---|---|---|\n")
+		fmt.Fprintf(b, "| nginx, no auth | %.0f | %s | %s |\n", web.plain.rps, dur(web.plain.p50), dur(web.plain.p99))
+		fmt.Fprintf(b, "| nginx + auth_request to Tollgate | %.0f (%.2f×) | %s | %s |\n", web.authed.rps, web.authed.rps/web.plain.rps, dur(web.authed.p50), dur(web.authed.p99))
+		fmt.Fprintf(b, "\nTollgate's CPU per request behind nginx: %.1f µs.\n", us(web.tollgateCPU))
 	}
 	if soak != nil {
-		fmt.Fprintf(&b, "\nSoak: the cached-JWT scenario at %d Checks/s for %v (%d sent, %.0f/s; %d failed), measured after a warm-up.\n\n",
+		fmt.Fprintf(b, "\nSoak: the cached-JWT scenario at %d Checks/s for %v (%d sent, %.0f/s; %d failed), measured after a warm-up.\n\n",
 			soak.rate, soak.length, soak.sent, float64(soak.sent)/soak.length.Seconds(), soak.failed)
-		fmt.Fprintf(&b, "| | start | end |\n|---|---|---|\n")
+		fmt.Fprintf(b, "| | start | end |\n|---|---|---|\n")
 		for _, m := range soakMetrics {
-			fmt.Fprintf(&b, "| `%s` | %.0f | %.0f |\n", m, soak.start[m], soak.end[m])
+			fmt.Fprintf(b, "| `%s` | %.0f | %.0f |\n", m, soak.start[m], soak.end[m])
 		}
 	}
-	return b.String()
 }
 
 func dur(d time.Duration) string {
