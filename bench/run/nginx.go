@@ -43,7 +43,16 @@ func measureNginx(o options, dir, config string) (*webResult, error) {
 			return nil, fmt.Errorf("nginx not found (scripts/bench-deps.sh installs it)")
 		}
 	}
-	tg, err := startEnforcer(o.enforcer, config, nil)
+	// The same config, with the HTTP front end told that nginx calls it.
+	base, err := os.ReadFile(config)
+	if err != nil {
+		return nil, err
+	}
+	nginxConfig := filepath.Join(dir, "nginx-tollgate.yaml")
+	if err := os.WriteFile(nginxConfig, append(base, "\nhttpFrontEnd: {shape: nginx}\n"...), 0o600); err != nil {
+		return nil, err
+	}
+	tg, err := startEnforcer(o.enforcer, nginxConfig, nil)
 	if err != nil {
 		return nil, err
 	}
