@@ -106,8 +106,14 @@ func ParseJWKS(data []byte) (*KeySet, error) {
 		set.byID[k.ID] = append(set.byID[k.ID], k)
 		set.all = append(set.all, k)
 	}
-	if len(set.all) == 0 {
+	switch {
+	case len(set.all) > 0:
+	case len(skipped) > 0:
 		return nil, fmt.Errorf("JWK Set has no usable signature verification key: %w", errors.Join(skipped...))
+	case len(doc.Keys) == 0:
+		return nil, errors.New("JWK Set has no keys")
+	default:
+		return nil, errors.New("JWK Set has no usable signature verification key (only symmetric or encryption keys)")
 	}
 	return set, nil
 }

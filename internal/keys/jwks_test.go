@@ -131,9 +131,15 @@ func TestParseJWKS(t *testing.T) {
 		"too large":    []byte(`{"keys":[` + strings.Repeat(" ", MaxJWKSBytes) + `]}`),
 		"alg mismatch": jwksDoc(t, jwk{kid: "x", alg: "RS256", key: &ec.PublicKey}),
 	} {
-		if _, err := ParseJWKS(bad); err == nil {
+		_, err := ParseJWKS(bad)
+		if err == nil {
 			t.Errorf("%s: accepted", name)
+		} else if strings.Contains(err.Error(), "%!") {
+			t.Errorf("%s: error %q has a formatting fault", name, err)
 		}
+	}
+	if _, err := ParseJWKS([]byte(`{"keys":[]}`)); err == nil || err.Error() != "JWK Set has no keys" {
+		t.Errorf("empty set: %v", err)
 	}
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
 	weak, err := ParseJWKS(jwksDoc(t, jwk{kid: "weak", key: &small.PublicKey}, jwk{kid: "ec", key: &ec.PublicKey}))
