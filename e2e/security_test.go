@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -413,5 +415,74 @@ apis: [{id: open, security: [none], operations: [{path: "/**"}]}]
 	}
 	if err := stream(e.addrs["grpc"]); status.Code(err) != codes.Unimplemented {
 		t.Fatalf("access log on the ext_authz port: %v, want Unimplemented", err)
+	}
+}
+
+// The HTTP front end in its default shape reads the request itself: a
+// client-sent X-Original-URI names nothing.
+func TestHTTPShapeIsNotTheClientsChoice(t *testing.T) {
+	e := startEnforcer(t, petstoreConfig)
+	req, _ := http.NewRequest("DELETE", e.HTTPURL()+"/petstore/v1/pets/1", nil)
+	req.Header.Set("X-Original-URI", "/petstore/v1/health")
+	req.Header.Set("X-Original-Method", "GET")
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("DELETE with a client-sent X-Original-URI: %d, want 401", resp.StatusCode)
+	}
+}
+
+// validate checks what serve needs beyond the config, and serve starts
+// with more jwksFile issuers than Linux's default inotify instances.
+func TestValidateAndServeAgree(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad-events.yaml")
+	must(t, os.WriteFile(bad, []byte("analytics: {events: "+filepath.Join(dir, "missing", "events.jsonl")+"}\n"+
+		"apis: [{id: open, security: [none], operations: [{path: \"/**\"}]}]\n"), 0o600))
+	for _, cmd := range []string{"validate", "serve"} {
+		if code, _, stderr := runCommand(t, nil, cmd, "--config", bad); code != 1 || !strings.Contains(stderr, "analytics.events") {
+			t.Errorf("%s with an events file that cannot be written: exit %d, %q", cmd, code, stderr)
+		}
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	signer, err := keys.NewSigner(key)
+	must(t, err)
+	var cfg strings.Builder
+	cfg.WriteString("issuers:\n")
+	for i := range 130 {
+		file := filepath.Join(dir, "jwks", fmt.Sprintf("idp-%d.json", i))
+		must(t, os.MkdirAll(filepath.Dir(file), 0o700))
+		must(t, os.WriteFile(file, signer.PublicJWKS(), 0o600))
+		fmt.Fprintf(&cfg, "  - {name: idp-%d, issuer: \"https://idp-%d.test\", jwksFile: %s}\n", i, i, file)
+	}
+	cfg.WriteString("apis: [{id: open, security: [jwt, none], operations: [{path: \"/**\"}]}]\n")
+	if code, out, stderr := runCommand(t, nil, "validate", "--config", writeConfig(t, cfg.String())); code != 0 || !strings.Contains(out, "130 issuers") {
+		t.Fatalf("validate: exit %d, %q %q", code, out, stderr)
+	}
+	startEnforcer(t, cfg.String()) // fails the test unless it becomes ready
+}
+
+func writeConfig(t *testing.T, cfg string) string {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	must(t, os.WriteFile(path, []byte(cfg), 0o600))
+	return path
+}
+
+// A config emptied in place (a truncating write) is never loaded: the
+// running config stays and the failure is counted.
+func TestTruncatedConfigKeepsTheRunningOne(t *testing.T) {
+	e := startEnforcer(t, petstoreConfig)
+	if got := httpStatus(t, e, keyMobile); got != 200 {
+		t.Fatalf("before: %d", got)
+	}
+	must(t, os.WriteFile(e.ConfigPath, nil, 0o600))
+	waitFor(t, "the failed reload", 15*time.Second, func() bool {
+		return e.Metric("tollgate_config_reloads_total", "result", "failure") >= 1
+	})
+	if got := httpStatus(t, e, keyMobile); got != 200 {
+		t.Fatalf("after the truncation: %d, want the running config's 200", got)
 	}
 }
