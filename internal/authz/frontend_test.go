@@ -150,21 +150,28 @@ func TestGRPCRawHeaderMap(t *testing.T) {
 	}
 }
 
-func TestGRPCOverTheWire(t *testing.T) {
+// serveGRPC runs e behind a real gRPC server on a free loopback port, with
+// the server's codec, and returns a connection to it.
+func serveGRPC(t *testing.T, e *Engine, opts ...grpc.ServerOption) *grpc.ClientConn {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(Codec()))
-	NewGRPCServer(testEngine(t, testConfig)).Register(srv)
+	srv := grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(Codec())}, opts...)...)
+	NewGRPCServer(e).Register(srv)
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(srv.Stop)
-
 	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func TestGRPCOverTheWire(t *testing.T) {
+	conn := serveGRPC(t, testEngine(t, testConfig))
 	client := authv3.NewAuthorizationClient(conn)
 	resp, err := client.Check(context.Background(), checkRequest("GET", "/x", map[string]string{"apikey": keyMobile},
 		map[string]string{"api": "petstore", "operation": "/pets"}))
@@ -227,23 +234,10 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 }
 
 func TestGRPCOversizedChecksAndPanics(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := &panicCounter{}
 	snap := testEngine(t, testConfig).config
 	engine := NewEngine(Options{Config: snap, Clock: fixedClock(testNow), Tracer: panickyTracer{}, Metrics: rec})
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(Codec()), grpc.MaxRecvMsgSize(64<<10))
-	NewGRPCServer(engine).Register(srv)
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := authv3.NewAuthorizationClient(conn)
+	client := authv3.NewAuthorizationClient(serveGRPC(t, engine, grpc.MaxRecvMsgSize(64<<10)))
 
 	// gRPC itself refuses a message over the limit before it is read: an
 	// RPC error (the README says how to keep Envoy's CheckRequests under
