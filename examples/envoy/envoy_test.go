@@ -18,74 +18,15 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
+
+	"github.com/tollgate/tollgate/internal/envoytest"
 )
 
-// decode reads an Envoy bootstrap strictly: protojson refuses unknown
-// fields and enum names, ValidateAll applies Envoy's own field rules, and
-// every Any (typed_config and the like) must name a registered type whose
-// contents validate too.
-func decode(t *testing.T, data []byte) *bootstrapv3.Bootstrap {
-	t.Helper()
-	j, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	boot := &bootstrapv3.Bootstrap{}
-	if err := protojson.Unmarshal(j, boot); err != nil {
-		t.Fatalf("envoy.yaml: %v", err)
-	}
-	if err := boot.ValidateAll(); err != nil {
-		t.Fatalf("envoy.yaml: %v", err)
-	}
-	walk(t, boot.ProtoReflect())
-	return boot
-}
-
-// walk visits every message field of m and checks each Any in it.
-func walk(t *testing.T, m protoreflect.Message) {
-	t.Helper()
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			for i := range v.List().Len() {
-				visit(t, v.List().Get(i).Message())
-			}
-		case fd.IsMap() && fd.MapValue().Message() != nil:
-			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-				visit(t, mv.Message())
-				return true
-			})
-		case fd.Message() != nil && !fd.IsMap():
-			visit(t, v.Message())
-		}
-		return true
-	})
-}
-
-func visit(t *testing.T, m protoreflect.Message) {
-	t.Helper()
-	a, ok := m.Interface().(*anypb.Any)
-	if !ok {
-		walk(t, m)
-		return
-	}
-	inner, err := a.UnmarshalNew()
-	if err != nil {
-		t.Errorf("%s does not resolve: %v", a.GetTypeUrl(), err)
-		return
-	}
-	if v, ok := inner.(interface{ ValidateAll() error }); ok {
-		if err := v.ValidateAll(); err != nil {
-			t.Errorf("%s: %v", a.GetTypeUrl(), err)
-		}
-	}
-	walk(t, inner.ProtoReflect())
-}
+// decode reads the bootstrap as strictly as Envoy would.
+func decode(t *testing.T, data []byte) *bootstrapv3.Bootstrap { return envoytest.Bootstrap(t, data) }
 
 // The types the example's typed_configs name, registered with protobuf.
 var (
