@@ -129,7 +129,20 @@ type check struct {
 	bearerUnclear bool // more than one Authorization line
 	bearerRead    bool
 
+	methodQuery     queryValue // the _method query parameter, read once
+	methodQueryRead bool
+
 	limits rateLimits
+}
+
+// methodOverrideQuery reads the request's _method query parameter once
+// per check: both the refusal and the removal ask.
+func (c *check) methodOverrideQuery() queryValue {
+	if !c.methodQueryRead {
+		c.methodQueryRead = true
+		c.methodQuery = queryParam(c.req.Target, catalog.MethodOverrideQuery)
+	}
+	return c.methodQuery
 }
 
 // Decide runs the pipeline for r. ctx bounds any wait (the caller's
@@ -306,7 +319,7 @@ func (e *Engine) lookup(c *check, path string) (*catalog.Operation, catalog.Miss
 // another method, when the API says so, and any override Tollgate could
 // not remove: the upstream would run a method Tollgate did not authorize.
 func (e *Engine) methodOverride(c *check) *Denial {
-	q := queryParam(c.req.Target, catalog.MethodOverrideQuery)
+	q := c.methodOverrideQuery()
 	if c.api.MethodOverride == catalog.OverrideDeny {
 		for _, h := range catalog.MethodOverrideHeaders {
 			if _, lines := c.req.Headers.Lookup(h); lines > 0 {
@@ -469,7 +482,7 @@ func (e *Engine) allow(c *check, d *Decision) {
 			}
 		}
 	}
-	if (api == nil || api.MethodOverride == catalog.OverrideRemove) && queryParam(c.req.Target, catalog.MethodOverrideQuery).found {
+	if (api == nil || api.MethodOverride == catalog.OverrideRemove) && c.methodOverrideQuery().found {
 		d.RemoveQuery = append(d.RemoveQuery[:len(d.RemoveQuery):len(d.RemoveQuery)], catalog.MethodOverrideQuery)
 	}
 	// The headers only Tollgate may set that this decision does not set.
