@@ -22,9 +22,8 @@ const (
 	keyRO      = "tgk_e2e_readonly_key"
 )
 
-var petstoreConfig = `
-clientIp: {header: x-real-ip, trustedProxies: [127.0.0.1]}
-apis:
+// petstoreAPI is the API-key API most tests call, as an item of apis.
+const petstoreAPI = `
   - id: petstore-v1
     name: PetStore
     basePath: /petstore/v1
@@ -35,7 +34,11 @@ apis:
       - {path: "/pets/{id}", methods: [GET]}
       - {path: "/pets/{id}", methods: [DELETE], scopes: ["pets:write"]}
       - {path: /health, methods: [GET], security: [none]}
-applications:
+`
+
+var petstoreConfig = `
+clientIp: {header: x-real-ip, trustedProxies: [127.0.0.1]}
+apis:` + petstoreAPI + `applications:
   - {id: mobile, name: Mobile app, owner: alice}
   - {id: partner, name: Partner}
   - {id: nosub, name: Nobody}

@@ -228,18 +228,7 @@ issuers:
 backendJwt: {enabled: true, signingKeyFile: ` + backendKeyFile + `}
 rateLimitPolicies:
   - {name: one-an-hour, limits: [{requests: 1, per: 1h}]}
-apis:
-  - id: petstore-v1
-    name: PetStore
-    basePath: /petstore/v1
-    security: [apiKey]
-    apiKey: {header: apikey, query: apikey}
-    operations:
-      - {path: /pets, methods: [GET]}
-      - {path: "/pets/{id}", methods: [GET]}
-      - {path: "/pets/{id}", methods: [DELETE], scopes: ["pets:write"]}
-      - {path: /health, methods: [GET], security: [none]}
-  - id: petstore-jwt
+apis:` + petstoreAPI + `  - id: petstore-jwt
     name: PetStore for tokens
     basePath: /jwt/v1
     security: [jwt]
