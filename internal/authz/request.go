@@ -67,8 +67,16 @@ type Headers struct {
 // A header sent in several lines gives its first line: callers for which
 // the lines could be read differently use Lookup or Joined.
 func (hs Headers) Get(name string) string {
-	v, _ := hs.Lookup(name)
-	return v
+	if hs.h != nil || hs.lastWins {
+		v, _ := hs.Lookup(name)
+		return v
+	}
+	for _, f := range hs.fields { // the first line is enough: no need to count the others
+		if f.name == name {
+			return f.value
+		}
+	}
+	return ""
 }
 
 // Lookup returns the first value of header name and the number of lines it
