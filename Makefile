@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 IMAGE ?= ghcr.io/tollgate/enforcer:$(VERSION)
 
-.PHONY: all build run test test-deps unit fuzz bench microbench vet image
+.PHONY: all build run test test-deps unit fuzz bench microbench vet image proto
 
 all: build
 
@@ -23,6 +23,7 @@ test-deps:
 	scripts/test-deps.sh
 
 vet:
+	scripts/proto.sh --check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./...
 
@@ -31,6 +32,10 @@ unit:
 
 fuzz:
 	scripts/fuzz-smoke.sh
+
+# Regenerates proto/'s Go code with the pinned protoc and protoc-gen-go.
+proto:
+	scripts/proto.sh
 
 # Tollgate against a do-nothing ext_authz server, interleaved rounds, one
 # load client; writes BENCHMARKS.md. Takes about ten minutes (5 min soak).
