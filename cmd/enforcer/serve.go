@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -37,6 +36,7 @@ import (
 	"github.com/tollgate/tollgate/internal/authz"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
@@ -98,7 +98,7 @@ func serveCommand(args []string, stderr io.Writer) error {
 
 type serveOptions struct {
 	path string
-	snap *config.Snapshot
+	snap *config.Config
 	log  *slog.Logger
 }
 
@@ -155,19 +155,13 @@ func serve(ctx context.Context, o serveOptions) error {
 		log.Info("tracing to an OTLP collector", "endpoint", t.OTLPEndpoint, "sample_ratio", t.SampleRatio)
 	}
 
-	store := config.NewStore(o.snap)
+	store := model.NewStore(o.snap.Snapshot)
 	engine := authz.NewEngine(authz.Options{Config: store, Logger: log, RateLimiter: limiter, Tracer: tracer,
 		Metrics: analytics.Recorder{Metrics: metrics, Joiner: joiner}})
 	reloader := config.NewReloader(config.ReloaderOptions{
 		Path: o.path, Store: store, Log: log, Observe: metrics.ObserveReload,
-		Prepare: func(s *config.Snapshot) error {
-			if !reflect.DeepEqual(s.RateLimit, o.snap.RateLimit) || !reflect.DeepEqual(s.Analytics, o.snap.Analytics) ||
-				s.Tracing != o.snap.Tracing || s.PProf != o.snap.PProf || s.Limits != o.snap.Limits ||
-				!reflect.DeepEqual(s.AccessLogPeers, o.snap.AccessLogPeers) {
-				log.Warn("rateLimit store, analytics, tracing, limits or admin.pprof settings changed in the config; they take effect after a restart")
-			}
-			return jwks.Bind(s.IssuerList)
-		},
+		Running: o.snap.Bootstrap, Digest: o.snap.Digest,
+		Prepare: func(s *model.Snapshot) error { return jwks.Bind(s.IssuerList) },
 	})
 
 	listen := func(role, addr string) (net.Listener, error) {
@@ -382,7 +376,7 @@ func sinkOptions(metrics *analytics.Metrics) analytics.SinkOptions {
 // checkRuntime makes the checks of what serve needs from the config that
 // compiling cannot make — the events file can be written — so that
 // validate never passes a config serve cannot start with.
-func checkRuntime(snap *config.Snapshot) error {
+func checkRuntime(snap *config.Config) error {
 	if path := snap.Analytics.Events; path != "" && path != "stdout" {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		if errors.Is(err, os.ErrNotExist) {
@@ -465,7 +459,7 @@ func newLimiter(ctx context.Context, rl config.RateLimitSettings, metrics *analy
 	return ratelimit.NewLimiter(ctx, opts), warm, closeFn, nil
 }
 
-func adminMux(metrics *analytics.Metrics, store *config.Store, ready *atomic.Bool, profiling bool) *http.ServeMux {
+func adminMux(metrics *analytics.Metrics, store *model.Store, ready *atomic.Bool, profiling bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	if profiling {
 		// Off by default: profiles reveal internals and cost CPU while taken.

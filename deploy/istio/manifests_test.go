@@ -250,7 +250,7 @@ func readMeshConfig(t *testing.T, overlay string) *meshv1alpha1.MeshConfig {
 
 // tollgateConfig compiles the overlay's Tollgate config, as `enforcer
 // validate` does.
-func tollgateConfig(t *testing.T, objs []object) *config.Snapshot {
+func tollgateConfig(t *testing.T, objs []object) *config.Config {
 	t.Helper()
 	cm := find[*corev1.ConfigMap](objs, "ConfigMap", "tollgate-config")
 	if cm == nil || cm.Data["config.yaml"] == "" {
@@ -265,7 +265,7 @@ func tollgateConfig(t *testing.T, objs []object) *config.Snapshot {
 
 // checkProvider: the CUSTOM provider registration, the mesh's path
 // normalization and the policies using the provider.
-func checkProvider(t *testing.T, overlay string, objs []object, snap *config.Snapshot) {
+func checkProvider(t *testing.T, overlay string, objs []object, snap *config.Config) {
 	mesh := readMeshConfig(t, overlay)
 	for _, problem := range meshProblems(mesh, credentialHeaders(snap)) {
 		t.Errorf("istio-values.yaml: %s", problem)
@@ -297,7 +297,7 @@ func checkProvider(t *testing.T, overlay string, objs []object, snap *config.Sna
 // checkEdge: the Envoy bootstrap decodes and validates, checks every API
 // request with Tollgate as the contract says, and names only APIs the
 // Tollgate config has; the ingress gateway takes mutual TLS.
-func checkEdge(t *testing.T, objs []object, snap *config.Snapshot) {
+func checkEdge(t *testing.T, objs []object, snap *config.Config) {
 	boot := edgeBootstrap(t, objs)
 
 	// Every HTTP connection manager reads paths and hosts as Tollgate does,
@@ -632,7 +632,7 @@ func coversHosts(listed, hosts []string) bool {
 
 // apiHosts: every host an API of the config is served on ("*" when an API
 // names none).
-func apiHosts(snap *config.Snapshot) []string {
+func apiHosts(snap *config.Config) []string {
 	var out []string
 	for _, a := range snap.Catalog.APIs() {
 		for _, h := range a.Hosts {
@@ -646,7 +646,7 @@ func apiHosts(snap *config.Snapshot) []string {
 }
 
 // credentialHeaders: every header an API of the config takes a credential in.
-func credentialHeaders(snap *config.Snapshot) []string {
+func credentialHeaders(snap *config.Config) []string {
 	var out []string
 	for _, a := range snap.Catalog.APIs() {
 		for _, h := range a.CredentialHeaders {

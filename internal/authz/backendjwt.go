@@ -5,7 +5,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/model"
 )
 
 // BackendJWTIssuer is the iss claim of the tokens Tollgate signs for
@@ -17,7 +17,7 @@ const backendTokenSlots = 1 << 12
 // backendToken is a signed backend JWT, reused for the same caller until
 // half its lifetime has passed.
 type backendToken struct {
-	snap     *config.Snapshot
+	snap     *model.Snapshot
 	token    string
 	reuseEnd time.Time
 }
@@ -36,7 +36,7 @@ type backendClaims struct {
 // backendToken returns the backend JWT for this allowed request, from the
 // cache or freshly signed. A signing failure is logged and the header left
 // out; the upstream then refuses the request, which is the safe outcome.
-func (e *Engine) backendToken(c *check, d *Decision, b *config.BackendJWTPolicy) string {
+func (e *Engine) backendToken(c *check, d *Decision, b *model.BackendJWTPolicy) string {
 	appID, appName := "", ""
 	if app := d.Identity.Application; app != nil {
 		appID, appName = app.ID, app.Name

@@ -13,6 +13,7 @@ import (
 	"github.com/tollgate/tollgate/internal/analytics"
 	"github.com/tollgate/tollgate/internal/authz"
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/model"
 )
 
 // BenchmarkCheck measures the gRPC front end's whole Check handler as the
@@ -47,7 +48,7 @@ apiKeys: [{application: mobile, sha256: `+hex.EncodeToString(sum[:])+`}]
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			engine := authz.NewEngine(authz.Options{Config: config.NewStore(snap), Metrics: analytics.NewMetrics()})
+			engine := authz.NewEngine(authz.Options{Config: model.NewStore(snap.Snapshot), Metrics: analytics.NewMetrics()})
 			s := authz.NewGRPCServer(engine)
 			in := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 				Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{

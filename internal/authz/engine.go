@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/catalog"
-	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
 // SnapshotSource yields the config snapshot to decide with.
 type SnapshotSource interface {
-	Load() *config.Snapshot
+	Load() *model.Snapshot
 }
 
 // Clock tells the time; tests inject a fixed one.
@@ -113,7 +113,7 @@ type authenticator interface {
 type check struct {
 	ctx      context.Context // bounds waiting (for an early JWKS refresh)
 	req      *Request
-	snap     *config.Snapshot
+	snap     *model.Snapshot
 	now      time.Time
 	clientIP netip.Addr
 	api      *catalog.API

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/model"
 )
 
 // Plain API keys of the test config; the config holds only their hashes.
@@ -81,7 +82,7 @@ func testEngine(t testing.TB, yaml string) *Engine {
 	if err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	return NewEngine(Options{Config: config.NewStore(snap), Clock: fixedClock(testNow)})
+	return NewEngine(Options{Config: model.NewStore(snap.Snapshot), Clock: fixedClock(testNow)})
 }
 
 // req builds a gRPC-shaped request; headers alternate name, value.

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/model"
 )
 
 // Headers the HTTP front end reads or writes besides the identity headers.
@@ -56,7 +56,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // shape whose headers are missing or repeated gives an unreadable request
 // (400): the proxy is not set up as the config says, or a client is trying
 // to choose what is checked.
-func requestFromHTTP(req *http.Request, shape config.HTTPShape) Request {
+func requestFromHTTP(req *http.Request, shape model.HTTPShape) Request {
 	r := Request{
 		Frontend:  FrontendHTTP,
 		Method:    req.Method,
@@ -84,10 +84,10 @@ func requestFromHTTP(req *http.Request, shape config.HTTPShape) Request {
 		return ""
 	}
 	switch shape {
-	case config.ShapeNginx:
+	case model.ShapeNginx:
 		r.Target = one(HeaderOriginalURI)
 		r.Method = one(HeaderOriginalMethod)
-	case config.ShapeForwardAuth:
+	case model.ShapeForwardAuth:
 		r.Method = one(HeaderForwardedMethod)
 		r.Host = one(HeaderForwardedHost)
 		r.Target = one(HeaderForwardedURI)
@@ -98,11 +98,11 @@ func requestFromHTTP(req *http.Request, shape config.HTTPShape) Request {
 	return r
 }
 
-func writeHTTP(w http.ResponseWriter, d *Decision, shape config.HTTPShape) {
+func writeHTTP(w http.ResponseWriter, d *Decision, shape model.HTTPShape) {
 	out := w.Header()
 	if d.Allowed {
 		d.UpstreamHeaders(func(name, value string) { out[http.CanonicalHeaderKey(name)] = []string{value} })
-		if len(d.RemoveHeaders) > 0 && shape == config.ShapeEnvoy {
+		if len(d.RemoveHeaders) > 0 && shape == model.ShapeEnvoy {
 			out.Set(HeaderHeadersToRemove, strings.Join(d.RemoveHeaders, ","))
 		}
 		setRateLimitHeaders(out, &d.RateLimit)
@@ -120,7 +120,7 @@ func writeHTTP(w http.ResponseWriter, d *Decision, shape config.HTTPShape) {
 		out.Set("Retry-After", strconv.FormatInt(den.RetryAfter, 10))
 	}
 	setRateLimitHeaders(out, &d.RateLimit)
-	if shape == config.ShapeNginx {
+	if shape == model.ShapeNginx {
 		out.Set(HeaderErrorBody, string(body))
 	}
 	w.WriteHeader(den.Status)

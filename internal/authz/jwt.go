@@ -10,8 +10,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/model"
 )
 
 const (
@@ -77,11 +77,11 @@ func invalidToken(desc string) Denial {
 // signature verified: the identity it proved, or why it was refused, and
 // for how long that holds. Nothing in it points into the request.
 type tokenVerdict struct {
-	snap      *config.Snapshot // the verdict was reached under this config...
-	issuer    *keys.Issuer     // ...and, when an issuer was found,
-	keys      *keys.KeySet     // with this key set of it (nil if it had none yet)
-	until     time.Time        // never past the token's exp; zero: not to be cached
-	audiences []string         // the token's aud, for APIs that list audiences
+	snap      *model.Snapshot // the verdict was reached under this config...
+	issuer    *keys.Issuer    // ...and, when an issuer was found,
+	keys      *keys.KeySet    // with this key set of it (nil if it had none yet)
+	until     time.Time       // never past the token's exp; zero: not to be cached
+	audiences []string        // the token's aud, for APIs that list audiences
 	id        Identity
 	denial    *Denial
 }

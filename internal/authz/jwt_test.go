@@ -27,6 +27,7 @@ import (
 	"github.com/tollgate/tollgate/internal/catalog"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/model"
 )
 
 // movableClock is a clock tests can move.
@@ -171,7 +172,7 @@ func newJWTFixture(t testing.TB) *jwtFixture {
 	}
 	clock := &movableClock{now: testNow}
 	return &jwtFixture{
-		engine:  NewEngine(Options{Config: config.NewStore(snap), Clock: clock}),
+		engine:  NewEngine(Options{Config: model.NewStore(snap.Snapshot), Clock: clock}),
 		clock:   clock,
 		backend: snap.BackendJWT.Signer,
 	}

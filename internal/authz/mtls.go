@@ -5,8 +5,8 @@ import (
 	"encoding/hex"
 	"time"
 
-	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/model"
 )
 
 // HeaderXFCC is Envoy's x-forwarded-client-cert.
@@ -31,7 +31,7 @@ func invalidCert(desc string) Denial {
 
 // certVerdict is what the cache remembers about one presented certificate.
 type certVerdict struct {
-	snap        *config.Snapshot
+	snap        *model.Snapshot
 	until       time.Time // the certificate's NotAfter, or a short while for a refusal
 	fingerprint keys.Digest
 	uri         string // URI SAN, trusted only when the certificate verified against the CA

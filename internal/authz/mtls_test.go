@@ -10,6 +10,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/testpki"
 )
 
@@ -81,7 +82,7 @@ apiKeys:
 		if err != nil {
 			t.Fatalf("config: %v", err)
 		}
-		return NewEngine(Options{Config: config.NewStore(snap)})
+		return NewEngine(Options{Config: model.NewStore(snap.Snapshot)})
 	}
 	f.trusting = engine("mtls: {trustForwardedClientCert: true, caFile: " + caFile + ", forwardedBy: " + spiffeOrders + "}\n")
 	f.plain = engine("mtls: {caFile: " + caFile + "}\n")

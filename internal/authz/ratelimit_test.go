@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
@@ -91,7 +92,7 @@ func rateLimitEngine(t *testing.T, limiter *ratelimit.Limiter) (*Engine, *movabl
 	if limiter == nil {
 		limiter = ratelimit.NewLimiter(context.Background(), ratelimit.LimiterOptions{Store: ratelimit.NewMemoryStore(ratelimit.MemoryOptions{Clock: clock})})
 	}
-	return NewEngine(Options{Config: config.NewStore(snap), Clock: clock, Metrics: rec, RateLimiter: limiter}), clock, rec
+	return NewEngine(Options{Config: model.NewStore(snap.Snapshot), Clock: clock, Metrics: rec, RateLimiter: limiter}), clock, rec
 }
 
 func TestRateLimitScopes(t *testing.T) {

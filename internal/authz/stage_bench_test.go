@@ -9,6 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/ratelimit"
 	"github.com/tollgate/tollgate/internal/testpki"
 )
@@ -155,7 +156,7 @@ apiKeys: [{application: mobile, sha256: `+sha(keyMobile)+`}]
 		// load within the limits.
 		clock := &tickingClock{start: testNow, step: 10 * time.Microsecond}
 		limiter := ratelimit.NewLimiter(context.Background(), ratelimit.LimiterOptions{Store: ratelimit.NewMemoryStore(ratelimit.MemoryOptions{Clock: clock})})
-		e := NewEngine(Options{Config: config.NewStore(snap), Clock: fixedClock(testNow), RateLimiter: limiter})
+		e := NewEngine(Options{Config: model.NewStore(snap.Snapshot), Clock: fixedClock(testNow), RateLimiter: limiter})
 		tmpl, d := stageCheck(b, e, apiKeyReq(), "rateLimit")
 		c := new(check)
 		b.ReportAllocs()

@@ -1,71 +1,12 @@
 package config
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
-const (
-	defaultRedisTimeout = 25 * time.Millisecond
-	// minInterval is the finest emission interval: Redis keeps
-	// microseconds.
-	minInterval = time.Microsecond
-)
-
-func (c *compiler) rateLimitPolicies(in []RateLimitPolicy) map[string]*ratelimit.Policy {
-	out := make(map[string]*ratelimit.Policy, len(in))
-	for i, p := range in {
-		path := fmt.Sprintf("rateLimitPolicies[%d]", i)
-		if !c.checkID(path+".name", p.Name) {
-			continue
-		}
-		if out[p.Name] != nil {
-			c.addf(path+".name", "duplicate policy name %q", p.Name)
-			continue
-		}
-		if len(p.Limits) == 0 {
-			c.addf(path+".limits", "a policy needs at least one limit, e.g. {requests: 100, per: 1s}")
-		}
-		policy := &ratelimit.Policy{Name: p.Name}
-		for j, l := range p.Limits {
-			lpath := fmt.Sprintf("%s.limits[%d]", path, j)
-			// Without a burst, "N per period" means what it says: all N may
-			// come at once, refilling smoothly.
-			limit := ratelimit.Limit{Requests: l.Requests, Per: time.Duration(l.Per), Burst: l.Requests - 1}
-			if l.Burst != nil {
-				limit.Burst = *l.Burst
-			}
-			switch {
-			case l.Requests < 1:
-				c.addf(lpath+".requests", "at least 1")
-			case limit.Per <= 0:
-				c.addf(lpath+".per", "required, e.g. 1s, 1m or 24h")
-			case limit.Interval() < minInterval:
-				c.addf(lpath, "more than one request per microsecond cannot be limited")
-			case limit.Burst < 0:
-				c.addf(lpath+".burst", "cannot be negative")
-			default:
-				policy.Limits = append(policy.Limits, limit)
-			}
-		}
-		out[p.Name] = policy
-	}
-	return out
-}
-
-// policy resolves a policy name ("" is none).
-func (c *compiler) policy(path, name string) *ratelimit.Policy {
-	if name == "" {
-		return nil
-	}
-	p := c.policies[name]
-	if p == nil && !c.decodeFailed("rateLimitPolicies") {
-		c.addf(path, "unknown rate-limit policy %q", name)
-	}
-	return p
-}
+const defaultRedisTimeout = 25 * time.Millisecond
 
 func (c *compiler) rateLimitStore(in RateLimitStore) RateLimitSettings {
 	s := RateLimitSettings{Store: in.Store, FallbackShare: 1}

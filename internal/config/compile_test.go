@@ -88,9 +88,6 @@ func TestCompileValid(t *testing.T) {
 	if snap.LoadedAt.IsZero() {
 		t.Error("LoadedAt is zero")
 	}
-	if snap.Source != "" {
-		t.Errorf("Source = %q, want empty for Compile", snap.Source)
-	}
 	wantListen := Listen{GRPC: "127.0.0.1:8081", HTTP: "127.0.0.1:8082", Admin: "127.0.0.1:8083"}
 	if snap.Listen != wantListen {
 		t.Errorf("Listen = %+v, want defaults %+v", snap.Listen, wantListen)
@@ -769,7 +766,7 @@ apis:
 		t.Fatalf("parse: %v %v", problems, err)
 	}
 	lim := f.RateLimitPolicies[0].Limits[0]
-	if lim.Requests != 100 || lim.Burst == nil || *lim.Burst != 20 || lim.Per != Duration(time.Second) {
+	if lim.Requests != 100 || lim.Burst == nil || *lim.Burst != 20 || lim.GetPer().AsDuration() != time.Second {
 		t.Errorf("limit = %+v, want requests 100, burst 20, per 1s", lim)
 	}
 	if s := f.RateLimit.LocalFallbackShare; s == nil || *s != 0.5 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/proto"
 )
 
 // Problem is one thing wrong with a config file, located by its YAML path
@@ -168,32 +169,45 @@ var (
 	durationType = reflect.TypeFor[Duration]()
 	byteSizeType = reflect.TypeFor[ByteSize]()
 	timeType     = reflect.TypeFor[time.Time]()
+
+	protoMessageType = reflect.TypeFor[proto.Message]()
 )
 
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+// enter counts n against the budget, follows aliases and records the
+// line of path. It returns nil when there is nothing to decode: the budget
+// ran out, or the value is null (which leaves the default).
+func (d *decoder) enter(n *yaml.Node, path string) *yaml.Node {
 	if d.visited++; d.visited > d.budget {
 		if !d.tooLarge {
 			d.tooLarge = true
 			d.addf(n, path, "document too large: its aliases expand to more than %d nodes", d.budget)
 		}
-		return
+		return nil
 	}
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	d.lines[path] = n.Line
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-		return // an empty value leaves the default
+		return nil
+	}
+	return n
+}
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n = d.enter(n, path); n == nil {
+		return
+	}
+	if v.Type().Implements(protoMessageType) {
+		m := reflect.New(v.Type().Elem())
+		d.decodeMessage(n, m.Interface().(proto.Message).ProtoReflect(), path)
+		v.Set(m)
+		return
 	}
 
 	switch v.Type() {
 	case durationType:
-		if s, ok := d.scalar(n, path, "a duration such as 250ms or 5m"); ok {
-			dur, err := time.ParseDuration(s)
-			if err != nil || dur < 0 {
-				d.addf(n, path, "expected a non-negative duration such as 250ms or 5m, got %q", s)
-				return
-			}
+		if dur, ok := d.duration(n, path); ok {
 			v.SetInt(int64(dur))
 		}
 		return
@@ -208,12 +222,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		return
 	case timeType:
-		if s, ok := d.scalar(n, path, "a timestamp"); ok {
-			t, err := parseTime(s)
-			if err != nil {
-				d.addf(n, path, "expected an RFC 3339 timestamp such as 2027-01-01T00:00:00Z, got %q", s)
-				return
-			}
+		if t, ok := d.timestamp(n, path); ok {
 			v.Set(reflect.ValueOf(t))
 		}
 		return
@@ -259,32 +268,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			v.SetString(s)
 		}
 	case reflect.Bool:
-		if s, ok := d.scalar(n, path, "true or false"); ok {
-			switch s {
-			case "true", "True", "TRUE":
-				v.SetBool(true)
-			case "false", "False", "FALSE":
-				v.SetBool(false)
-			default:
-				d.addf(n, path, "expected true or false, got %q", s)
-			}
+		if b, ok := d.boolean(n, path); ok {
+			v.SetBool(b)
 		}
 	case reflect.Int, reflect.Int32, reflect.Int64:
-		if s, ok := d.scalar(n, path, "an integer"); ok {
-			i, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				d.addf(n, path, "expected an integer, got %q", s)
-				return
-			}
+		if i, ok := d.integer(n, path); ok {
 			v.SetInt(i)
 		}
 	case reflect.Float64:
-		if s, ok := d.scalar(n, path, "a number"); ok {
-			f, err := strconv.ParseFloat(s, 64)
-			if err != nil {
-				d.addf(n, path, "expected a number, got %q", s)
-				return
-			}
+		if f, ok := d.number(n, path); ok {
 			v.SetFloat(f)
 		}
 	default:
@@ -292,12 +284,92 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
+func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
+	s, ok := d.scalar(n, path, "a duration such as 250ms or 5m")
+	if !ok {
+		return 0, false
+	}
+	dur, err := time.ParseDuration(s)
+	if err != nil || dur < 0 {
+		d.addf(n, path, "expected a non-negative duration such as 250ms or 5m, got %q", s)
+		return 0, false
+	}
+	return dur, true
+}
+
+func (d *decoder) timestamp(n *yaml.Node, path string) (time.Time, bool) {
+	s, ok := d.scalar(n, path, "a timestamp")
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := parseTime(s)
+	if err != nil {
+		d.addf(n, path, "expected an RFC 3339 timestamp such as 2027-01-01T00:00:00Z, got %q", s)
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+func (d *decoder) boolean(n *yaml.Node, path string) (bool, bool) {
+	s, ok := d.scalar(n, path, "true or false")
+	if !ok {
+		return false, false
+	}
+	switch s {
+	case "true", "True", "TRUE":
+		return true, true
+	case "false", "False", "FALSE":
+		return false, true
+	}
+	d.addf(n, path, "expected true or false, got %q", s)
+	return false, false
+}
+
+func (d *decoder) integer(n *yaml.Node, path string) (int64, bool) {
+	s, ok := d.scalar(n, path, "an integer")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		d.addf(n, path, "expected an integer, got %q", s)
+		return 0, false
+	}
+	return i, true
+}
+
+func (d *decoder) number(n *yaml.Node, path string) (float64, bool) {
+	s, ok := d.scalar(n, path, "a number")
+	if !ok {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		d.addf(n, path, "expected a number, got %q", s)
+		return 0, false
+	}
+	return f, true
+}
+
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	t := v.Type()
+	d.eachKey(n, path, func(k, val *yaml.Node, kpath string) {
+		field, ok := fieldByKey(t, k.Value)
+		if !ok {
+			d.addf(k, kpath, "unknown key %q (known: %s)", k.Value, strings.Join(knownKeys(t), ", "))
+			return
+		}
+		d.decode(val, v.Field(field), kpath)
+	})
+}
+
+// eachKey calls f for each key of the mapping n, once per key: a key that
+// is not a plain string, or that appears twice, is a problem instead.
+func (d *decoder) eachKey(n *yaml.Node, path string, f func(k, val *yaml.Node, kpath string)) {
 	if n.Kind != yaml.MappingNode {
 		d.addf(n, path, "expected a mapping, got %s", describe(n))
 		return
 	}
-	t := v.Type()
 	seen := make(map[string]bool, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -311,12 +383,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		seen[k.Value] = true
-		field, ok := fieldByKey(t, k.Value)
-		if !ok {
-			d.addf(k, kpath, "unknown key %q (known: %s)", k.Value, strings.Join(knownKeys(t), ", "))
-			continue
-		}
-		d.decode(val, v.Field(field), kpath)
+		f(k, val, kpath)
 	}
 }
 

@@ -2,31 +2,35 @@ package config
 
 import (
 	"time"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 // File is the YAML document as written. Field tags are the config keys;
-// the decoder rejects any key not declared here.
+// the decoder rejects any key not declared here. The resource sections are
+// tollgate.v1 messages, decoded by their JSON names; the rest is the
+// bootstrap, which only the file sets.
 type File struct {
-	Listen            Listen            `yaml:"listen"`
-	ClientIP          ClientIP          `yaml:"clientIp"`
-	Issuers           []Issuer          `yaml:"issuers"`
-	RevokedTokens     []RevokedToken    `yaml:"revokedTokens"`
-	BackendJWT        BackendJWT        `yaml:"backendJwt"`
-	APIs              []API             `yaml:"apis"`
-	Applications      []Application     `yaml:"applications"`
-	Subscriptions     []Subscription    `yaml:"subscriptions"`
-	APIKeys           []APIKey          `yaml:"apiKeys"`
-	MTLS              MTLS              `yaml:"mtls"`
-	RateLimitPolicies []RateLimitPolicy `yaml:"rateLimitPolicies"`
-	RateLimit         RateLimitStore    `yaml:"rateLimit"`
-	Analytics         Analytics         `yaml:"analytics"`
-	Tracing           Tracing           `yaml:"tracing"`
-	Admin             Admin             `yaml:"admin"`
-	Unmatched         string            `yaml:"unmatched"`
-	HTTPFrontEnd      HTTPFrontEnd      `yaml:"httpFrontEnd"`
-	Paths             Paths             `yaml:"paths"`
-	HostMatching      HostMatching      `yaml:"hostMatching"`
-	Limits            Limits            `yaml:"limits"`
+	Listen            Listen                        `yaml:"listen"`
+	ClientIP          ClientIP                      `yaml:"clientIp"`
+	Issuers           []*tollgatev1.Issuer          `yaml:"issuers"`
+	RevokedTokens     []*tollgatev1.RevokedToken    `yaml:"revokedTokens"`
+	BackendJWT        BackendJWT                    `yaml:"backendJwt"`
+	APIs              []*tollgatev1.Api             `yaml:"apis"`
+	Applications      []*tollgatev1.Application     `yaml:"applications"`
+	Subscriptions     []*tollgatev1.Subscription    `yaml:"subscriptions"`
+	APIKeys           []*tollgatev1.ApiKey          `yaml:"apiKeys"`
+	MTLS              *tollgatev1.MtlsSettings      `yaml:"mtls"`
+	RateLimitPolicies []*tollgatev1.RateLimitPolicy `yaml:"rateLimitPolicies"`
+	RateLimit         RateLimitStore                `yaml:"rateLimit"`
+	Analytics         Analytics                     `yaml:"analytics"`
+	Tracing           Tracing                       `yaml:"tracing"`
+	Admin             Admin                         `yaml:"admin"`
+	Unmatched         string                        `yaml:"unmatched"`
+	HTTPFrontEnd      HTTPFrontEnd                  `yaml:"httpFrontEnd"`
+	Paths             Paths                         `yaml:"paths"`
+	HostMatching      HostMatching                  `yaml:"hostMatching"`
+	Limits            Limits                        `yaml:"limits"`
 }
 
 // HTTPFrontEnd says which proxy calls the HTTP front end, and so where the
@@ -68,105 +72,11 @@ type ClientIP struct {
 	TrustedProxies []string `yaml:"trustedProxies"` // peers whose header is believed
 }
 
-type Issuer struct {
-	Name                   string            `yaml:"name"`
-	Issuer                 string            `yaml:"issuer"`
-	JWKSURI                string            `yaml:"jwksUri"`
-	JWKSFile               string            `yaml:"jwksFile"`
-	JWKSCAFile             string            `yaml:"jwksCaFile"`
-	JWKSRefreshInterval    Duration          `yaml:"jwksRefreshInterval"`
-	JWKSMinRefreshInterval Duration          `yaml:"jwksMinRefreshInterval"`
-	Audiences              []string          `yaml:"audiences"`
-	Leeway                 Duration          `yaml:"leeway"`
-	ScopesClaim            string            `yaml:"scopesClaim"`
-	ClientIDClaim          string            `yaml:"clientIdClaim"`
-	SubscriptionRequired   *bool             `yaml:"subscriptionRequired"`
-	ClaimHeaders           map[string]string `yaml:"claimHeaders"`
-}
-
-type RevokedToken struct {
-	JTI       string    `yaml:"jti"`
-	ExpiresAt time.Time `yaml:"expiresAt"`
-}
-
 type BackendJWT struct {
 	Enabled        bool     `yaml:"enabled"`
 	Header         string   `yaml:"header"`
 	SigningKeyFile string   `yaml:"signingKeyFile"`
 	TTL            Duration `yaml:"ttl"`
-}
-
-type API struct {
-	ID                 string      `yaml:"id"`
-	Name               string      `yaml:"name"`
-	Version            string      `yaml:"version"`
-	BasePath           string      `yaml:"basePath"`
-	Hosts              []string    `yaml:"hosts"`
-	Security           []string    `yaml:"security"`
-	ForwardCredentials bool        `yaml:"forwardCredentials"`
-	APIKey             *APIKeyIn   `yaml:"apiKey"`
-	RateLimit          string      `yaml:"rateLimit"`
-	AnonymousRateLimit string      `yaml:"anonymousRateLimit"`
-	Operations         []Operation `yaml:"operations"`
-	Audiences          []string    `yaml:"audiences"`      // if set, a token's aud must name one of them
-	MethodOverride     string      `yaml:"methodOverride"` // remove (default) | deny
-}
-
-// APIKeyIn says where an API's callers send their key.
-type APIKeyIn struct {
-	Header string `yaml:"header"`
-	Query  string `yaml:"query"`
-}
-
-type Operation struct {
-	Path      string   `yaml:"path"`
-	Methods   []string `yaml:"methods"`
-	Scopes    []string `yaml:"scopes"`
-	Security  []string `yaml:"security"`
-	RateLimit string   `yaml:"rateLimit"`
-}
-
-type Application struct {
-	ID           string   `yaml:"id"`
-	Name         string   `yaml:"name"`
-	Owner        string   `yaml:"owner"`
-	ClientIDs    []string `yaml:"clientIds"`
-	Principals   []string `yaml:"principals"`
-	Certificates []string `yaml:"certificates"`
-	RateLimit    string   `yaml:"rateLimit"`
-}
-
-type Subscription struct {
-	Application string `yaml:"application"`
-	API         string `yaml:"api"`
-	RateLimit   string `yaml:"rateLimit"`
-	State       string `yaml:"state"`
-}
-
-type APIKey struct {
-	Application  string    `yaml:"application"`
-	SHA256       string    `yaml:"sha256"`
-	Name         string    `yaml:"name"`
-	ExpiresAt    time.Time `yaml:"expiresAt"`
-	AllowedCIDRs []string  `yaml:"allowedCidrs"`
-	Scopes       []string  `yaml:"scopes"`
-}
-
-type MTLS struct {
-	TrustForwardedClientCert bool   `yaml:"trustForwardedClientCert"`
-	CAFile                   string `yaml:"caFile"`
-	ForwardedBy              string `yaml:"forwardedBy"`
-}
-
-type RateLimitPolicy struct {
-	Name   string  `yaml:"name"`
-	Limits []Limit `yaml:"limits"`
-}
-
-type Limit struct {
-	Requests int64    `yaml:"requests"`
-	Per      Duration `yaml:"per"`
-	Burst    *int64   `yaml:"burst"` // default: requests-1, the whole period at once
 }
 
 type RateLimitStore struct {
@@ -206,6 +116,20 @@ type Tracing struct {
 
 type Admin struct {
 	PProf bool `yaml:"pprof"`
+}
+
+// Resources are the file's resource sections as one message.
+func (f *File) Resources() *tollgatev1.Resources {
+	return &tollgatev1.Resources{
+		Issuers:           f.Issuers,
+		RevokedTokens:     f.RevokedTokens,
+		Apis:              f.APIs,
+		Applications:      f.Applications,
+		Subscriptions:     f.Subscriptions,
+		ApiKeys:           f.APIKeys,
+		Mtls:              f.MTLS,
+		RateLimitPolicies: f.RateLimitPolicies,
+	}
 }
 
 // Duration is a time.Duration written as "250ms", "5m" or "24h".

@@ -45,7 +45,7 @@ func findProblem(ps Problems, path, msg string) (Problem, bool) {
 }
 
 // mustCompile compiles data and fails the test on any problem.
-func mustCompile(t *testing.T, data []byte, lookupEnv func(string) (string, bool)) *Snapshot {
+func mustCompile(t *testing.T, data []byte, lookupEnv func(string) (string, bool)) *Config {
 	t.Helper()
 	snap, err := Compile(data, lookupEnv)
 	if err != nil {

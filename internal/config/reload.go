@@ -3,22 +3,29 @@ package config
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/filewatch"
+	"github.com/tollgate/tollgate/internal/model"
 )
 
 // ReloaderOptions configure a Reloader.
 type ReloaderOptions struct {
 	Path  string
-	Store *Store
-	Log   *slog.Logger
+	Store *model.Store
+	// Running is the bootstrap the process started with; a file whose
+	// bootstrap differs is still loaded, with a warning that those
+	// settings wait for a restart.
+	Running Bootstrap
+	// Digest is the digest of the file the running snapshot came from.
+	Digest [sha256.Size]byte
+	Log    *slog.Logger
 	// Observe is told the result of every reload attempt (for metrics).
 	Observe func(ok bool)
 	// Debounce groups the burst of events one atomic save (rename into
@@ -30,7 +37,7 @@ type ReloaderOptions struct {
 	Settle time.Duration
 	// Prepare, if set, runs on a valid new snapshot before it is
 	// published (it binds the JWKS sources); an error keeps the old one.
-	Prepare func(*Snapshot) error
+	Prepare func(*model.Snapshot) error
 }
 
 // Reloader keeps a Store in step with its file: on a change of the file
@@ -45,8 +52,9 @@ type ReloaderOptions struct {
 // writer that pauses longer than Settle from one that has finished, so
 // files should be replaced atomically where possible.
 type Reloader struct {
-	opts ReloaderOptions
-	mu   sync.Mutex // serialises reloads; never taken on the request path
+	opts   ReloaderOptions
+	mu     sync.Mutex // serialises reloads; never taken on the request path
+	digest [sha256.Size]byte
 }
 
 // NewReloader returns a reloader.
@@ -64,9 +72,9 @@ func NewReloader(o ReloaderOptions) *Reloader {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Prepare == nil {
-		o.Prepare = func(*Snapshot) error { return nil }
+		o.Prepare = func(*model.Snapshot) error { return nil }
 	}
-	return &Reloader{opts: o}
+	return &Reloader{opts: o, digest: o.Digest}
 }
 
 // Reload reads the file and swaps it in if valid. Unless force is set, a
@@ -78,26 +86,24 @@ func (r *Reloader) Reload(force bool) error {
 	if err != nil {
 		return r.failed(fmt.Errorf("reading config: %w", err))
 	}
-	cur := r.opts.Store.Load()
-	if !force && sha256.Sum256(data) == cur.Digest {
+	if !force && sha256.Sum256(data) == r.digest {
 		return nil
 	}
-	snap, err := compileIn(data, os.LookupEnv, filepath.Dir(r.opts.Path))
+	cfg, err := compileIn(data, os.LookupEnv, filepath.Dir(r.opts.Path))
 	if err != nil {
 		return r.failed(err)
 	}
-	snap.Source = r.opts.Path
+	snap := cfg.Snapshot
 	if err := r.opts.Prepare(snap); err != nil {
 		return r.failed(err)
 	}
-	if snap.Listen != cur.Listen {
-		r.opts.Log.Warn("listen addresses changed in the config; they take effect after a restart",
-			"running", cur.Listen, "configured", snap.Listen)
-		snap.Listen = cur.Listen
+	if !reflect.DeepEqual(cfg.Bootstrap, r.opts.Running) {
+		r.opts.Log.Warn("listen, rateLimit store, analytics, tracing, limits or admin settings changed in the config; they take effect after a restart")
 	}
 	r.opts.Store.Swap(snap)
+	r.digest = cfg.Digest
 	r.opts.Observe(true)
-	r.opts.Log.Info("config reloaded", "path", r.opts.Path, "digest", hex.EncodeToString(snap.Digest[:6]),
+	r.opts.Log.Info("config reloaded", "path", r.opts.Path, "version", snap.Version,
 		"apis", len(snap.Catalog.APIs()), "applications", len(snap.Applications), "api_keys", snap.APIKeys.Len())
 	return nil
 }

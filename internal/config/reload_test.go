@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/model"
 )
 
 // configVersion is a valid config whose one API is named name, so that a
@@ -31,7 +35,7 @@ var invalidConfig = []byte("apis:\n  - id: petstore\n    nmae: typo\n")
 
 // apiName returns the name of snap's petstore API, the version marker of
 // configVersion.
-func apiName(snap *Snapshot) string {
+func apiName(snap *model.Snapshot) string {
 	if snap == nil || snap.Catalog == nil {
 		return "<no snapshot>"
 	}
@@ -60,11 +64,11 @@ func writeConfig(t *testing.T, dir, name string, data []byte) string {
 // successful reload put in the Store; Watch reports them from its own
 // goroutine.
 type observer struct {
-	store *Store
+	store *model.Store
 
 	mu        sync.Mutex
 	results   []bool
-	snapshots []*Snapshot
+	snapshots []*model.Snapshot
 }
 
 func (o *observer) observe(ok bool) {
@@ -77,7 +81,7 @@ func (o *observer) observe(ok bool) {
 }
 
 // held returns the snapshots reloads have put in the Store, oldest first.
-func (o *observer) held() []*Snapshot {
+func (o *observer) held() []*model.Snapshot {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.snapshots)
@@ -95,15 +99,16 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // newTestReloader loads path into a Store and returns a Reloader for it,
 // with o's timings.
-func newTestReloader(t *testing.T, path string, o ReloaderOptions) (*Reloader, *Store, *observer) {
+func newTestReloader(t *testing.T, path string, o ReloaderOptions) (*Reloader, *model.Store, *observer) {
 	t.Helper()
 	snap, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := NewStore(snap)
+	store := model.NewStore(snap.Snapshot)
 	obs := &observer{store: store}
 	o.Path, o.Store, o.Observe, o.Log = path, store, obs.observe, testLogger(t)
+	o.Running, o.Digest = snap.Bootstrap, snap.Digest
 	return NewReloader(o), store, obs
 }
 
@@ -160,8 +165,8 @@ func TestReload(t *testing.T) {
 		if got := apiName(after); got != tt.wantName {
 			t.Errorf("%s: Store holds version %q, want %q", tt.name, got, tt.wantName)
 		}
-		if tt.wantSwap && after.Source != path {
-			t.Errorf("%s: Source = %q, want %q", tt.name, after.Source, path)
+		if tt.wantSwap && after.Version == before.Version && !tt.force {
+			t.Errorf("%s: Version stayed %q after a change", tt.name, after.Version)
 		}
 		if got := obs.get(); !slices.Equal(got, tt.observed) {
 			t.Errorf("%s: Observe calls = %v, want %v", tt.name, got, tt.observed)
@@ -175,13 +180,15 @@ func TestReload(t *testing.T) {
 	}
 }
 
-// TestReloadKeepsListen checks that a reload does not pretend to move the
-// listeners: they are bound once, at start.
-func TestReloadKeepsListen(t *testing.T) {
+// TestReloadWarnsOfBootstrapChanges checks that a reload applies the
+// resources of a file whose bootstrap changed, and says that the
+// bootstrap waits for a restart: the listeners are bound once, at start.
+func TestReloadWarnsOfBootstrapChanges(t *testing.T) {
 	dir := t.TempDir()
 	path := writeConfig(t, dir, "config.yaml", configVersion("one"))
+	var logs syncBuffer
 	r, store, obs := newTestReloader(t, path, ReloaderOptions{})
-	running := store.Load().Listen
+	r.opts.Log = slog.New(slog.NewTextHandler(&logs, nil))
 
 	changed := append([]byte("listen: {http: \"127.0.0.1:0\"}\n"), configVersion("two")...)
 	writeConfig(t, dir, "config.yaml", changed)
@@ -192,9 +199,27 @@ func TestReloadKeepsListen(t *testing.T) {
 	if apiName(snap) != "two" || !slices.Equal(obs.get(), []bool{true}) {
 		t.Fatalf("reload not applied: version %q, observed %v", apiName(snap), obs.get())
 	}
-	if snap.Listen != running {
-		t.Errorf("Listen = %+v after reload, want the running %+v", snap.Listen, running)
+	if !strings.Contains(logs.String(), "take effect after a restart") {
+		t.Errorf("no warning that the listen change waits for a restart; logs:\n%s", logs.String())
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // eventually polls cond every 10ms until it holds, failing the test after
@@ -237,7 +262,7 @@ func startWatch(t *testing.T, r *Reloader) {
 	})
 }
 
-func storeHolds(store *Store, name string) func() bool {
+func storeHolds(store *model.Store, name string) func() bool {
 	return func() bool { return apiName(store.Load()) == name }
 }
 
@@ -348,7 +373,7 @@ var ordersAPI = []byte(`  - id: orders
     operations: [{path: /orders}]
 `)
 
-func hasOrders(snap *Snapshot) bool { return snap.Catalog.API("orders") != nil }
+func hasOrders(snap *model.Snapshot) bool { return snap.Catalog.API("orders") != nil }
 
 // TestWatchWaitsForInPlaceWriteToSettle rewrites the config in place in
 // two chunks, pausing with the file open after a first chunk that is a

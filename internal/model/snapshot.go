@@ -1,15 +1,8 @@
-package config
+package model
 
 import (
-	"cmp"
-	"crypto/sha256"
 	"crypto/x509"
-	"fmt"
-	"math"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,30 +12,25 @@ import (
 	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
-// Snapshot is a compiled, validated config. It is never modified after
+// Snapshot is a compiled, validated model. It is never modified after
 // Compile returns; the request path reads the current one through a Store.
 type Snapshot struct {
-	Source   string // file it was read from ("" in tests)
-	Digest   [sha256.Size]byte
+	// Version says which state of its source the snapshot was built from:
+	// a file's digest, the control plane's version.
+	Version  string
 	LoadedAt time.Time
 
-	Listen         Listen
-	ClientIP       ClientIPPolicy
-	Catalog        *catalog.Catalog
-	Applications   map[string]*catalog.Application
-	APIKeys        *keys.APIKeyIndex
-	UnmatchedAllow bool
+	Settings
+
+	Catalog      *catalog.Catalog
+	Applications map[string]*catalog.Application
+	APIKeys      *keys.APIKeyIndex
 
 	Issuers           map[string]*keys.Issuer         // by iss claim value
 	IssuerList        []*keys.Issuer                  // in config order
 	ClientIDs         map[string]*catalog.Application // JWT client id -> application
 	Revoked           map[string]time.Time            // revoked jti -> when the entry may be dropped
-	BackendJWT        *BackendJWTPolicy               // nil when disabled
 	RateLimitPolicies map[string]*ratelimit.Policy
-	RateLimit         RateLimitSettings // the store; changes need a restart
-	Analytics         AnalyticsSettings // changes need a restart
-	Tracing           TracingSettings   // changes need a restart
-	PProf             bool              // /debug/pprof on the admin port; changes need a restart
 
 	MTLS         MTLSPolicy
 	Principals   *keys.PrincipalIndex                 // workload identities -> applications
@@ -55,11 +43,18 @@ type Snapshot struct {
 	// ReservedHeaderList is ReservedHeaders in order, for listing them all
 	// for removal whether or not the request carried them.
 	ReservedHeaderList []string
+}
 
+// Settings are the parts of a replica's bootstrap the decision reads: how
+// its proxy sends requests, and what it does with unknown ones. They come
+// from the replica's own file, whatever the source of resources.
+type Settings struct {
+	ClientIP       ClientIPPolicy
 	HTTPShape      HTTPShape              // who calls the HTTP front end
 	EscapedSlashes catalog.EscapedSlashes // what %2F and %5C in a path mean
-	Limits         LimitSettings          // changes need a restart
-	AccessLogPeers []netip.Prefix         // empty: any peer; changes need a restart
+	StripPort      bool                   // hostMatching.stripPort
+	UnmatchedAllow bool
+	BackendJWT     *BackendJWTPolicy // nil when disabled
 }
 
 // HTTPShape is the proxy that calls the HTTP front end, which says where
@@ -81,38 +76,6 @@ const (
 var shapeNames = [...]string{ShapeEnvoy: "envoy", ShapeNginx: "nginx", ShapeForwardAuth: "forwardAuth"}
 
 func (s HTTPShape) String() string { return shapeNames[s] }
-
-// LimitSettings is the compiled limits section.
-type LimitSettings struct {
-	MaxRequestBytes      int
-	MaxConcurrentStreams uint32
-	// MemoryLimit is "auto" (follow the container's limit unless
-	// GOMEMLIMIT is set), "off", or a size in bytes in MemoryLimitBytes.
-	MemoryLimit      string
-	MemoryLimitBytes int64
-}
-
-// RateLimitSettings is the compiled rateLimit section.
-type RateLimitSettings struct {
-	Store         string // memory or redis
-	MemoryMaxKeys int    // bound on the memory store (and the Redis store's local fallback)
-	Redis         ratelimit.RedisOptions
-	FailureMode   ratelimit.FailureMode
-	FallbackShare float64
-}
-
-// AnalyticsSettings is the compiled analytics section.
-type AnalyticsSettings struct {
-	Events      string // "" (none), "stdout" or a file path
-	FileMaxMB   int
-	FileBackups int
-}
-
-// TracingSettings is the compiled tracing section.
-type TracingSettings struct {
-	OTLPEndpoint string // "": off
-	SampleRatio  float64
-}
 
 // MTLSPolicy says how client certificates and forwarded ones are trusted.
 type MTLSPolicy struct {
@@ -180,83 +143,6 @@ func (p ClientIPPolicy) Resolve(peer netip.Addr, v string) netip.Addr {
 	return peer
 }
 
-// Load reads and compiles the config file at path. ${VAR} is taken from
-// the process environment.
-func Load(path string) (*Snapshot, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	snap, err := compileIn(data, os.LookupEnv, filepath.Dir(path))
-	if err != nil {
-		return nil, err
-	}
-	snap.Source = path
-	return snap, nil
-}
-
-// Compile parses and validates a config document. The error, if any, is
-// Problems: every problem found, each with its YAML path.
-func Compile(data []byte, lookupEnv func(string) (string, bool)) (*Snapshot, error) {
-	return compileIn(data, lookupEnv, "")
-}
-
-// compileIn compiles with relative file paths (JWKS files, keys, CA
-// bundles) taken relative to baseDir, the config file's directory.
-func compileIn(data []byte, lookupEnv func(string) (string, bool), baseDir string) (*Snapshot, error) {
-	var f File
-	lines, problems, dropped, err := parse(data, &f, lookupEnv)
-	if err != nil {
-		return nil, err
-	}
-	c := compiler{lines: lines, decodeFailed: decodeFailed(problems), baseDir: baseDir, now: time.Now()}
-	snap := c.compile(&f)
-	// Validation runs on whatever decoded, so that one run reports every
-	// problem; it stays quiet about values that failed to decode.
-	for _, p := range c.problems {
-		if !c.decodeFailed(p.Path) {
-			problems = append(problems, p)
-		}
-	}
-	if len(problems) > 0 || dropped > 0 {
-		slices.SortStableFunc(problems, func(a, b Problem) int {
-			return cmp.Compare(lineOrLast(a.Line), lineOrLast(b.Line))
-		})
-		return nil, capProblems(problems, dropped)
-	}
-	snap.Digest = sha256.Sum256(data)
-	snap.LoadedAt = time.Now()
-	return snap, nil
-}
-
-// decodeFailed returns a test of whether a path, or a list or mapping
-// that contains it, failed to decode.
-func decodeFailed(ps Problems) func(path string) bool {
-	failed := make(map[string]bool, len(ps))
-	for _, p := range ps {
-		failed[p.Path] = true
-	}
-	return func(path string) bool {
-		for {
-			if failed[path] {
-				return true
-			}
-			i := strings.LastIndexAny(path, ".[")
-			if i <= 0 {
-				return false
-			}
-			path = path[:i]
-		}
-	}
-}
-
-func lineOrLast(line int) int {
-	if line == 0 {
-		return math.MaxInt
-	}
-	return line
-}
-
 // Store holds the current snapshot. Readers never block; a reload swaps the
 // pointer.
 type Store struct {
@@ -275,3 +161,16 @@ func (s *Store) Load() *Snapshot { return s.current.Load() }
 
 // Swap installs snap and returns the previous one.
 func (s *Store) Swap(snap *Snapshot) *Snapshot { return s.current.Swap(snap) }
+
+// ParseHTTPShape reads envoy, nginx or forwardAuth ("" is envoy).
+func ParseHTTPShape(s string) (HTTPShape, bool) {
+	if s == "" {
+		return ShapeEnvoy, true
+	}
+	for i, name := range shapeNames {
+		if s == name {
+			return HTTPShape(i), true
+		}
+	}
+	return ShapeEnvoy, false
+}

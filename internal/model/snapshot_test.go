@@ -1,4 +1,4 @@
-package config
+package model
 
 import (
 	"net/netip"
@@ -97,39 +97,8 @@ func TestClientIPPolicyTrusts(t *testing.T) {
 	}
 }
 
-// TestCompileClientIP checks that the config's clientIp section becomes
-// the policy Resolve uses.
-func TestCompileClientIP(t *testing.T) {
-	snap := mustCompile(t, []byte(`
-clientIp:
-  header: X-Forwarded-For
-  trustedProxies: [10.1.2.3/8, 192.168.0.1, "::ffff:172.16.0.1", "fd00::/8"]
-`), noEnv)
-	want := []netip.Prefix{
-		netip.MustParsePrefix("10.0.0.0/8"),
-		netip.MustParsePrefix("192.168.0.1/32"),
-		netip.MustParsePrefix("172.16.0.1/32"),
-		netip.MustParsePrefix("fd00::/8"),
-	}
-	got := snap.ClientIP
-	if got.Header != "x-forwarded-for" {
-		t.Errorf("Header = %q, want x-forwarded-for", got.Header)
-	}
-	if len(got.TrustedProxies) != len(want) {
-		t.Fatalf("TrustedProxies = %v, want %v", got.TrustedProxies, want)
-	}
-	for i := range want {
-		if got.TrustedProxies[i] != want[i] {
-			t.Errorf("TrustedProxies[%d] = %v, want %v", i, got.TrustedProxies[i], want[i])
-		}
-	}
-	if c := got.Resolve(netip.MustParseAddr("172.16.0.1"), "203.0.113.7"); c != netip.MustParseAddr("203.0.113.7") {
-		t.Errorf("Resolve via 172.16.0.1 = %s, want 203.0.113.7", c)
-	}
-}
-
 func TestStore(t *testing.T) {
-	a, b := &Snapshot{Source: "a"}, &Snapshot{Source: "b"}
+	a, b := &Snapshot{Version: "a"}, &Snapshot{Version: "b"}
 	s := NewStore(a)
 	if s.Load() != a {
 		t.Fatal("Load after NewStore(a) is not a")
@@ -139,20 +108,5 @@ func TestStore(t *testing.T) {
 	}
 	if s.Load() != b {
 		t.Error("Load after Swap(b) is not b")
-	}
-}
-
-func TestLoad(t *testing.T) {
-	path := writeConfig(t, t.TempDir(), "config.yaml", configVersion("one"))
-	snap, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if snap.Source != path || apiName(snap) != "one" {
-		t.Errorf("Load = source %q, API name %q; want %q, one", snap.Source, apiName(snap), path)
-	}
-
-	if _, err := Load(path + ".missing"); err == nil {
-		t.Error("Load of a missing file succeeded")
 	}
 }

@@ -1,0 +1,224 @@
+package model
+
+import (
+	"cmp"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/catalog"
+	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/ratelimit"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+)
+
+// DefaultAPIKeyHeader is where callers send API keys unless an API says
+// otherwise. Keys in query strings end up in access logs, so the query
+// parameter is opt-in.
+const DefaultAPIKeyHeader = "apikey"
+
+// Input is what a source hands to Compile.
+type Input struct {
+	Settings  Settings
+	Resources *tollgatev1.Resources
+	// BaseDir is where relative file paths in resources (JWKS files, CA
+	// bundles) are taken from: the config file's directory.
+	BaseDir string
+	Now     time.Time // for dropping expired revocations
+	// Unsure, if set, reports whether a path (or a container of it) failed
+	// to decode at the source. An id that failed to decode makes
+	// references to ids of its kind unverifiable, so "unknown" is not
+	// reported for them.
+	Unsure func(path string) bool
+}
+
+// Compile validates resources and builds a Snapshot. It reports every
+// problem it finds; the snapshot is only usable when there are none.
+func Compile(in Input) (*Snapshot, []Problem) {
+	c := compiler{in: in, unsure: in.Unsure}
+	if c.unsure == nil {
+		c.unsure = func(string) bool { return false }
+	}
+	if c.in.Resources == nil {
+		c.in.Resources = &tollgatev1.Resources{}
+	}
+	snap := c.compile()
+	return snap, c.Problems
+}
+
+// compiler builds one Snapshot, collecting every problem with its path.
+type compiler struct {
+	Checker
+	in           Input
+	unsure       func(path string) bool
+	appIDsUnsure bool
+	apiIDsUnsure bool
+	policies     map[string]*ratelimit.Policy
+}
+
+func (c *compiler) compile() *Snapshot {
+	r := c.in.Resources
+	snap := &Snapshot{
+		Settings:        c.in.Settings,
+		Applications:    map[string]*catalog.Application{},
+		ClientIDs:       map[string]*catalog.Application{},
+		ReservedHeaders: map[string]bool{},
+		Principals:      keys.NewPrincipalIndex(),
+		Certificates:    map[keys.Digest]*catalog.Application{},
+	}
+	if b := snap.BackendJWT; b != nil {
+		snap.ReservedHeaders[b.Header] = true
+	}
+	snap.MTLS = c.mtls(r.GetMtls())
+	c.policies = c.rateLimitPolicies(r.GetRateLimitPolicies())
+	snap.RateLimitPolicies = c.policies
+	c.issuers(r.GetIssuers(), snap)
+	snap.Revoked = c.revoked(r.GetRevokedTokens())
+	apis := c.apis(r.GetApis())
+	snap.Catalog = catalog.New(apis, catalog.Options{StripPort: snap.StripPort})
+	c.applications(r.GetApplications(), snap)
+	c.subscriptions(r.GetSubscriptions(), snap)
+	snap.APIKeys = c.apiKeys(r.GetApiKeys(), snap.Applications)
+	snap.ReservedHeaderList = reservedHeaderList(snap.ReservedHeaders)
+	return snap
+}
+
+// path resolves a configured file path against the base directory.
+func (c *compiler) path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.in.BaseDir == "" {
+		return p
+	}
+	return filepath.Join(c.in.BaseDir, p)
+}
+
+func reservedHeaderList(extra map[string]bool) []string {
+	out := slices.Clone(IdentityHeaderNames)
+	for h := range extra {
+		out = append(out, h)
+	}
+	slices.Sort(out[len(IdentityHeaderNames):])
+	return out
+}
+
+func (c *compiler) applications(in []*tollgatev1.Application, snap *Snapshot) {
+	c.appIDsUnsure = c.unsure("applications")
+	for i, a := range in {
+		path := fmt.Sprintf("applications[%d]", i)
+		if c.unsure(path + ".id") {
+			c.appIDsUnsure = true
+			continue
+		}
+		if !c.ID(path+".id", a.GetId()) {
+			continue
+		}
+		if _, dup := snap.Applications[a.GetId()]; dup {
+			c.Addf(path+".id", "duplicate application id %q", a.GetId())
+			continue
+		}
+		c.Text(path+".name", a.GetName())
+		c.Text(path+".owner", a.GetOwner())
+		app := &catalog.Application{ID: a.GetId(), Name: cmp.Or(a.GetName(), a.GetId()), Owner: a.GetOwner()}
+		if p := c.policy(path+".rateLimit", a.GetRateLimit()); p != nil {
+			app.RateLimit = ratelimit.Bind(p, ratelimit.ScopeApplication, a.GetId())
+		}
+		snap.Applications[a.GetId()] = app
+		for j, p := range a.GetPrincipals() {
+			if err := snap.Principals.Add(p, app); err != nil {
+				c.Addf(fmt.Sprintf("%s.principals[%d]", path, j), "%v", err)
+			}
+		}
+		for j, fp := range a.GetCertificates() {
+			fpPath := fmt.Sprintf("%s.certificates[%d]", path, j)
+			d, err := keys.ParseFingerprint(fp)
+			switch other := snap.Certificates[d]; {
+			case err != nil:
+				c.Addf(fpPath, "want the certificate's SHA-256 fingerprint: %v", err)
+			case other != nil:
+				c.Addf(fpPath, "certificate already belongs to application %q", other.ID)
+			default:
+				snap.Certificates[d] = app
+			}
+		}
+		for j, id := range a.GetClientIds() {
+			idPath := fmt.Sprintf("%s.clientIds[%d]", path, j)
+			switch other := snap.ClientIDs[id]; {
+			case id == "":
+				c.Addf(idPath, "a client id cannot be empty")
+			case other != nil:
+				c.Addf(idPath, "client id %q already belongs to application %q", id, other.ID)
+			default:
+				c.Text(idPath, id)
+				snap.ClientIDs[id] = app
+			}
+		}
+	}
+}
+
+func (c *compiler) subscriptions(in []*tollgatev1.Subscription, snap *Snapshot) {
+	type pair struct{ app, api string }
+	seen := map[pair]bool{}
+	for i, s := range in {
+		path := fmt.Sprintf("subscriptions[%d]", i)
+		app := snap.Applications[s.GetApplication()]
+		if app == nil && !c.appIDsUnsure {
+			c.Addf(path+".application", "unknown application %q", s.GetApplication())
+		}
+		api := snap.Catalog.API(s.GetApi())
+		if api == nil && !c.apiIDsUnsure {
+			c.Addf(path+".api", "unknown API %q", s.GetApi())
+		}
+		state, err := catalog.ParseSubscriptionState(s.GetState())
+		if err != nil {
+			c.Addf(path+".state", "%v", err)
+		}
+		if app == nil || api == nil || err != nil {
+			continue
+		}
+		if seen[pair{app.ID, api.ID}] {
+			c.Addf(path, "application %q is already subscribed to API %q", app.ID, api.ID)
+			continue
+		}
+		seen[pair{app.ID, api.ID}] = true
+		sub := &catalog.Subscription{Application: app, API: api, State: state}
+		if p := c.policy(path+".rateLimit", s.GetRateLimit()); p != nil {
+			sub.RateLimit = ratelimit.Bind(p, ratelimit.ScopeSubscription, app.ID+":"+api.ID)
+		}
+		catalog.Subscribe(sub)
+	}
+}
+
+func (c *compiler) apiKeys(in []*tollgatev1.ApiKey, apps map[string]*catalog.Application) *keys.APIKeyIndex {
+	index := make(map[keys.Digest]*keys.APIKey, len(in))
+	firstPath := map[keys.Digest]string{}
+	for i, k := range in {
+		path := fmt.Sprintf("apiKeys[%d]", i)
+		app := apps[k.GetApplication()]
+		if app == nil && !c.appIDsUnsure {
+			c.Addf(path+".application", "unknown application %q", k.GetApplication())
+		}
+		digest, err := keys.ParseDigest(strings.ToLower(k.GetSha256()))
+		if err != nil {
+			c.Addf(path+".sha256", "%v (run `enforcer keys new` for a key and its hash)", err)
+		}
+		c.Text(path+".name", k.GetName())
+		entry := &keys.APIKey{Name: cmp.Or(k.GetName(), fmt.Sprintf("key-%d", i)), Application: app}
+		if k.ExpiresAt != nil {
+			entry.ExpiresAt = k.GetExpiresAt().AsTime()
+		}
+		entry.AllowedCIDRs = c.Prefixes(path+".allowedCidrs", k.GetAllowedCidrs())
+		c.Scopes(path+".scopes", k.GetScopes())
+		entry.Scopes, entry.ScopeText = k.GetScopes(), strings.Join(k.GetScopes(), " ")
+		if app == nil || err != nil {
+			continue
+		}
+		if first, dup := firstPath[digest]; dup {
+			c.Addf(path+".sha256", "the same key is already listed at %s", first)
+			continue
+		}
+		firstPath[digest] = path
+		index[digest] = entry
+	}
+	return keys.NewAPIKeyIndex(index)
+}
