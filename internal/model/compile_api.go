@@ -2,9 +2,10 @@ package model
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/catalog"
@@ -85,7 +86,7 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 				continue
 			}
 			if p := c.policy(opPath+".rateLimit", o.GetRateLimit()); p != nil {
-				op.RateLimit = ratelimit.Bind(p, ratelimit.ScopeOperation, a.GetId()+":"+strconv.Itoa(j))
+				op.RateLimit = ratelimit.Bind(p, ratelimit.ScopeOperation, operationID(a.GetId(), op))
 			}
 			key := op.Template.Canonical()
 			for _, other := range byTemplate[key] {
@@ -103,6 +104,16 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 		out = append(out, api)
 	}
 	return out
+}
+
+// operationID names an operation's rate-limit counters by what the
+// operation matches (its template and methods), not by its place in the
+// list, so that reordering operations moves no counter. The digest keeps
+// template braces out of the Redis Cluster hash tag the id sits in.
+func operationID(apiID string, op *catalog.Operation) string {
+	methods := slices.Sorted(slices.Values(op.Methods))
+	sum := sha256.Sum256([]byte(op.Template.Canonical() + " " + strings.Join(methods, ",")))
+	return apiID + ":" + hex.EncodeToString(sum[:8])
 }
 
 type opRef struct {

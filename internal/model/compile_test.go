@@ -1,0 +1,88 @@
+package model
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+)
+
+func compileOK(t *testing.T, r *tollgatev1.Resources) *Snapshot {
+	t.Helper()
+	snap, problems := Compile(Input{Resources: r, Now: time.Now()})
+	if len(problems) > 0 {
+		t.Fatalf("Compile: %v", problems)
+	}
+	return snap
+}
+
+func policyResources(ops ...*tollgatev1.Operation) *tollgatev1.Resources {
+	return &tollgatev1.Resources{
+		RateLimitPolicies: []*tollgatev1.RateLimitPolicy{{
+			Name: "strict", Limits: []*tollgatev1.Limit{{Requests: 10, Per: durationpb.New(time.Second)}},
+		}},
+		Apis: []*tollgatev1.Api{{Id: "shop", BasePath: "/shop", Security: []string{"none"}, Operations: ops}},
+	}
+}
+
+// operationKeys maps each operation's path and methods to the keys of its
+// rate-limit counters.
+func operationKeys(snap *Snapshot) map[string][]string {
+	out := map[string][]string{}
+	for _, op := range snap.Catalog.API("shop").Operations {
+		var keys []string
+		for _, it := range op.RateLimit.Items {
+			keys = append(keys, it.Key)
+		}
+		out[op.Path+" "+strings.Join(op.Methods, "")] = keys
+	}
+	return out
+}
+
+// TestOperationCountersSurviveReordering checks that an operation's
+// rate-limit counters are named by what it matches, so that reordering
+// operations, or adding one before it, moves no counter.
+func TestOperationCountersSurviveReordering(t *testing.T) {
+	pets := &tollgatev1.Operation{Path: "/pets/{id}", Methods: []string{"GET"}, RateLimit: "strict"}
+	orders := &tollgatev1.Operation{Path: "/orders", Methods: []string{"POST", "GET"}, RateLimit: "strict"}
+	added := &tollgatev1.Operation{Path: "/carts", RateLimit: "strict"}
+
+	before := operationKeys(compileOK(t, policyResources(pets, orders)))
+	after := operationKeys(compileOK(t, policyResources(added, orders, pets)))
+	for op, keys := range before {
+		if !slices.Equal(after[op], keys) {
+			t.Errorf("%s: counters %v after reordering, were %v", op, after[op], keys)
+		}
+	}
+	if slices.Equal(before["/pets/{id} GET"], before["/orders POSTGET"]) {
+		t.Errorf("two operations share counters %v", before["/orders POSTGET"])
+	}
+}
+
+// TestCompileReportsResourcePaths checks that problems are located by
+// their path into the Resources message, whatever the source.
+func TestCompileReportsResourcePaths(t *testing.T) {
+	r := policyResources(&tollgatev1.Operation{Path: "/pets", RateLimit: "nope"})
+	r.Subscriptions = []*tollgatev1.Subscription{{Application: "ghost", Api: "shop", State: "active"}}
+	r.ApiKeys = []*tollgatev1.ApiKey{{Application: "ghost", Sha256: "zz"}}
+	_, problems := Compile(Input{Resources: r})
+	want := []string{"apis[0].operations[0].rateLimit", "subscriptions[0].application", "apiKeys[0].application", "apiKeys[0].sha256"}
+	for _, path := range want {
+		if !slices.ContainsFunc(problems, func(p Problem) bool { return p.Path == path }) {
+			t.Errorf("no problem at %s; got %v", path, problems)
+		}
+	}
+}
+
+// TestCompileNilResources checks that a source with nothing to say
+// compiles to an empty model rather than crashing.
+func TestCompileNilResources(t *testing.T) {
+	snap, problems := Compile(Input{})
+	if len(problems) > 0 || snap.Catalog == nil || snap.APIKeys == nil {
+		t.Fatalf("Compile(nil) = %+v, %v", snap, problems)
+	}
+}
