@@ -11,9 +11,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	"github.com/tollgate/tollgate/internal/authz"
-	"github.com/tollgate/tollgate/internal/catalog"
 )
 
 // TestDashboardUsesRealMetrics checks that every metric the Grafana
@@ -39,8 +36,7 @@ func TestDashboardUsesRealMetrics(t *testing.T) {
 
 	// Give every collector a series, then list what is exported.
 	m := NewMetrics()
-	api := &catalog.API{ID: "petstore"}
-	m.ObserveDecision(&authz.Request{}, &authz.Decision{Allowed: true, API: api}, time.Millisecond)
+	m.ObserveDecision(Decision{Frontend: FrontendGRPC, Allowed: true, API: "petstore", Elapsed: time.Millisecond})
 	m.ObserveRateLimit("gold", "allowed")
 	m.ObserveStore("redis", time.Millisecond, nil)
 	m.ObserveFallback(false)

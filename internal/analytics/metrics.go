@@ -8,8 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/tollgate/tollgate/internal/authz"
 )
 
 // AllowCode is the code label of allowed decisions in
@@ -137,9 +135,9 @@ func NewMetrics() *Metrics {
 	// the first reload.
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
-	for _, f := range []authz.Frontend{authz.FrontendGRPC, authz.FrontendHTTP} {
-		m.duration.WithLabelValues(f.String())
-		m.panics.WithLabelValues(f.String())
+	for _, f := range []string{FrontendGRPC, FrontendHTTP} {
+		m.duration.WithLabelValues(f)
+		m.panics.WithLabelValues(f)
 	}
 	return m
 }
@@ -152,14 +150,14 @@ func (m *Metrics) Handler() http.Handler {
 // Registry is the registry collectors are registered on.
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
-// ObserveDecision implements authz.Recorder.
-func (m *Metrics) ObserveDecision(r *authz.Request, d *authz.Decision, elapsed time.Duration) {
+// ObserveDecision counts a decision and its duration.
+func (m *Metrics) ObserveDecision(d Decision) {
 	decision, code := "allow", AllowCode
 	if !d.Allowed {
-		decision, code = "deny", d.Denial.Code
+		decision, code = "deny", d.Code
 	}
-	m.decisions.WithLabelValues(d.APIID(), decision, code).Inc()
-	m.duration.WithLabelValues(r.Frontend.String()).Observe(elapsed.Seconds())
+	m.decisions.WithLabelValues(d.API, decision, code).Inc()
+	m.duration.WithLabelValues(d.Frontend).Observe(d.Elapsed.Seconds())
 }
 
 // observeUpstream records a joined access-log entry.
@@ -184,10 +182,10 @@ func (m *Metrics) SinkDropped() { m.analyticsDropped.WithLabelValues("sink_full"
 func (m *Metrics) SinkWriteFailed(error) { m.writeErrors.Inc() }
 
 // ObservePanic counts a check whose decision panicked and was answered
-// with a deny. frontend is "grpc" or "http" (authz.Frontend's names);
+// with a deny. frontend is FrontendGRPC or FrontendHTTP;
 // anything else is counted as "other", so the label stays a fixed set.
 func (m *Metrics) ObservePanic(frontend string) {
-	if frontend != authz.FrontendGRPC.String() && frontend != authz.FrontendHTTP.String() {
+	if frontend != FrontendGRPC && frontend != FrontendHTTP {
 		frontend = "other"
 	}
 	m.panics.WithLabelValues(frontend).Inc()
@@ -201,7 +199,7 @@ func (m *Metrics) ObserveRateLimitEvictions(n int) {
 	}
 }
 
-// ObserveRateLimit implements authz.Recorder.
+// ObserveRateLimit counts one policy's result: allowed, limited or error.
 func (m *Metrics) ObserveRateLimit(policy, result string) {
 	m.limits.WithLabelValues(policy, result).Inc()
 }

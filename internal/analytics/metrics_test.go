@@ -7,16 +7,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/tollgate/tollgate/internal/authz"
-	"github.com/tollgate/tollgate/internal/catalog"
 )
 
 func TestObserveDecision(t *testing.T) {
 	m := NewMetrics()
-	api := &catalog.API{ID: "petstore"}
-	m.ObserveDecision(&authz.Request{Frontend: authz.FrontendGRPC}, &authz.Decision{Allowed: true, API: api}, time.Millisecond)
-	m.ObserveDecision(&authz.Request{Frontend: authz.FrontendHTTP}, &authz.Decision{Denial: authz.Denial{Status: 404, Code: "404"}}, time.Millisecond)
+	m.ObserveDecision(Decision{Frontend: FrontendGRPC, Allowed: true, API: "petstore", Elapsed: time.Millisecond})
+	m.ObserveDecision(Decision{Frontend: FrontendHTTP, Code: "404", Elapsed: time.Millisecond})
 	m.ObserveReload(false)
 
 	cases := []struct {

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/tollgate/tollgate/internal/authz"
 )
 
 // Recorder is what the decision pipeline reports to: metrics always, and
@@ -15,46 +13,46 @@ type Recorder struct {
 	Joiner *Joiner
 }
 
-// ObserveDecision implements authz.Recorder.
-func (r Recorder) ObserveDecision(req *authz.Request, d *authz.Decision, elapsed time.Duration) {
-	r.Metrics.ObserveDecision(req, d, elapsed)
-	if r.Joiner != nil && r.Joiner.Wants() {
-		r.Joiner.Decided(eventOf(req, d, elapsed, time.Now()))
+// WantsEvents reports whether decisions become events, so that the
+// fields only events read are filled in only then.
+func (r Recorder) WantsEvents() bool { return r.Joiner != nil && r.Joiner.Wants() }
+
+// ObserveDecision records d in the metrics and, when wanted, as an event.
+func (r Recorder) ObserveDecision(d Decision) {
+	r.Metrics.ObserveDecision(d)
+	if r.WantsEvents() {
+		r.Joiner.Decided(eventOf(d, time.Now()))
 	}
 }
 
 // eventOf builds the event of a decision taken at the given time. The
-// request's strings are substrings of the whole request as it arrived, and
-// the identity's may be too, so every string is cut to its limit and
-// copied: the event must not keep the request alive.
-func eventOf(req *authz.Request, d *authz.Decision, elapsed time.Duration, at time.Time) *Event {
+// decision's strings may be substrings of the whole request as it
+// arrived, so every string is cut to its limit and copied: the event must
+// not keep the request alive.
+func eventOf(d Decision, at time.Time) *Event {
 	e := &Event{
 		Timestamp:      at.UTC(),
-		RequestID:      clip(req.RequestID, maxIDLen),
-		Frontend:       req.Frontend.String(),
-		API:            clip(d.APIID(), maxNameLen),
-		Operation:      clip(d.OperationPath(), maxPathLen),
-		Method:         clip(req.Method, maxMethodLen),
-		Host:           clip(req.Host, maxNameLen),
-		Path:           clip(d.LogPath(req), maxPathLen),
-		Subject:        clip(d.Identity.Subject, maxNameLen),
-		CredentialType: clip(d.Identity.Credential, maxIDLen),
-		UserAgent:      clip(req.Headers.Get("user-agent"), maxNameLen),
+		RequestID:      clip(d.RequestID, maxIDLen),
+		Frontend:       d.Frontend,
+		API:            clip(d.API, maxNameLen),
+		APIVersion:     clip(d.APIVersion, maxIDLen),
+		Operation:      clip(d.Operation, maxPathLen),
+		Method:         clip(d.Method, maxMethodLen),
+		Host:           clip(d.Host, maxNameLen),
+		Path:           clip(d.Path, maxPathLen),
+		Application:    clip(d.Application, maxNameLen),
+		Subject:        clip(d.Subject, maxNameLen),
+		CredentialType: clip(d.Credential, maxIDLen),
+		UserAgent:      clip(d.UserAgent, maxNameLen),
 		Decision:       "allow",
 		Code:           AllowCode,
-		Latency:        Latency{EnforcerMS: ms(elapsed)},
+		Latency:        Latency{EnforcerMS: ms(d.Elapsed)},
 	}
 	if d.ClientIP.IsValid() {
 		e.ClientIP = d.ClientIP.String()
 	}
-	if d.API != nil {
-		e.APIVersion = clip(d.API.Version, maxIDLen)
-	}
-	if app := d.Identity.Application; app != nil {
-		e.Application = clip(app.ID, maxNameLen)
-	}
 	if !d.Allowed {
-		e.Decision, e.Code = "deny", clip(d.Denial.Code, maxIDLen)
+		e.Decision, e.Code = "deny", clip(d.Code, maxIDLen)
 	}
 	return e
 }

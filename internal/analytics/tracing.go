@@ -16,8 +16,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/tollgate/tollgate/internal/authz"
 )
 
 // Tracing sends a span per check to an OTLP/gRPC collector. The span is a
@@ -50,24 +48,26 @@ func NewTracing(ctx context.Context, endpoint string, ratio float64, version str
 	}, nil
 }
 
-// StartCheck implements authz.Tracer.
-func (t *Tracing) StartCheck(ctx context.Context, r *authz.Request) (context.Context, func(*authz.Decision)) {
-	ctx = t.prop.Extract(ctx, headerCarrier{r.Headers})
+// StartCheck starts the span of one check, continuing the trace its
+// request's headers carry (header reads one request header by its
+// lower-case name). The returned function ends it with the decision.
+func (t *Tracing) StartCheck(ctx context.Context, frontend, method string, header func(name string) string) (context.Context, func(Decision)) {
+	ctx = t.prop.Extract(ctx, headerCarrier{header})
 	ctx, span := t.tracer.Start(ctx, "tollgate.check", trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(
-			attribute.String("tollgate.frontend", r.Frontend.String()),
-			attribute.String("http.request.method", clip(r.Method, maxMethodLen)),
+			attribute.String("tollgate.frontend", frontend),
+			attribute.String("http.request.method", clip(method, maxMethodLen)),
 		))
-	return ctx, func(d *authz.Decision) {
+	return ctx, func(d Decision) {
 		decision := "allow"
 		if !d.Allowed {
 			decision = "deny"
 		}
 		span.SetAttributes(
-			attribute.String("tollgate.api", d.APIID()),
-			attribute.String("tollgate.operation", d.OperationPath()),
+			attribute.String("tollgate.api", d.API),
+			attribute.String("tollgate.operation", d.Operation),
 			attribute.String("tollgate.decision", decision),
-			attribute.String("tollgate.code", cmp.Or(d.Code(), AllowCode)),
+			attribute.String("tollgate.code", cmp.Or(d.Code, AllowCode)),
 		)
 		if d.Allowed {
 			span.SetStatus(codes.Ok, "")
@@ -85,10 +85,10 @@ func (t *Tracing) Shutdown(ctx context.Context) error { return t.provider.Shutdo
 const maxPropagationHeader = 8 << 10
 
 // headerCarrier reads propagation headers from a request.
-type headerCarrier struct{ h authz.Headers }
+type headerCarrier struct{ get func(string) string }
 
 func (c headerCarrier) Get(key string) string {
-	v := c.h.Get(strings.ToLower(key))
+	v := c.get(strings.ToLower(key))
 	if len(v) > maxPropagationHeader {
 		return ""
 	}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/analytics"
+	"github.com/tollgate/tollgate/internal/authz"
+)
+
+// decisionRecorder reports the pipeline's decisions to analytics, in the
+// terms analytics defines. The fields only events read are filled in
+// only when events are wanted.
+type decisionRecorder struct{ analytics.Recorder }
+
+func (r decisionRecorder) ObserveDecision(req *authz.Request, d *authz.Decision, elapsed time.Duration) {
+	a := analyticsDecision(req, d)
+	a.Elapsed = elapsed
+	if r.WantsEvents() {
+		a.RequestID, a.Method, a.Host = req.RequestID, req.Method, req.Host
+		a.Path, a.UserAgent = d.LogPath(req), req.Headers.Get("user-agent")
+		a.Subject, a.Credential, a.ClientIP = d.Identity.Subject, d.Identity.Credential, d.ClientIP
+		if d.API != nil {
+			a.APIVersion = d.API.Version
+		}
+		if app := d.Identity.Application; app != nil {
+			a.Application = app.ID
+		}
+	}
+	r.Recorder.ObserveDecision(a)
+}
+
+func analyticsDecision(req *authz.Request, d *authz.Decision) analytics.Decision {
+	return analytics.Decision{
+		Frontend: req.Frontend.String(), API: d.APIID(), Operation: d.OperationPath(),
+		Allowed: d.Allowed, Code: d.Code(),
+	}
+}
+
+// checkTracer traces checks with analytics' tracing.
+type checkTracer struct{ *analytics.Tracing }
+
+func (t checkTracer) StartCheck(ctx context.Context, req *authz.Request) (context.Context, func(*authz.Decision)) {
+	ctx, end := t.Tracing.StartCheck(ctx, req.Frontend.String(), req.Method, req.Headers.Get)
+	return ctx, func(d *authz.Decision) { end(analyticsDecision(req, d)) }
+}
