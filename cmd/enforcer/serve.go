@@ -37,6 +37,7 @@ import (
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/model"
+	"github.com/tollgate/tollgate/internal/observe"
 	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
@@ -151,13 +152,13 @@ func serve(ctx context.Context, o serveOptions) error {
 		if tracing, err = analytics.NewTracing(context.Background(), t.OTLPEndpoint, t.SampleRatio, version); err != nil {
 			return err
 		}
-		tracer = checkTracer{tracing}
+		tracer = observe.Tracer(tracing)
 		log.Info("tracing to an OTLP collector", "endpoint", t.OTLPEndpoint, "sample_ratio", t.SampleRatio)
 	}
 
 	store := model.NewStore(o.snap.Snapshot)
 	engine := authz.NewEngine(authz.Options{Config: store, Logger: log, RateLimiter: limiter, Tracer: tracer,
-		Metrics: decisionRecorder{analytics.Recorder{Metrics: metrics, Joiner: joiner}}})
+		Metrics: observe.Decisions(analytics.Recorder{Metrics: metrics, Joiner: joiner})})
 	reloader := config.NewReloader(config.ReloaderOptions{
 		Path: o.path, Store: store, Log: log, Observe: metrics.ObserveReload,
 		Running: o.snap.Bootstrap, Digest: o.snap.Digest,

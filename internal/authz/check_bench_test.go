@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate/tollgate/internal/authz"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/model"
+	"github.com/tollgate/tollgate/internal/observe"
 )
 
 // BenchmarkCheck measures the gRPC front end's whole Check handler as the
@@ -48,7 +49,7 @@ apiKeys: [{application: mobile, sha256: `+hex.EncodeToString(sum[:])+`}]
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			engine := authz.NewEngine(authz.Options{Config: model.NewStore(snap.Snapshot), Metrics: analytics.NewMetrics()})
+			engine := authz.NewEngine(authz.Options{Config: model.NewStore(snap.Snapshot), Metrics: observe.Decisions(analytics.Recorder{Metrics: analytics.NewMetrics()})})
 			s := authz.NewGRPCServer(engine)
 			in := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 				Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{

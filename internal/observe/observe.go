@@ -1,4 +1,8 @@
-package main
+// Package observe connects the decision pipeline to analytics: it turns
+// authz's requests and decisions into the analytics.Decision that
+// metrics, events and traces record, so that neither package imports the
+// other.
+package observe
 
 import (
 	"context"
@@ -8,9 +12,15 @@ import (
 	"github.com/tollgate/tollgate/internal/authz"
 )
 
-// decisionRecorder reports the pipeline's decisions to analytics, in the
-// terms analytics defines. The fields only events read are filled in
-// only when events are wanted.
+// Decisions returns the authz.Recorder that reports the pipeline's
+// decisions to r.
+func Decisions(r analytics.Recorder) authz.Recorder { return decisionRecorder{r} }
+
+// Tracer returns the authz.Tracer that traces checks with t.
+func Tracer(t *analytics.Tracing) authz.Tracer { return checkTracer{t} }
+
+// decisionRecorder reports decisions in the terms analytics defines. The
+// fields only events read are filled in only when events are wanted.
 type decisionRecorder struct{ analytics.Recorder }
 
 func (r decisionRecorder) ObserveDecision(req *authz.Request, d *authz.Decision, elapsed time.Duration) {
