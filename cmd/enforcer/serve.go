@@ -158,7 +158,8 @@ func serve(ctx context.Context, o serveOptions) error {
 
 	store := model.NewStore(o.snap.Snapshot)
 	engine := authz.NewEngine(authz.Options{Config: store, Logger: log, RateLimiter: limiter, Tracer: tracer,
-		Metrics: observe.Decisions(analytics.Recorder{Metrics: metrics, Joiner: joiner})})
+		TokenCacheEntries: o.snap.Limits.TokenCacheEntries,
+		Metrics:           observe.Decisions(analytics.Recorder{Metrics: metrics, Joiner: joiner})})
 	reloader := config.NewReloader(config.ReloaderOptions{
 		Path: o.path, Store: store, Log: log, Observe: metrics.ObserveReload,
 		Running: o.snap.Bootstrap, Digest: o.snap.Digest,

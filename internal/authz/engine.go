@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,9 @@ type Options struct {
 	RateLimiter *ratelimit.Limiter
 	// Tracer, if set, traces each check; nil costs nothing.
 	Tracer Tracer
+	// TokenCacheEntries bounds the cache of verified JWTs; default
+	// DefaultTokenCacheEntries.
+	TokenCacheEntries int
 }
 
 // Tracer starts a span for a check, as a child of the trace context the
@@ -95,7 +99,7 @@ func NewEngine(o Options) *Engine {
 			Store: ratelimit.NewMemoryStore(ratelimit.MemoryOptions{Clock: e.clock}), StoreName: "memory"})
 	}
 	e.schemes[catalog.SchemeAPIKey] = apiKeyAuthenticator{}
-	e.schemes[catalog.SchemeJWT] = newJWTAuthenticator()
+	e.schemes[catalog.SchemeJWT] = newJWTAuthenticator(cmp.Or(o.TokenCacheEntries, DefaultTokenCacheEntries))
 	e.schemes[catalog.SchemeMTLS] = newMTLSAuthenticator()
 	e.backendTokens = newSlotCache[*backendToken](backendTokenSlots)
 	return e

@@ -21,8 +21,9 @@ const (
 	// negativeTTL is how long a refused token is remembered, so that a
 	// client repeating a bad token costs no signature check.
 	negativeTTL = 10 * time.Second
-	// tokenCacheSlots bounds the verified-token cache.
-	tokenCacheSlots = 1 << 14
+	// DefaultTokenCacheEntries bounds the verified-token cache unless
+	// limits.tokenCacheEntries says otherwise.
+	DefaultTokenCacheEntries = 1 << 14
 )
 
 // tokenParser decodes and verifies signatures. Claims are validated by
@@ -93,8 +94,8 @@ type jwtAuthenticator struct {
 	verified atomic.Int64
 }
 
-func newJWTAuthenticator() *jwtAuthenticator {
-	return &jwtAuthenticator{cache: newSlotCache[*tokenVerdict](tokenCacheSlots)}
+func newJWTAuthenticator(entries int) *jwtAuthenticator {
+	return &jwtAuthenticator{cache: newSlotCache[*tokenVerdict](entries)}
 }
 
 // bearer returns the token of an "Authorization: Bearer" header.

@@ -82,6 +82,7 @@ func (c *compiler) emptySecurity(f *File, lines map[string]int) {
 const (
 	DefaultMaxRequestBytes      = 1 << 20
 	DefaultMaxConcurrentStreams = 256
+	DefaultTokenCacheEntries    = 1 << 14
 )
 
 func (c *compiler) limits(in Limits) LimitSettings {
@@ -89,6 +90,10 @@ func (c *compiler) limits(in Limits) LimitSettings {
 		MaxRequestBytes:      int(cmp.Or(in.MaxRequestBytes, DefaultMaxRequestBytes)),
 		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
 		MemoryLimit:          cmp.Or(in.MemoryLimit, "auto"),
+	}
+	l.TokenCacheEntries = cmp.Or(in.TokenCacheEntries, DefaultTokenCacheEntries)
+	if l.TokenCacheEntries < 1024 || l.TokenCacheEntries > 1<<24 {
+		c.addf("limits.tokenCacheEntries", "between 1024 and 16777216")
 	}
 	if l.MaxRequestBytes < 16<<10 || l.MaxRequestBytes > 64<<20 {
 		c.addf("limits.maxRequestBytes", "between 16KiB and 64MiB")

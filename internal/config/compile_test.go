@@ -469,6 +469,7 @@ func TestCompileInvalid(t *testing.T) {
 		{"bad-max-request-bytes", "limits.maxRequestBytes", "between 16KiB and 64MiB", 1},
 		{"bad-byte-size", "limits.maxRequestBytes", "expected a size such as", 1},
 		{"bad-memory-limit", "limits.memoryLimit", "want auto, off or a size", 1},
+		{"bad-token-cache-entries", "limits.tokenCacheEntries", "between 1024 and 16777216", 1},
 		{"bad-access-log-peer", "analytics.accessLogPeers[0]", "not an address or CIDR", 1},
 
 		// API keys

@@ -45,6 +45,8 @@ type LimitSettings struct {
 	// GOMEMLIMIT is set), "off", or a size in bytes in MemoryLimitBytes.
 	MemoryLimit      string
 	MemoryLimitBytes int64
+	// TokenCacheEntries bounds the cache of verified JWTs.
+	TokenCacheEntries int
 }
 
 // RateLimitSettings is the compiled rateLimit section.

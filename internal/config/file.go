@@ -54,6 +54,7 @@ type Limits struct {
 	MaxRequestBytes      ByteSize `yaml:"maxRequestBytes"`      // largest CheckRequest read; default 1MiB
 	MaxConcurrentStreams int      `yaml:"maxConcurrentStreams"` // per gRPC connection; default 256
 	MemoryLimit          string   `yaml:"memoryLimit"`          // auto (default) | off | a size such as 512MiB
+	TokenCacheEntries    int      `yaml:"tokenCacheEntries"`    // verified JWTs kept; default 16384
 }
 
 // Listen holds the three listener addresses.
