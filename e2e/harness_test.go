@@ -182,6 +182,24 @@ func (e *enforcer) Logs() string {
 	return e.raw.String()
 }
 
+// logOrder returns the index of the first log line with each msg, or -1.
+func (e *enforcer) logOrder(msgs ...string) map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]int, len(msgs))
+	for _, m := range msgs {
+		out[m] = -1
+	}
+	for i, l := range e.lines {
+		if m, ok := l["msg"].(string); ok {
+			if j, want := out[m]; want && j < 0 {
+				out[m] = i
+			}
+		}
+	}
+	return out
+}
+
 // hasLog reports whether a log line has msg and, if given, attr=value.
 func (e *enforcer) hasLog(msg string, attrs ...string) bool {
 	e.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -434,4 +435,32 @@ subscriptions: [{application: ghost, api: a, state: active}]
 			t.Fatalf("exit %d, want 2", code)
 		}
 	})
+}
+
+// TestSIGTERMDuringReload sends SIGTERM while a SIGHUP reload of a large
+// config is compiling: draining must start at once, not after the reload
+// (Kubernetes kills a pod that ignores SIGTERM for its grace period).
+func TestSIGTERMDuringReload(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(petstoreConfig)
+	for i := range 150_000 {
+		sum := sha256.Sum256([]byte("tgk_bulk_" + strconv.Itoa(i)))
+		b.WriteString("  - {application: mobile, sha256: " + hex.EncodeToString(sum[:]) + "}\n")
+	}
+	e := startEnforcer(t, b.String())
+	must(t, e.cmd.Process.Signal(syscall.SIGHUP))
+	waitFor(t, "the SIGHUP reload to start", 10*time.Second, func() bool { return e.hasLog("SIGHUP: reloading config") })
+	must(t, e.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-e.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the enforcer did not exit after SIGTERM")
+	}
+	order := e.logOrder("shutting down", "config reloaded")
+	if order["shutting down"] < 0 {
+		t.Fatal("no 'shutting down' log line")
+	}
+	if r := order["config reloaded"]; r >= 0 && r < order["shutting down"] {
+		t.Errorf("the reload finished before draining began: SIGTERM waited for it")
+	}
 }

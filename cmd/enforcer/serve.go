@@ -273,6 +273,21 @@ func serve(ctx context.Context, o serveOptions) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// Reloads run beside the signal loop, so that SIGTERM is honoured at
+	// once even while a large config compiles; SIGHUPs that arrive during
+	// a reload make one more.
+	reloadRequests := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case <-reloadRequests:
+				log.Info("SIGHUP: reloading config")
+				_ = reloader.Reload(true)
+			}
+		}
+	}()
 
 	// Ready once every issuer's keys have had their first load and the
 	// rate-limit store answers with its script loaded (bounded: an
@@ -302,8 +317,10 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-hup:
-			log.Info("SIGHUP: reloading config")
-			_ = reloader.Reload(true)
+			select {
+			case reloadRequests <- struct{}{}:
+			default: // one is already waiting
+			}
 		case runErr = <-errs:
 			log.Error("server failed; shutting down", "error", runErr.Error())
 			break loop
