@@ -52,6 +52,14 @@ const shutdownGrace = 20 * time.Second
 // with `make bench`). Set GOMEMLIMIT as well in containers.
 const defaultGCPercent = 400
 
+// releaseLoadGarbage collects once a config is loaded. The collections
+// during a load run while the YAML node tree is live, so without one
+// after it the heap goal stays at several times the model's size (with
+// GOGC=400 and a million keys: 9 GB for 0.25 GB of live data) and RSS
+// grows to it under traffic. This collection sets the goal from the
+// model alone and returns the parse's pages to the system.
+func releaseLoadGarbage() { debug.FreeOSMemory() }
+
 // startupWait bounds how long start-up waits for the first load of the
 // issuers' keys, and for the rate-limit store, before reporting ready.
 const startupWait = 10 * time.Second
@@ -87,6 +95,7 @@ func serveCommand(args []string, stderr io.Writer) error {
 		}
 		return fmt.Errorf("cannot start: %s is not valid (%s, logged above)", *path, plural(len(problems), "problem"))
 	}
+	releaseLoadGarbage()
 	if err := checkRuntime(snap); err != nil {
 		return fmt.Errorf("cannot start: %w", err)
 	}
@@ -163,7 +172,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	reloader := config.NewReloader(config.ReloaderOptions{
 		Path: o.path, Store: store, Log: log, Observe: metrics.ObserveReload,
 		Running: o.snap.Bootstrap, Digest: o.snap.Digest,
-		Prepare: func(s *model.Snapshot) error { return jwks.Bind(s.IssuerList) },
+		Prepare:   func(s *model.Snapshot) error { return jwks.Bind(s.IssuerList) },
+		Published: func(*model.Snapshot) { releaseLoadGarbage() },
 	})
 
 	listen := func(role, addr string) (net.Listener, error) {

@@ -38,6 +38,8 @@ type ReloaderOptions struct {
 	// Prepare, if set, runs on a valid new snapshot before it is
 	// published (it binds the JWKS sources); an error keeps the old one.
 	Prepare func(*model.Snapshot) error
+	// Published, if set, runs after a new snapshot is swapped in.
+	Published func(*model.Snapshot)
 }
 
 // Reloader keeps a Store in step with its file: on a change of the file
@@ -103,6 +105,9 @@ func (r *Reloader) Reload(force bool) error {
 	r.opts.Store.Swap(snap)
 	r.digest = cfg.Digest
 	r.opts.Observe(true)
+	if r.opts.Published != nil {
+		r.opts.Published(snap)
+	}
 	r.opts.Log.Info("config reloaded", "path", r.opts.Path, "version", snap.Version,
 		"apis", len(snap.Catalog.APIs()), "applications", len(snap.Applications), "api_keys", snap.APIKeys.Len())
 	return nil
