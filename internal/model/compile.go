@@ -93,6 +93,16 @@ func (c *compiler) path(p string) string {
 	return filepath.Join(c.in.BaseDir, p)
 }
 
+// orEmpty returns m, or an empty message in place of a nil list item (in
+// a file, a "-" with nothing after it), so that it is validated like any
+// other instead of crashing the compile.
+func orEmpty[T any](m *T) *T {
+	if m == nil {
+		return new(T)
+	}
+	return m
+}
+
 func reservedHeaderList(extra map[string]bool) []string {
 	out := slices.Clone(IdentityHeaderNames)
 	for h := range extra {
@@ -105,6 +115,7 @@ func reservedHeaderList(extra map[string]bool) []string {
 func (c *compiler) applications(in []*tollgatev1.Application, snap *Snapshot) {
 	c.appIDsUnsure = c.unsure("applications")
 	for i, a := range in {
+		a = orEmpty(a)
 		path := fmt.Sprintf("applications[%d]", i)
 		if c.unsure(path + ".id") {
 			c.appIDsUnsure = true
@@ -160,6 +171,7 @@ func (c *compiler) subscriptions(in []*tollgatev1.Subscription, snap *Snapshot) 
 	type pair struct{ app, api string }
 	seen := map[pair]bool{}
 	for i, s := range in {
+		s = orEmpty(s)
 		path := fmt.Sprintf("subscriptions[%d]", i)
 		app := snap.Applications[s.GetApplication()]
 		if app == nil && !c.appIDsUnsure {
@@ -193,6 +205,7 @@ func (c *compiler) apiKeys(in []*tollgatev1.ApiKey, apps map[string]*catalog.App
 	index := make(map[keys.Digest]*keys.APIKey, len(in))
 	firstPath := map[keys.Digest]string{}
 	for i, k := range in {
+		k = orEmpty(k)
 		path := fmt.Sprintf("apiKeys[%d]", i)
 		app := apps[k.GetApplication()]
 		if app == nil && !c.appIDsUnsure {
@@ -204,7 +217,7 @@ func (c *compiler) apiKeys(in []*tollgatev1.ApiKey, apps map[string]*catalog.App
 		}
 		c.Text(path+".name", k.GetName())
 		entry := &keys.APIKey{Name: cmp.Or(k.GetName(), fmt.Sprintf("key-%d", i)), Application: app}
-		if k.ExpiresAt != nil {
+		if k.GetExpiresAt() != nil {
 			entry.ExpiresAt = k.GetExpiresAt().AsTime()
 		}
 		entry.AllowedCIDRs = c.Prefixes(path+".allowedCidrs", k.GetAllowedCidrs())

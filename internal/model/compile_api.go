@@ -22,6 +22,7 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 	byTemplate := map[string][]opRef{}
 	c.apiIDsUnsure = c.unsure("apis")
 	for i, a := range in {
+		a = orEmpty(a)
 		path := fmt.Sprintf("apis[%d]", i)
 		if c.unsure(path + ".id") {
 			c.apiIDsUnsure = true
@@ -47,7 +48,7 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 		}
 		api.BasePath = base.String()
 		api.Hosts = c.hosts(path+".hosts", a.GetHosts())
-		if a.ApiKey != nil {
+		if a.GetApiKey() != nil {
 			api.APIKeyHeader = strings.ToLower(a.GetApiKey().GetHeader())
 			api.APIKeyQuery = a.GetApiKey().GetQuery()
 			if api.APIKeyHeader != "" && !ValidHeaderName(api.APIKeyHeader) {
@@ -80,6 +81,7 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 			c.Addf(path+".methodOverride", "want remove or deny, got %q", a.GetMethodOverride())
 		}
 		for j, o := range a.GetOperations() {
+			o = orEmpty(o)
 			opPath := fmt.Sprintf("%s.operations[%d]", path, j)
 			op := c.operation(opPath, o, api, base)
 			if op == nil {
@@ -164,7 +166,7 @@ func (c *compiler) operation(path string, o *tollgatev1.Operation, api *catalog.
 		op.Methods = append(op.Methods, up)
 	}
 	c.Scopes(path+".scopes", o.GetScopes())
-	if o.Security != nil {
+	if len(o.GetSecurity()) > 0 {
 		op.Security = c.security(path+".security", o.GetSecurity())
 	}
 	return op

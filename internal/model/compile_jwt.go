@@ -28,6 +28,7 @@ func (c *compiler) issuers(in []*tollgatev1.Issuer, snap *Snapshot) {
 	snap.Issuers = map[string]*keys.Issuer{}
 	names := map[string]bool{}
 	for i, is := range in {
+		is = orEmpty(is)
 		path := fmt.Sprintf("issuers[%d]", i)
 		if c.ID(path+".name", is.GetName()) {
 			if names[is.GetName()] {
@@ -165,12 +166,13 @@ func (c *compiler) claimHeaders(path string, in map[string]string, snap *Snapsho
 func (c *compiler) revoked(in []*tollgatev1.RevokedToken) map[string]time.Time {
 	out := make(map[string]time.Time, len(in))
 	for i, r := range in {
+		r = orEmpty(r)
 		if r.GetJti() == "" {
 			c.Addf(fmt.Sprintf("revokedTokens[%d].jti", i), "required")
 			continue
 		}
 		var expires time.Time
-		if r.ExpiresAt != nil {
+		if r.GetExpiresAt() != nil {
 			expires = r.GetExpiresAt().AsTime()
 		}
 		if !expires.IsZero() && expires.Before(c.in.Now) {

@@ -14,6 +14,7 @@ const minInterval = time.Microsecond
 func (c *compiler) rateLimitPolicies(in []*tollgatev1.RateLimitPolicy) map[string]*ratelimit.Policy {
 	out := make(map[string]*ratelimit.Policy, len(in))
 	for i, p := range in {
+		p = orEmpty(p)
 		path := fmt.Sprintf("rateLimitPolicies[%d]", i)
 		if !c.ID(path+".name", p.GetName()) {
 			continue
@@ -27,6 +28,7 @@ func (c *compiler) rateLimitPolicies(in []*tollgatev1.RateLimitPolicy) map[strin
 		}
 		policy := &ratelimit.Policy{Name: p.GetName()}
 		for j, l := range p.GetLimits() {
+			l = orEmpty(l)
 			lpath := fmt.Sprintf("%s.limits[%d]", path, j)
 			// Without a burst, "N per period" means what it says: all N may
 			// come at once, refilling smoothly.

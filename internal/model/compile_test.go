@@ -86,3 +86,22 @@ func TestCompileNilResources(t *testing.T) {
 		t.Fatalf("Compile(nil) = %+v, %v", snap, problems)
 	}
 }
+
+// TestCompileNilItems checks that a nil list item (a file's "-" with
+// nothing after it) is a problem like an empty resource, never a crash.
+func TestCompileNilItems(t *testing.T) {
+	r := &tollgatev1.Resources{
+		Issuers: []*tollgatev1.Issuer{nil}, RevokedTokens: []*tollgatev1.RevokedToken{nil},
+		Apis:              []*tollgatev1.Api{nil, {Id: "a", Security: []string{"none"}, Operations: []*tollgatev1.Operation{nil}}},
+		Applications:      []*tollgatev1.Application{nil},
+		Subscriptions:     []*tollgatev1.Subscription{nil},
+		ApiKeys:           []*tollgatev1.ApiKey{nil},
+		RateLimitPolicies: []*tollgatev1.RateLimitPolicy{nil, {Name: "p", Limits: []*tollgatev1.Limit{nil}}},
+	}
+	_, problems := Compile(Input{Resources: r})
+	for _, path := range []string{"issuers[0].name", "revokedTokens[0].jti", "apis[0].id", "applications[0].id", "subscriptions[0].state", "apiKeys[0].sha256", "rateLimitPolicies[0].name", "rateLimitPolicies[1].limits[0].requests"} {
+		if !slices.ContainsFunc(problems, func(p Problem) bool { return p.Path == path }) {
+			t.Errorf("no problem at %s; got %v", path, problems)
+		}
+	}
+}
