@@ -18,8 +18,9 @@ var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 	var out []*catalog.API
 	seen := map[string]bool{}
-	// ops by canonical full template, to find operations no request could tell apart
-	byTemplate := map[string][]opRef{}
+	// ops by canonical full template and host, to find operations no
+	// request could tell apart
+	byTemplate := map[templateHost][]opRef{}
 	c.apiIDsUnsure = c.unsure("apis")
 	for i, a := range in {
 		a = orEmpty(a)
@@ -90,14 +91,7 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 			if p := c.policy(opPath+".rateLimit", o.GetRateLimit()); p != nil {
 				op.RateLimit = ratelimit.Bind(p, ratelimit.ScopeOperation, operationID(a.GetId(), op))
 			}
-			key := op.Template.Canonical()
-			for _, other := range byTemplate[key] {
-				if overlaps(other.op, op) {
-					c.Addf(opPath+".path", "%s matches the same requests as %s (same path, method and host)", o.GetPath(), other.path)
-					break
-				}
-			}
-			byTemplate[key] = append(byTemplate[key], opRef{opPath, op})
+			c.checkOverlap(byTemplate, opPath, o.GetPath(), op)
 			api.Operations = append(api.Operations, op)
 		}
 		if api.UsesScheme(catalog.SchemeAPIKey) && api.APIKeyHeader == "" && api.APIKeyQuery == "" {
@@ -123,18 +117,37 @@ type opRef struct {
 	op   *catalog.Operation
 }
 
-// overlaps reports whether two operations with the same template could
-// both match one request.
-func overlaps(a, b *catalog.Operation) bool {
-	methods := len(a.Methods) == 0 || len(b.Methods) == 0
+// templateHost is where two operations could collide: the same canonical
+// template on the same configured host.
+type templateHost struct{ template, host string }
+
+// checkOverlap reports op if an earlier operation has its template, one
+// of its hosts and one of its methods, then records it. Operations are
+// indexed by template and host, so APIs told apart by host alone (many
+// tenants, the same paths) cost nothing to check against each other.
+func (c *compiler) checkOverlap(byTemplate map[templateHost][]opRef, opPath, written string, op *catalog.Operation) {
+	template := op.Template.Canonical()
+	reported := false
+	for _, h := range op.API.Hosts {
+		key := templateHost{template, h}
+		for _, other := range byTemplate[key] {
+			if !reported && other.op != op && sharesMethod(other.op, op) { // a host listed twice meets op itself
+				c.Addf(opPath+".path", "%s matches the same requests as %s (same path, method and host)", written, other.path)
+				reported = true
+			}
+		}
+		byTemplate[key] = append(byTemplate[key], opRef{opPath, op})
+	}
+}
+
+// sharesMethod reports whether two operations accept a method in common
+// (no methods: every method).
+func sharesMethod(a, b *catalog.Operation) bool {
+	if len(a.Methods) == 0 || len(b.Methods) == 0 {
+		return true
+	}
 	for _, m := range a.Methods {
-		methods = methods || slices.Contains(b.Methods, m)
-	}
-	if !methods {
-		return false
-	}
-	for _, h := range a.API.Hosts {
-		if slices.Contains(b.API.Hosts, h) {
+		if slices.Contains(b.Methods, m) {
 			return true
 		}
 	}

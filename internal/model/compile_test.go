@@ -2,6 +2,7 @@ package model
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,47 @@ func TestCompileNilItems(t *testing.T) {
 		if !slices.ContainsFunc(problems, func(p Problem) bool { return p.Path == path }) {
 			t.Errorf("no problem at %s; got %v", path, problems)
 		}
+	}
+}
+
+// tenants is n APIs of ten operations each with the same base path, told
+// apart by host only.
+func tenants(n int) *tollgatev1.Resources {
+	r := &tollgatev1.Resources{}
+	for i := range n {
+		id := "t" + strconv.Itoa(i)
+		api := &tollgatev1.Api{Id: id, BasePath: "/shop", Hosts: []string{id + ".example.com"}, Security: []string{"none"}}
+		for j := range 10 {
+			api.Operations = append(api.Operations, &tollgatev1.Operation{Path: "/items" + strconv.Itoa(j) + "/{id}", Methods: []string{"GET"}})
+		}
+		r.Apis = append(r.Apis, api)
+	}
+	return r
+}
+
+// BenchmarkCompileTenants compiles 10,000 APIs × 10 operations told apart
+// by host: the overlap check must not compare every tenant with every
+// other.
+func BenchmarkCompileTenants(b *testing.B) {
+	r := tenants(10_000)
+	for b.Loop() {
+		if _, problems := Compile(Input{Resources: r}); len(problems) > 0 {
+			b.Fatal(problems[0])
+		}
+	}
+}
+
+// TestOverlapAcrossTenants checks that the indexed overlap check still
+// finds two APIs on one host with the same operation, and lets the same
+// operation on different hosts be.
+func TestOverlapAcrossTenants(t *testing.T) {
+	r := tenants(3)
+	if _, problems := Compile(Input{Resources: r}); len(problems) > 0 {
+		t.Fatalf("tenants on their own hosts overlap: %v", problems)
+	}
+	r.Apis[2].Hosts = append(r.Apis[2].Hosts, "t0.example.com", "t0.example.com")
+	_, problems := Compile(Input{Resources: r})
+	if len(problems) != 10 || !strings.Contains(problems[0].Msg, "matches the same requests as apis[0].operations[0]") {
+		t.Fatalf("want the ten shared operations reported once each, got %v", problems)
 	}
 }
