@@ -13,11 +13,24 @@ type Catalog struct {
 // node is one segment position in a trie of templates. Matching tries the
 // literal child first, then the parameter, then the rest match, so the first
 // complete match found is the most specific one.
+//
+// The operations that end at a node are also indexed by host: when many
+// APIs share paths and are told apart by host alone (one per tenant), a
+// match looks at the operations of its own host and at those of APIs with
+// wildcard hosts, not at every tenant's.
 type node struct {
 	literal map[string]*node
 	param   *node
 	rest    *node
-	ops     []*Operation // templates that end at this node
+	ops     []*Operation             // templates that end at this node
+	byHost  map[hostKey][]*Operation // of ops, those whose API names exact hosts only
+	anyHost []*Operation             // of ops, those whose API has a "*" or "*.domain" host
+}
+
+// hostKey is an exact host as an index key.
+type hostKey struct {
+	name, port string
+	hasPort    bool
 }
 
 // Options say how requests are read for matching.
@@ -40,6 +53,7 @@ func New(apis []*API, o Options) *Catalog {
 		all:  &node{},
 		per:  make(map[*API]*node, len(apis)),
 	}
+	order := 0
 	for _, a := range apis {
 		a.collectCredentials()
 		a.hostPatterns = a.hostPatterns[:0]
@@ -51,16 +65,20 @@ func New(apis []*API, o Options) *Catalog {
 		c.byID[a.ID] = a
 		own := &node{}
 		c.per[a] = own
+		exact := a.exactHosts()
 		for _, op := range a.Operations {
 			op.Challenge = op.challenge()
-			c.all.insert(op.Template.segments, op)
+			op.order = order
+			order++
+			c.all.insert(op.Template.segments, op).index(op, exact)
 			own.insert(op.Template.segments, op)
 		}
 	}
 	return c
 }
 
-func (n *node) insert(segs []segment, op *Operation) {
+// insert adds op at the node its template ends at, and returns that node.
+func (n *node) insert(segs []segment, op *Operation) *node {
 	for _, s := range segs {
 		switch s.kind {
 		case segLiteral:
@@ -86,6 +104,24 @@ func (n *node) insert(segs []segment, op *Operation) {
 		}
 	}
 	n.ops = append(n.ops, op)
+	return n
+}
+
+// index files op by host: under each of exact, or, when nil, with the
+// operations any host may reach.
+func (n *node) index(op *Operation, exact []hostKey) {
+	if exact == nil {
+		n.anyHost = append(n.anyHost, op)
+		return
+	}
+	if n.byHost == nil {
+		n.byHost = make(map[hostKey][]*Operation)
+	}
+	for _, k := range exact {
+		if ops := n.byHost[k]; len(ops) == 0 || ops[len(ops)-1] != op { // a host listed twice
+			n.byHost[k] = append(ops, op)
+		}
+	}
 }
 
 // APIs returns the APIs in config order.
@@ -166,7 +202,7 @@ func (m *matcher) miss() Miss {
 func (m *matcher) walk(n *node, i int) *Operation {
 	seg, next, ok := nextSegment(m.path, i)
 	if !ok {
-		if op := m.pick(n.ops); op != nil {
+		if op := m.pickAt(n); op != nil {
 			return op
 		}
 	} else {
@@ -182,32 +218,46 @@ func (m *matcher) walk(n *node, i int) *Operation {
 		}
 	}
 	if n.rest != nil {
-		return m.pick(n.rest.ops)
+		return m.pickAt(n.rest)
 	}
 	return nil
 }
 
-// pick chooses among operations with the same template: the method must
-// be allowed, then the most specific host wins, then an operation that
-// lists the method over one that takes HEAD as GET, then config order.
-func (m *matcher) pick(ops []*Operation) *Operation {
+// pickAt picks among the operations that end at n: all of them for a
+// match that ignores hosts, else those the request's host can reach.
+func (m *matcher) pickAt(n *node) *Operation {
+	if m.anyHost {
+		return m.pick(n.ops, nil)
+	}
+	k := hostKey{m.host.name, m.host.port, m.host.hasPort}
+	return m.pick(n.byHost[k], n.anyHost)
+}
+
+// pick chooses among operations with the same template, from two lists:
+// the method must be allowed, then the most specific host wins, then an
+// operation that lists the method over one that takes HEAD as GET, then
+// config order.
+func (m *matcher) pick(lists ...[]*Operation) *Operation {
 	var best *Operation
 	bestScore := 0
-	for _, op := range ops {
-		score := 1
-		if !m.anyHost {
-			score = op.API.hostScore(m.host)
-		}
-		if score == 0 {
-			continue
-		}
-		method := op.methodMatch(m.method)
-		if method == 0 {
-			m.methodMiss = true
-			continue
-		}
-		if score = score*4 + method; score > bestScore {
-			best, bestScore = op, score
+	for _, ops := range lists {
+		for _, op := range ops {
+			score := 1
+			if !m.anyHost {
+				score = op.API.hostScore(m.host)
+			}
+			if score == 0 {
+				continue
+			}
+			method := op.methodMatch(m.method)
+			if method == 0 {
+				m.methodMiss = true
+				continue
+			}
+			score = score*4 + method
+			if score > bestScore || score == bestScore && op.order < best.order {
+				best, bestScore = op, score
+			}
 		}
 	}
 	return best

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -369,5 +370,63 @@ func TestHostPorts(t *testing.T) {
 		if _, ok := ParseHostPattern(bad); ok {
 			t.Errorf("ParseHostPattern(%q) accepted", bad)
 		}
+	}
+}
+
+// tenantCatalog is n APIs with the same base path and operations, told
+// apart by host only (one per tenant), plus one API on a wildcard host.
+func tenantCatalog(t testing.TB, n int) *Catalog {
+	specs := make([][]string, 0, n+1)
+	for i := range n {
+		id := "t" + strconv.Itoa(i)
+		specs = append(specs, []string{id, "/shop", id + ".example.com,www." + id + ".example.com",
+			"GET /items", "GET /items/{id}", "POST /items", "DELETE /items/{id}", "* /files/**"})
+	}
+	specs = append(specs, []string{"wild", "/shop", "*.wild.test", "GET /items"})
+	return testCatalog(t, specs...)
+}
+
+// TestMatchTenantsByHost checks that, among many APIs told apart by host
+// alone, a request reaches its own tenant's API, a wildcard API still
+// matches its hosts, and an unknown host matches nothing.
+func TestMatchTenantsByHost(t *testing.T) {
+	c := tenantCatalog(t, 500)
+	cases := []struct {
+		host, method, path, api string
+		miss                    Miss
+	}{
+		{"t7.example.com", "GET", "/shop/items/9", "t7", MissNone},
+		{"WWW.t499.example.com", "DELETE", "/shop/items/9", "t499", MissNone},
+		{"t3.example.com", "PUT", "/shop/files/a/b", "t3", MissNone},
+		{"t3.example.com", "PUT", "/shop/items", "", MissMethod},
+		{"a.wild.test", "GET", "/shop/items", "wild", MissNone},
+		{"t7.example.com:8443", "GET", "/shop/items", "", MissPath},
+		{"nobody.example.com", "GET", "/shop/items", "", MissPath},
+	}
+	for _, tc := range cases {
+		op, miss := c.Match(tc.host, tc.method, tc.path)
+		got := ""
+		if op != nil {
+			got = op.API.ID
+		}
+		if got != tc.api || miss != tc.miss {
+			t.Errorf("Match(%s %s %s) = %q, miss %d; want %q, miss %d", tc.host, tc.method, tc.path, got, miss, tc.api, tc.miss)
+		}
+	}
+}
+
+// BenchmarkMatchTenantsByHost matches among 10,000 APIs that share their
+// paths and differ by host: the cost must not grow with the tenants.
+func BenchmarkMatchTenantsByHost(b *testing.B) {
+	for _, n := range []int{10, 10_000} {
+		c := tenantCatalog(b, n)
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			host := "t" + strconv.Itoa(n/2) + ".example.com"
+			for b.Loop() {
+				if op, _ := c.Match(host, "GET", "/shop/items/42"); op == nil {
+					b.Fatal("no match")
+				}
+			}
+		})
 	}
 }

@@ -212,6 +212,8 @@ type Operation struct {
 	// Challenge is the WWW-Authenticate value of the operation's 401s: one
 	// challenge per scheme it accepts. Filled in by New.
 	Challenge string
+
+	order int // place in the catalog, the last tie-breaker; set by New
 }
 
 // challenge builds the operation's WWW-Authenticate value. Mutual TLS has
@@ -263,6 +265,19 @@ func (op *Operation) methodMatch(m string) int {
 
 // hostScore ranks how specifically the API's hosts match h: 0 means no
 // match.
+// exactHosts returns the API's hosts when every one is an exact name
+// (with or without a port), the ones an index can look up; else nil.
+func (a *API) exactHosts() []hostKey {
+	keys := make([]hostKey, 0, len(a.hostPatterns))
+	for _, p := range a.hostPatterns {
+		if p.any || p.wildcard {
+			return nil
+		}
+		keys = append(keys, hostKey{p.name, p.port, p.hasPort})
+	}
+	return keys
+}
+
 func (a *API) hostScore(h host) int {
 	best := 0
 	for _, p := range a.hostPatterns {
