@@ -88,7 +88,7 @@ func BenchmarkVerifyToken(b *testing.B) {
 			c := &check{ctx: context.Background(), snap: f.engine.config.Load(), now: f.clock.Now()}
 			b.ReportAllocs()
 			for b.Loop() {
-				if v := a.verifyToken(c, token); v.denial != nil {
+				if v, _ := a.verifyToken(c, token); v.denial != nil {
 					b.Fatal(v.denial.Description)
 				}
 			}

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -11,7 +12,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate/tollgate/internal/keys"
-	"github.com/tollgate/tollgate/internal/model"
 )
 
 const (
@@ -75,15 +75,22 @@ func invalidToken(desc string) Denial {
 }
 
 // tokenVerdict is what the cache remembers about one token whose
-// signature verified: the identity it proved, or why it was refused, and
-// for how long that holds. Nothing in it points into the request.
+// signature verified: what the token proves by itself (the identity, or
+// why it was refused) and for how long that holds. Nothing in it points
+// into the request or into a snapshot: it names its issuer by iss and by
+// the fingerprint of the issuer's settings, so that it outlives a config
+// change that leaves the issuer alone, and what depends on the rest of
+// the config (revocations, which application a client id is) is looked
+// up in the check's snapshot each time.
 type tokenVerdict struct {
-	snap      *model.Snapshot // the verdict was reached under this config...
-	issuer    *keys.Issuer    // ...and, when an issuer was found,
-	keys      *keys.KeySet    // with this key set of it (nil if it had none yet)
-	until     time.Time       // never past the token's exp; zero: not to be cached
-	audiences []string        // the token's aud, for APIs that list audiences
-	id        Identity
+	iss       string            // the iss claim...
+	issuerFP  [sha256.Size]byte // ...of an issuer with these settings
+	keys      *keys.KeySet      // and this key set of it (nil if it had none yet)
+	until     time.Time         // never past the token's exp; zero: not to be cached
+	audiences []string          // the token's aud, for APIs that list audiences
+	jti       string            // for revocations
+	clientID  string            // for the application
+	id        Identity          // without Application
 	denial    *Denial
 }
 
@@ -127,23 +134,45 @@ func (a *jwtAuthenticator) verify(c *check) (Identity, *Denial) {
 	}
 	key := keyOf(token)
 	v, ok := a.cache.get(&key)
-	if !ok || !v.valid(c) {
-		if v = a.verifyToken(c, token); !v.until.IsZero() {
+	issuer := (*keys.Issuer)(nil)
+	if ok {
+		issuer, ok = v.valid(c)
+	}
+	if !ok {
+		if v, issuer = a.verifyToken(c, token); !v.until.IsZero() {
 			a.cache.put(&key, v)
 		}
 	}
-	if v.denial == nil && !c.api.AudienceOK(v.audiences) {
+	if v.denial != nil {
+		return Identity{}, v.denial
+	}
+	if !c.api.AudienceOK(v.audiences) {
 		return Identity{}, &tokenWrongAPI
 	}
-	return v.id, v.denial
+	if v.jti != "" {
+		if _, revoked := c.snap.Revoked[v.jti]; revoked {
+			return Identity{}, &tokenRevoked
+		}
+	}
+	id := v.id
+	id.Application = c.snap.ClientIDs[v.clientID]
+	if id.Application == nil && issuer.SubscriptionRequired {
+		return Identity{}, &tokenUnknownApp
+	}
+	return id, nil
 }
 
-// valid reports whether a cached verdict still applies to this check.
-func (v *tokenVerdict) valid(c *check) bool {
-	if v.snap != c.snap || !c.now.Before(v.until) {
-		return false
+// valid reports whether a cached verdict still applies to this check, and
+// returns the check's issuer of the token.
+func (v *tokenVerdict) valid(c *check) (*keys.Issuer, bool) {
+	if !c.now.Before(v.until) {
+		return nil, false
 	}
-	return v.issuer == nil || v.issuer.Keys.Current() == v.keys
+	issuer := c.snap.Issuers[v.iss]
+	if issuer == nil || issuer.Fingerprint != v.issuerFP || issuer.Keys.Current() != v.keys {
+		return nil, false
+	}
+	return issuer, true
 }
 
 // verifyToken does the full verification of a token not in the cache.
@@ -151,12 +180,13 @@ func (v *tokenVerdict) valid(c *check) bool {
 // (until is set): anything refused before that is cheap to refuse again,
 // and remembering it would let a flood of junk evict the tokens that are
 // in use.
-func (a *jwtAuthenticator) verifyToken(c *check, token string) *tokenVerdict {
+// It also returns the token's issuer, nil when none was found.
+func (a *jwtAuthenticator) verifyToken(c *check, token string) (v *tokenVerdict, issuer *keys.Issuer) {
 	a.verified.Add(1)
-	v := &tokenVerdict{snap: c.snap}
-	refuse := func(d *Denial) *tokenVerdict {
+	v = &tokenVerdict{}
+	refuse := func(d *Denial) (*tokenVerdict, *keys.Issuer) {
 		v.denial, v.until = d, time.Time{}
-		return v
+		return v, issuer
 	}
 	if dup, err := repeatsMember(token); err != nil {
 		return refuse(&tokenMalformed)
@@ -176,12 +206,12 @@ func (a *jwtAuthenticator) verifyToken(c *check, token string) *tokenVerdict {
 			return nil, errCritical
 		}
 		iss, _ := t.Claims.GetIssuer()
-		v.issuer = c.snap.Issuers[iss]
-		if v.issuer == nil {
+		if issuer = c.snap.Issuers[iss]; issuer == nil {
 			return nil, errUntrustedIssuer
 		}
+		v.iss, v.issuerFP = iss, issuer.Fingerprint
 		kid, _ := t.Header["kid"].(string)
-		key, set, err := v.issuer.Keys.Key(c.ctx, kid, t.Method.Alg())
+		key, set, err := issuer.Keys.Key(c.ctx, kid, t.Method.Alg())
 		v.keys = set
 		if err != nil {
 			return nil, err
@@ -206,12 +236,12 @@ func (a *jwtAuthenticator) verifyToken(c *check, token string) *tokenVerdict {
 
 	// The signature verified: from here on a refusal is remembered, until
 	// the token expires (or for negativeTTL where it has no usable exp).
-	remember := func(d *Denial, until time.Time) *tokenVerdict {
+	remember := func(d *Denial, until time.Time) (*tokenVerdict, *keys.Issuer) {
 		v.denial, v.until = d, until
-		return v
+		return v, issuer
 	}
 	soon := c.now.Add(negativeTTL)
-	iss := v.issuer
+	iss := issuer
 	for _, name := range [...]string{"exp", "nbf", "iat"} {
 		if !timeClaimOK(claims[name]) {
 			return remember(&tokenMalformed, soon)
@@ -247,11 +277,9 @@ func (a *jwtAuthenticator) verifyToken(c *check, token string) *tokenVerdict {
 	if !iss.AudienceOK(aud) {
 		return remember(&tokenWrongAud, until)
 	}
-	if jti, _ := claims["jti"].(string); jti != "" {
-		if _, revoked := c.snap.Revoked[jti]; revoked {
-			return remember(&tokenRevoked, until)
-		}
-	}
+	// Revocation and the application are the config's to say, at each
+	// check (verify).
+	v.jti, _ = claims["jti"].(string)
 
 	// Everything that becomes a header must be safe as one: a token is
 	// refused rather than have its claims edited.
@@ -267,24 +295,19 @@ func (a *jwtAuthenticator) verifyToken(c *check, token string) *tokenVerdict {
 	if !ok {
 		return remember(&tokenBadClaim, until)
 	}
-	clientID := claimString(claims, iss.ClientIDClaim)
-	if clientID == "" {
-		clientID = claimString(claims, "client_id")
-	}
-	app := c.snap.ClientIDs[clientID]
-	if app == nil && iss.SubscriptionRequired {
-		return remember(&tokenUnknownApp, until)
+	v.clientID = claimString(claims, iss.ClientIDClaim)
+	if v.clientID == "" {
+		v.clientID = claimString(claims, "client_id")
 	}
 	v.audiences = aud
 	v.id = Identity{
-		Application:  app,
 		Subject:      sub,
 		Scopes:       scopes,
 		ScopeText:    strings.Join(scopes, " "),
 		ClaimHeaders: headers,
 	}
 	v.until = until
-	return v
+	return v, issuer
 }
 
 // maxTimeClaim is the largest NumericDate accepted (year 5138): larger

@@ -142,6 +142,21 @@ type jwtFixture struct {
 	engine  *Engine
 	clock   *movableClock
 	backend *keys.Signer
+	cfg     string                // the config, with its file paths filled in
+	sources map[string]*keys.JWKS // per issuer; they outlive reloads, as JWKSManager's do
+}
+
+// compile compiles cfg with the fixture's keys bound to its issuers.
+func (f *jwtFixture) compile(t testing.TB, cfg string) *model.Snapshot {
+	t.Helper()
+	snap, err := config.Compile([]byte(cfg), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	for _, iss := range snap.IssuerList {
+		iss.Keys = f.sources[iss.Name]
+	}
+	return snap.Snapshot
 }
 
 func newJWTFixture(t testing.TB) *jwtFixture {
@@ -157,25 +172,20 @@ func newJWTFixture(t testing.TB) *jwtFixture {
 	if err := os.WriteFile(backendPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.NewReplacer("JWKS", jwksPath, "BACKEND_KEY", backendPath).Replace(jwtConfig)
-	snap, err := config.Compile([]byte(cfg), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
 	data, _ := os.ReadFile(jwksPath)
 	set, err := keys.ParseJWKS(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, iss := range snap.IssuerList {
-		iss.Keys = keys.StaticJWKS(iss.Name, set)
+	f := &jwtFixture{
+		clock:   &movableClock{now: testNow},
+		cfg:     strings.NewReplacer("JWKS", jwksPath, "BACKEND_KEY", backendPath).Replace(jwtConfig),
+		sources: map[string]*keys.JWKS{"idp": keys.StaticJWKS("idp", set), "open": keys.StaticJWKS("open", set)},
 	}
-	clock := &movableClock{now: testNow}
-	return &jwtFixture{
-		engine:  NewEngine(Options{Config: model.NewStore(snap.Snapshot), Clock: clock}),
-		clock:   clock,
-		backend: snap.BackendJWT.Signer,
-	}
+	snap := f.compile(t, f.cfg)
+	f.engine = NewEngine(Options{Config: model.NewStore(snap), Clock: f.clock})
+	f.backend = snap.BackendJWT.Signer
+	return f
 }
 
 // claims are the claims of a good token at the fixture's time; edit
@@ -562,6 +572,40 @@ func TestJWTCache(t *testing.T) {
 	}
 	if n := a.verified.Load() - before; n != 1 {
 		t.Fatalf("%d verifications of one signed but refused token used three times, want 1", n)
+	}
+}
+
+// TestJWTCacheOutlivesUnrelatedChanges checks that a cached verdict
+// survives a config change that leaves its issuer alone, while what the
+// rest of the config says (revocations, which application a client id
+// is) applies at once; a change to the issuer verifies the token again.
+func TestJWTCacheOutlivesUnrelatedChanges(t *testing.T) {
+	f := newJWTFixture(t)
+	a := f.engine.schemes[catalog.SchemeJWT].(*jwtAuthenticator)
+	store := f.engine.config.(*model.Store)
+	token := sign(t, jwt.SigningMethodRS256, "rsa-1", f.claims(nil))
+	steps := []struct {
+		name     string
+		cfg      string
+		code     string // "" allowed
+		verified int64
+	}{
+		{"first use", f.cfg, "", 1},
+		{"an application added", strings.Replace(f.cfg, "applications:\n", "applications:\n  - {id: later, clientIds: [later-client]}\n", 1), "", 1},
+		{"the token revoked", strings.Replace(f.cfg, "{jti: revoked-1,", "{jti: t-1,", 1), "900901", 1},
+		{"its client id given up", strings.Replace(f.cfg, "clientIds: [mobile-client]", "clientIds: [other-client]", 1), "900908", 1},
+		{"back as it was", f.cfg, "", 1},
+		{"the issuer's leeway changed", strings.Replace(f.cfg, "leeway: 30s", "leeway: 20s", 1), "", 2},
+	}
+	for _, st := range steps {
+		store.Swap(f.compile(t, st.cfg))
+		d := f.decide("GET", "/petstore/v1/pets", token)
+		if d.Code() != st.code {
+			t.Errorf("%s: code %q, want %q", st.name, d.Code(), st.code)
+		}
+		if n := a.verified.Load(); n != st.verified {
+			t.Errorf("%s: %d full verifications, want %d", st.name, n, st.verified)
+		}
 	}
 }
 

@@ -75,6 +75,7 @@ func (c *compiler) issuers(in []*tollgatev1.Issuer, snap *Snapshot) {
 		}
 		c.jwksSource(path, is, &iss.JWKS)
 		iss.ClaimHeaders = c.claimHeaders(path+".claimHeaders", is.GetClaimHeaders(), snap)
+		iss.Seal()
 		if is.GetIssuer() != "" && snap.Issuers[is.GetIssuer()] == nil {
 			snap.Issuers[is.GetIssuer()] = iss
 			snap.IssuerList = append(snap.IssuerList, iss)
