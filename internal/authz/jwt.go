@@ -134,7 +134,7 @@ func (a *jwtAuthenticator) verify(c *check) (Identity, *Denial) {
 	}
 	key := keyOf(token)
 	v, ok := a.cache.get(&key)
-	issuer := (*keys.Issuer)(nil)
+	var issuer *keys.Issuer
 	if ok {
 		issuer, ok = v.valid(c)
 	}
@@ -179,8 +179,7 @@ func (v *tokenVerdict) valid(c *check) (*keys.Issuer, bool) {
 // Only a token whose signature verified gets a verdict that may be cached
 // (until is set): anything refused before that is cheap to refuse again,
 // and remembering it would let a flood of junk evict the tokens that are
-// in use.
-// It also returns the token's issuer, nil when none was found.
+// in use. It also returns the token's issuer, nil when none was found.
 func (a *jwtAuthenticator) verifyToken(c *check, token string) (v *tokenVerdict, issuer *keys.Issuer) {
 	a.verified.Add(1)
 	v = &tokenVerdict{}

@@ -26,8 +26,6 @@ type compiler struct {
 	baseDir string // relative file paths are taken from here
 }
 
-func (c *compiler) addf(path, format string, args ...any) { c.Addf(path, format, args...) }
-
 // bootstrap compiles everything but the resources: the replica's own
 // settings, and the part of them the decision reads.
 func (c *compiler) bootstrap(f *File) (Bootstrap, model.Settings) {
@@ -47,18 +45,18 @@ func (c *compiler) bootstrap(f *File) (Bootstrap, model.Settings) {
 	}
 	var ok bool
 	if s.HTTPShape, ok = model.ParseHTTPShape(f.HTTPFrontEnd.Shape); !ok {
-		c.addf("httpFrontEnd.shape", "want envoy, nginx or forwardAuth, got %q", f.HTTPFrontEnd.Shape)
+		c.Addf("httpFrontEnd.shape", "want envoy, nginx or forwardAuth, got %q", f.HTTPFrontEnd.Shape)
 	}
 	var err error
 	if s.EscapedSlashes, err = catalog.ParseEscapedSlashes(f.Paths.EscapedSlashes); err != nil {
-		c.addf("paths.escapedSlashes", "%v, got %q", err, f.Paths.EscapedSlashes)
+		c.Addf("paths.escapedSlashes", "%v, got %q", err, f.Paths.EscapedSlashes)
 	}
 	switch f.Unmatched {
 	case "", "deny":
 	case "allow":
 		s.UnmatchedAllow = true
 	default:
-		c.addf("unmatched", "want deny or allow, got %q", f.Unmatched)
+		c.Addf("unmatched", "want deny or allow, got %q", f.Unmatched)
 	}
 	return b, s
 }
@@ -72,7 +70,7 @@ func (c *compiler) emptySecurity(f *File, lines map[string]int) {
 		for j, o := range a.GetOperations() {
 			path := fmt.Sprintf("apis[%d].operations[%d].security", i, j)
 			if _, written := lines[path]; written && len(o.GetSecurity()) == 0 {
-				c.addf(path, "list at least one scheme, or leave security out to use the API's")
+				c.Addf(path, "list at least one scheme, or leave security out to use the API's")
 			}
 		}
 	}
@@ -93,14 +91,14 @@ func (c *compiler) limits(in Limits) LimitSettings {
 	}
 	l.TokenCacheEntries = cmp.Or(in.TokenCacheEntries, DefaultTokenCacheEntries)
 	if l.TokenCacheEntries < 1024 || l.TokenCacheEntries > 1<<24 {
-		c.addf("limits.tokenCacheEntries", "between 1024 and 16777216")
+		c.Addf("limits.tokenCacheEntries", "between 1024 and 16777216")
 	}
 	if l.MaxRequestBytes < 16<<10 || l.MaxRequestBytes > 64<<20 {
-		c.addf("limits.maxRequestBytes", "between 16KiB and 64MiB")
+		c.Addf("limits.maxRequestBytes", "between 16KiB and 64MiB")
 	}
 	if in.MaxConcurrentStreams != 0 {
 		if in.MaxConcurrentStreams < 1 || in.MaxConcurrentStreams > 100000 {
-			c.addf("limits.maxConcurrentStreams", "between 1 and 100000")
+			c.Addf("limits.maxConcurrentStreams", "between 1 and 100000")
 		}
 		l.MaxConcurrentStreams = uint32(max(in.MaxConcurrentStreams, 1))
 	}
@@ -109,7 +107,7 @@ func (c *compiler) limits(in Limits) LimitSettings {
 	default:
 		n, err := parseByteSize(l.MemoryLimit)
 		if err != nil || n < 32<<20 {
-			c.addf("limits.memoryLimit", "want auto, off or a size of at least 32MiB such as 512MiB, got %q", l.MemoryLimit)
+			c.Addf("limits.memoryLimit", "want auto, off or a size of at least 32MiB such as 512MiB, got %q", l.MemoryLimit)
 		}
 		l.MemoryLimitBytes = n
 	}
@@ -133,7 +131,7 @@ func (c *compiler) listen(l Listen) Listen {
 			_, err = strconv.ParseUint(port, 10, 16)
 		}
 		if err != nil {
-			c.addf(l.key, "want host:port (port 0 picks a free one), got %q", l.addr)
+			c.Addf(l.key, "want host:port (port 0 picks a free one), got %q", l.addr)
 		}
 	}
 	return out
@@ -144,11 +142,11 @@ func (c *compiler) clientIP(in ClientIP) model.ClientIPPolicy {
 	switch p.Header {
 	case "", "x-forwarded-for", "x-real-ip":
 	default:
-		c.addf("clientIp.header", "want x-forwarded-for or x-real-ip, got %q", in.Header)
+		c.Addf("clientIp.header", "want x-forwarded-for or x-real-ip, got %q", in.Header)
 	}
 	p.TrustedProxies = c.Prefixes("clientIp.trustedProxies", in.TrustedProxies)
 	if p.Header != "" && len(in.TrustedProxies) == 0 {
-		c.addf("clientIp.trustedProxies", "required when clientIp.header is set: list the proxies whose %s is believed", p.Header)
+		c.Addf("clientIp.trustedProxies", "required when clientIp.header is set: list the proxies whose %s is believed", p.Header)
 	}
 	return p
 }

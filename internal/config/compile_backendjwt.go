@@ -34,18 +34,18 @@ func (c *compiler) backendJWT(in BackendJWT) *model.BackendJWTPolicy {
 		TTL:    cmp.Or(time.Duration(in.TTL), defaultBackendTTL),
 	}
 	if !model.ValidHeaderName(p.Header) || slices.Contains(model.NotForTokens, p.Header) {
-		c.addf("backendJwt.header", "not a usable header name: %q", in.Header)
+		c.Addf("backendJwt.header", "not a usable header name: %q", in.Header)
 	}
 	if p.TTL < 10*time.Second || p.TTL > time.Hour {
-		c.addf("backendJwt.ttl", "between 10s and 1h")
+		c.Addf("backendJwt.ttl", "between 10s and 1h")
 	}
 	if in.SigningKeyFile == "" {
-		c.addf("backendJwt.signingKeyFile", "required when backendJwt is enabled (a PEM EC, RSA or Ed25519 private key)")
+		c.Addf("backendJwt.signingKeyFile", "required when backendJwt is enabled (a PEM EC, RSA or Ed25519 private key)")
 		return p
 	}
 	signer, err := keys.LoadSigner(c.path(in.SigningKeyFile))
 	if err != nil {
-		c.addf("backendJwt.signingKeyFile", "%v", err)
+		c.Addf("backendJwt.signingKeyFile", "%v", err)
 	}
 	p.Signer = signer
 	return p

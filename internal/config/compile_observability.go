@@ -20,10 +20,10 @@ func (c *compiler) analytics(in Analytics) AnalyticsSettings {
 		s.FileBackups = in.FileBackups
 	}
 	if s.FileMaxMB < 1 {
-		c.addf("analytics.fileMaxMB", "at least 1")
+		c.Addf("analytics.fileMaxMB", "at least 1")
 	}
 	if s.FileBackups < 0 {
-		c.addf("analytics.fileBackups", "cannot be negative")
+		c.Addf("analytics.fileBackups", "cannot be negative")
 	}
 	return s
 }
@@ -33,13 +33,13 @@ func (c *compiler) tracing(in Tracing) TracingSettings {
 	if in.SampleRatio != nil {
 		s.SampleRatio = *in.SampleRatio
 		if s.SampleRatio < 0 || s.SampleRatio > 1 {
-			c.addf("tracing.sampleRatio", "want a ratio between 0 and 1")
+			c.Addf("tracing.sampleRatio", "want a ratio between 0 and 1")
 		}
 	}
 	if s.OTLPEndpoint != "" {
 		u, err := url.Parse(s.OTLPEndpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			c.addf("tracing.otlpEndpoint", "want the collector's OTLP/gRPC URL: http://host:4317 (plaintext) or https://host:4317, got %q", s.OTLPEndpoint)
+			c.Addf("tracing.otlpEndpoint", "want the collector's OTLP/gRPC URL: http://host:4317 (plaintext) or https://host:4317, got %q", s.OTLPEndpoint)
 		}
 	}
 	return s

@@ -15,10 +15,10 @@ func (c *compiler) rateLimitStore(in RateLimitStore) RateLimitSettings {
 		s.Store = "memory"
 	case "redis":
 		if len(in.Redis.Addrs) == 0 {
-			c.addf("rateLimit.redis.addrs", "required for the redis store: one address, or several for a Redis Cluster")
+			c.Addf("rateLimit.redis.addrs", "required for the redis store: one address, or several for a Redis Cluster")
 		}
 	default:
-		c.addf("rateLimit.store", "want memory or redis, got %q", in.Store)
+		c.Addf("rateLimit.store", "want memory or redis, got %q", in.Store)
 	}
 	s.Redis = ratelimit.RedisOptions{
 		Addrs:          in.Redis.Addrs,
@@ -30,12 +30,12 @@ func (c *compiler) rateLimitStore(in RateLimitStore) RateLimitSettings {
 	if in.Redis.Timeout != 0 {
 		s.Redis.Timeout = time.Duration(in.Redis.Timeout)
 		if s.Redis.Timeout < time.Millisecond || s.Redis.Timeout > time.Second {
-			c.addf("rateLimit.redis.timeout", "between 1ms and 1s")
+			c.Addf("rateLimit.redis.timeout", "between 1ms and 1s")
 		}
 	}
 	s.MemoryMaxKeys = in.Memory.MaxKeys
 	if s.MemoryMaxKeys < 0 || s.MemoryMaxKeys > 100_000_000 {
-		c.addf("rateLimit.memory.maxKeys", "between 1 and 100000000 (0 is the default, 100000)")
+		c.Addf("rateLimit.memory.maxKeys", "between 1 and 100000000 (0 is the default, 100000)")
 	}
 	switch in.FailureMode {
 	case "", "open":
@@ -43,12 +43,12 @@ func (c *compiler) rateLimitStore(in RateLimitStore) RateLimitSettings {
 	case "closed":
 		s.FailureMode = ratelimit.FailClosed
 	default:
-		c.addf("rateLimit.failureMode", "want open or closed, got %q", in.FailureMode)
+		c.Addf("rateLimit.failureMode", "want open or closed, got %q", in.FailureMode)
 	}
 	if in.LocalFallbackShare != nil {
 		s.FallbackShare = *in.LocalFallbackShare
 		if s.FallbackShare <= 0 || s.FallbackShare > 1 {
-			c.addf("rateLimit.localFallbackShare", "want a share in (0, 1], e.g. 1/replicas")
+			c.Addf("rateLimit.localFallbackShare", "want a share in (0, 1], e.g. 1/replicas")
 		}
 	}
 	return s
