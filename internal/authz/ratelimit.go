@@ -30,6 +30,10 @@ var (
 		Description: "You have exceeded the rate limit for unauthenticated use of this API."}
 	storeUnavailable = Denial{Status: 503, Code: "900810", Message: "Service unavailable",
 		Description: "Rate limits cannot be checked right now; try again shortly."}
+	// policyPending: the API's rate-limit policy has not reached this
+	// replica yet, so its limits cannot be applied.
+	policyPending = Denial{Status: 503, Code: "900810", Message: "Service unavailable",
+		Description: "This API's rate limits have not been loaded yet; try again shortly."}
 )
 
 var throttled = [...]*Denial{
@@ -75,6 +79,9 @@ func (rl *rateLimits) add(b *ratelimit.Binding) {
 // the application's, or, for a caller with no application, the API's
 // anonymous policy per client.
 func (e *Engine) rateLimit(c *check, d *Decision) *Denial {
+	if c.api.Held {
+		return &policyPending
+	}
 	rl := &c.limits
 	rl.items, rl.refs = rl.itemBuf[:0], rl.refBuf[:0]
 	rl.add(c.op.RateLimit)

@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/ratelimit"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 const rateLimitConfig = `
@@ -243,3 +244,21 @@ func TestRateLimitStoreDown(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestHeldAPIDenies checks that an API whose rate-limit policy has not
+// reached the replica yet (a partial set from the control plane) refuses
+// every request rather than running without its limits.
+func TestHeldAPIDenies(t *testing.T) {
+	snap, problems := model.Compile(model.Input{Now: time.Now(), Partial: true, Resources: &tollgatev1.Resources{
+		Apis: []*tollgatev1.Api{{Id: "open", BasePath: "/open", Security: []string{"none"}, RateLimit: "gold",
+			Operations: []*tollgatev1.Operation{{Path: "/**"}}}},
+	}})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	e := NewEngine(Options{Config: model.NewStore(snap), Clock: fixedClock(testNow)})
+	d := e.Decide(context.Background(), req("GET", "/open/x"))
+	if d.Allowed || d.Denial.Status != 503 || d.Code() != "900810" {
+		t.Fatalf("held API: allowed=%v status=%d code=%s, want a 503 900810 denial", d.Allowed, d.Denial.Status, d.Code())
+	}
+}

@@ -105,6 +105,10 @@ type API struct {
 
 	RateLimit          *ratelimit.Binding // shared by all callers; nil: none
 	AnonymousRateLimit *ratelimit.Policy  // per client, for unauthenticated use
+	// Held marks an API whose rate-limit policy has not arrived yet (a
+	// partial set of resources from the control plane): every request to
+	// it is refused until the policy is there.
+	Held bool
 
 	// Audiences, if set, must intersect a token's aud (on top of its
 	// issuer's audiences): a token minted for another API is refused.

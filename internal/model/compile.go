@@ -32,6 +32,14 @@ type Input struct {
 	// references to ids of its kind unverifiable, so "unknown" is not
 	// reported for them.
 	Unsure func(path string) bool
+	// Partial says the resources may be an incomplete set that is still
+	// arriving (xDS sends each type on its own): a resource that refers to
+	// one that is not there yet is held back instead of being a problem. A
+	// held subscription, key or application is absent, so it denies; an
+	// API whose rate-limit policy is missing is kept but denies with 503
+	// (catalog.API.Held), since leaving it out could let unmatched: allow
+	// through what it protects.
+	Partial bool
 }
 
 // Compile validates resources and builds a Snapshot. It reports every
@@ -45,6 +53,7 @@ func Compile(in Input) (*Snapshot, []Problem) {
 		c.in.Resources = &tollgatev1.Resources{}
 	}
 	snap := c.compile()
+	snap.Held = c.held
 	return snap, c.Problems
 }
 
@@ -56,6 +65,7 @@ type compiler struct {
 	appIDsUnsure bool
 	apiIDsUnsure bool
 	policies     map[string]*ratelimit.Policy
+	held         int // resources held back for a missing reference (Partial)
 }
 
 func (c *compiler) compile() *Snapshot {
@@ -83,6 +93,14 @@ func (c *compiler) compile() *Snapshot {
 	snap.APIKeys = c.apiKeys(r.GetApiKeys(), snap.Applications)
 	snap.ReservedHeaderList = reservedHeaderList(snap.ReservedHeaders)
 	return snap
+}
+
+// holdIf counts a resource held back for a missing reference, when the
+// input is partial and nothing else is wrong with it.
+func (c *compiler) holdIf(onlyReference bool) {
+	if c.in.Partial && onlyReference {
+		c.held++
+	}
 }
 
 // path resolves a configured file path against the base directory.
@@ -113,7 +131,7 @@ func reservedHeaderList(extra map[string]bool) []string {
 }
 
 func (c *compiler) applications(in []*tollgatev1.Application, snap *Snapshot) {
-	c.appIDsUnsure = c.unsure("applications")
+	c.appIDsUnsure = c.unsure("applications") || c.in.Partial
 	for i, a := range in {
 		a = orEmpty(a)
 		path := fmt.Sprintf("applications[%d]", i)
@@ -131,7 +149,12 @@ func (c *compiler) applications(in []*tollgatev1.Application, snap *Snapshot) {
 		c.Text(path+".name", a.GetName())
 		c.Text(path+".owner", a.GetOwner())
 		app := &catalog.Application{ID: a.GetId(), Name: cmp.Or(a.GetName(), a.GetId()), Owner: a.GetOwner()}
-		if p := c.policy(path+".rateLimit", a.GetRateLimit()); p != nil {
+		p, missing := c.policy(path+".rateLimit", a.GetRateLimit())
+		if missing {
+			c.held++
+			continue
+		}
+		if p != nil {
 			app.RateLimit = ratelimit.Bind(p, ratelimit.ScopeApplication, a.GetId())
 		}
 		snap.Applications[a.GetId()] = app
@@ -186,6 +209,7 @@ func (c *compiler) subscriptions(in []*tollgatev1.Subscription, snap *Snapshot) 
 			c.Addf(path+".state", "%v", err)
 		}
 		if app == nil || api == nil || err != nil {
+			c.holdIf(err == nil)
 			continue
 		}
 		if seen[pair{app.ID, api.ID}] {
@@ -194,7 +218,12 @@ func (c *compiler) subscriptions(in []*tollgatev1.Subscription, snap *Snapshot) 
 		}
 		seen[pair{app.ID, api.ID}] = true
 		sub := &catalog.Subscription{Application: app, API: api, State: state}
-		if p := c.policy(path+".rateLimit", s.GetRateLimit()); p != nil {
+		p, missing := c.policy(path+".rateLimit", s.GetRateLimit())
+		if missing {
+			c.held++
+			continue
+		}
+		if p != nil {
 			sub.RateLimit = ratelimit.Bind(p, ratelimit.ScopeSubscription, app.ID+":"+api.ID)
 		}
 		catalog.Subscribe(sub)
@@ -224,6 +253,7 @@ func (c *compiler) apiKeys(in []*tollgatev1.ApiKey, apps map[string]*catalog.App
 		c.Scopes(path+".scopes", k.GetScopes())
 		entry.Scopes, entry.ScopeText = k.GetScopes(), strings.Join(k.GetScopes(), " ")
 		if app == nil || err != nil {
+			c.holdIf(err == nil)
 			continue
 		}
 		if first, dup := firstPath[digest]; dup {

@@ -21,7 +21,7 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 	// ops by canonical full template and host, to find operations no
 	// request could tell apart
 	byTemplate := map[templateHost][]opRef{}
-	c.apiIDsUnsure = c.unsure("apis")
+	c.apiIDsUnsure = c.unsure("apis") || c.in.Partial
 	for i, a := range in {
 		a = orEmpty(a)
 		path := fmt.Sprintf("apis[%d]", i)
@@ -64,10 +64,13 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 		if len(a.GetOperations()) == 0 {
 			c.Addf(path+".operations", "an API needs at least one operation (path: /** matches everything under the base path)")
 		}
-		if p := c.policy(path+".rateLimit", a.GetRateLimit()); p != nil {
+		p, missing := c.policy(path+".rateLimit", a.GetRateLimit())
+		if p != nil {
 			api.RateLimit = ratelimit.Bind(p, ratelimit.ScopeAPI, a.GetId())
 		}
-		api.AnonymousRateLimit = c.policy(path+".anonymousRateLimit", a.GetAnonymousRateLimit())
+		anonymous, anonymousMissing := c.policy(path+".anonymousRateLimit", a.GetAnonymousRateLimit())
+		api.AnonymousRateLimit = anonymous
+		api.Held = missing || anonymousMissing
 		for j, aud := range a.GetAudiences() {
 			if aud == "" {
 				c.Addf(fmt.Sprintf("%s.audiences[%d]", path, j), "an audience cannot be empty")
@@ -88,14 +91,19 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 			if op == nil {
 				continue
 			}
-			if p := c.policy(opPath+".rateLimit", o.GetRateLimit()); p != nil {
+			p, missing := c.policy(opPath+".rateLimit", o.GetRateLimit())
+			if p != nil {
 				op.RateLimit = ratelimit.Bind(p, ratelimit.ScopeOperation, operationID(a.GetId(), op))
 			}
+			api.Held = api.Held || missing
 			c.checkOverlap(byTemplate, opPath, o.GetPath(), op)
 			api.Operations = append(api.Operations, op)
 		}
 		if api.UsesScheme(catalog.SchemeAPIKey) && api.APIKeyHeader == "" && api.APIKeyQuery == "" {
 			c.Addf(path+".apiKey", "apiKey security needs a header or a query parameter to read the key from")
+		}
+		if api.Held {
+			c.held++
 		}
 		out = append(out, api)
 	}

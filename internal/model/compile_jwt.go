@@ -94,7 +94,7 @@ func (c *compiler) jwksSource(path string, is *tollgatev1.Issuer, spec *keys.JWK
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 			c.Addf(path+".jwksUri", "want an https:// URL, got %q", is.GetJwksUri())
-		case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		case u.Scheme == "http" && !IsLoopback(u.Hostname()):
 			c.Addf(path+".jwksUri", "keys fetched over plain http could be replaced in transit; use https (http is allowed for loopback only)")
 		}
 		spec.URI = is.GetJwksUri()
@@ -134,7 +134,9 @@ func (c *compiler) mtls(in *tollgatev1.MtlsSettings) MTLSPolicy {
 	return p
 }
 
-func isLoopback(host string) bool {
+// IsLoopback reports whether host (a name or an address) is this
+// machine: "localhost" or a loopback address.
+func IsLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}

@@ -54,14 +54,16 @@ func (c *compiler) rateLimitPolicies(in []*tollgatev1.RateLimitPolicy) map[strin
 	return out
 }
 
-// policy resolves a policy name ("" is none).
-func (c *compiler) policy(path, name string) *ratelimit.Policy {
+// policy resolves a policy name ("" is none). missing reports a policy
+// that is not there yet in a partial input; the referrer must not go
+// unlimited, so it is held back.
+func (c *compiler) policy(path, name string) (p *ratelimit.Policy, missing bool) {
 	if name == "" {
-		return nil
+		return nil, false
 	}
-	p := c.policies[name]
-	if p == nil && !c.unsure("rateLimitPolicies") {
+	p = c.policies[name]
+	if p == nil && !c.unsure("rateLimitPolicies") && !c.in.Partial {
 		c.Addf(path, "unknown rate-limit policy %q", name)
 	}
-	return p
+	return p, p == nil && c.in.Partial
 }

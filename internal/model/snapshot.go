@@ -43,6 +43,10 @@ type Snapshot struct {
 	// ReservedHeaderList is ReservedHeaders in order, for listing them all
 	// for removal whether or not the request carried them.
 	ReservedHeaderList []string
+
+	// Held counts resources held back because something they refer to
+	// has not arrived yet (Input.Partial); they deny until it does.
+	Held int
 }
 
 // Settings are the parts of a replica's bootstrap the decision reads: how

@@ -1,0 +1,93 @@
+package model
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+)
+
+// TestPartialHoldsBackDanglingReferences checks that a partial input (as
+// xDS delivers it, a kind at a time) compiles without problems when a
+// resource refers to one that has not arrived, and that the referrer is
+// held back in a way that denies.
+func TestPartialHoldsBackDanglingReferences(t *testing.T) {
+	const digest = "0c1c2b0e6d5a9b8f7e1c2b0e6d5a9b8f7e1c2b0e6d5a9b8f7e1c2b0e6d5a9b8f"
+	api := func(rateLimit string) *tollgatev1.Api {
+		return &tollgatev1.Api{Id: "orders", BasePath: "/orders", Security: []string{"apiKey"}, RateLimit: rateLimit,
+			Operations: []*tollgatev1.Operation{{Path: "/**"}}}
+	}
+	policy := &tollgatev1.RateLimitPolicy{Name: "gold", Limits: []*tollgatev1.Limit{{Requests: 5, Per: durationpb.New(time.Second)}}}
+	tests := []struct {
+		name       string
+		in         *tollgatev1.Resources
+		held       int
+		apiHeld    bool
+		keyBound   bool // the key is in the index
+		subscribed bool
+	}{
+		{name: "complete", held: 0, keyBound: true, subscribed: true, in: &tollgatev1.Resources{
+			Apis: []*tollgatev1.Api{api("")}, Applications: []*tollgatev1.Application{{Id: "shop"}},
+			Subscriptions: []*tollgatev1.Subscription{{Application: "shop", Api: "orders", State: "active"}},
+			ApiKeys:       []*tollgatev1.ApiKey{{Application: "shop", Sha256: digest}}}},
+		{name: "subscription and key before their application", held: 2, in: &tollgatev1.Resources{
+			Apis:          []*tollgatev1.Api{api("")},
+			Subscriptions: []*tollgatev1.Subscription{{Application: "shop", Api: "orders", State: "active"}},
+			ApiKeys:       []*tollgatev1.ApiKey{{Application: "shop", Sha256: digest}}}},
+		{name: "subscription before its API", held: 1, keyBound: true, in: &tollgatev1.Resources{
+			Applications:  []*tollgatev1.Application{{Id: "shop"}},
+			Subscriptions: []*tollgatev1.Subscription{{Application: "shop", Api: "orders", State: "active"}},
+			ApiKeys:       []*tollgatev1.ApiKey{{Application: "shop", Sha256: digest}}}},
+		{name: "API before its policy", held: 1, apiHeld: true, in: &tollgatev1.Resources{
+			Apis: []*tollgatev1.Api{api("gold")}}},
+		{name: "API with its policy", held: 0, in: &tollgatev1.Resources{
+			RateLimitPolicies: []*tollgatev1.RateLimitPolicy{policy}, Apis: []*tollgatev1.Api{api("gold")}}},
+		{name: "application before its policy", held: 2, in: &tollgatev1.Resources{
+			Applications: []*tollgatev1.Application{{Id: "shop", RateLimit: "gold"}},
+			ApiKeys:      []*tollgatev1.ApiKey{{Application: "shop", Sha256: digest}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, problems := Compile(Input{Resources: tc.in, Now: time.Now(), Partial: true})
+			if len(problems) > 0 {
+				t.Fatalf("problems: %v", problems)
+			}
+			if snap.Held != tc.held {
+				t.Errorf("held = %d, want %d", snap.Held, tc.held)
+			}
+			if a := snap.Catalog.API("orders"); a != nil && a.Held != tc.apiHeld {
+				t.Errorf("API held = %v, want %v", a.Held, tc.apiHeld)
+			}
+			if got := snap.APIKeys.Len() == 1; got != tc.keyBound {
+				t.Errorf("key indexed = %v, want %v", got, tc.keyBound)
+			}
+			app, api := snap.Applications["shop"], snap.Catalog.API("orders")
+			if got := app != nil && api != nil && app.Subscription(api) != nil; got != tc.subscribed {
+				t.Errorf("subscribed = %v, want %v", got, tc.subscribed)
+			}
+		})
+	}
+}
+
+// TestCompleteInputStillReportsDanglingReferences keeps the file's
+// behaviour: outside partial inputs, a dangling reference is a problem.
+func TestCompleteInputStillReportsDanglingReferences(t *testing.T) {
+	_, problems := Compile(Input{Now: time.Now(), Resources: &tollgatev1.Resources{
+		Subscriptions: []*tollgatev1.Subscription{{Application: "shop", Api: "orders", State: "active"}},
+		Apis: []*tollgatev1.Api{{Id: "orders", Security: []string{"none"}, RateLimit: "gold",
+			Operations: []*tollgatev1.Operation{{Path: "/**"}}}},
+	}})
+	var text []string
+	for _, p := range problems {
+		text = append(text, p.Path+": "+p.Msg)
+	}
+	joined := strings.Join(text, "\n")
+	for _, want := range []string{`unknown application "shop"`, `unknown rate-limit policy "gold"`} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("problems do not mention %s:\n%s", want, joined)
+		}
+	}
+}
