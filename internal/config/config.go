@@ -35,6 +35,9 @@ type Bootstrap struct {
 	PProf          bool // /debug/pprof on the admin port
 	Limits         LimitSettings
 	AccessLogPeers []netip.Prefix // empty: any peer
+	// ControlPlane, when its Address is set, is where resources come
+	// from instead of this file.
+	ControlPlane ControlPlaneSettings
 }
 
 // LimitSettings is the compiled limits section.
@@ -98,6 +101,7 @@ func compileIn(data []byte, lookupEnv func(string) (string, bool), baseDir strin
 	failed := decodeFailed(problems)
 	c := compiler{baseDir: baseDir}
 	boot, settings := c.bootstrap(&f)
+	boot.ControlPlane = c.controlPlane(f.ControlPlane, lines)
 	c.emptySecurity(&f, lines)
 	now := time.Now()
 	snap, resourceProblems := model.Compile(model.Input{

@@ -74,11 +74,12 @@ type decoder struct {
 	tooLarge bool // the budget ran out: what was decoded is incomplete
 }
 
-// parse decodes a YAML document into f. lookupEnv resolves ${VAR}. A
+// parse decodes a YAML document into f, a pointer to File or to another
+// struct of the same kind. lookupEnv resolves ${VAR}. A
 // syntax error is returned as err, since nothing after it can be trusted;
 // anything else (unknown keys, wrong types) is returned as problems, and
 // what could be decoded is in f.
-func parse(data []byte, f *File, lookupEnv func(string) (string, bool)) (lines map[string]int, problems Problems, dropped int, err error) {
+func parse(data []byte, f any, lookupEnv func(string) (string, bool)) (lines map[string]int, problems Problems, dropped int, err error) {
 	d := &decoder{env: lookupEnv, lines: map[string]int{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node

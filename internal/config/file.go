@@ -31,6 +31,7 @@ type File struct {
 	Paths             Paths                         `yaml:"paths"`
 	HostMatching      HostMatching                  `yaml:"hostMatching"`
 	Limits            Limits                        `yaml:"limits"`
+	ControlPlane      ControlPlane                  `yaml:"controlPlane"`
 }
 
 // HTTPFrontEnd says which proxy calls the HTTP front end, and so where the
