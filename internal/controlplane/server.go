@@ -1,0 +1,215 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/tollgate/tollgate/internal/config"
+)
+
+// Options configure a control plane.
+type Options struct {
+	Config *config.ControlPlaneConfig
+	Log    *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// ChunkBytes bounds the resources in one response (default
+	// DefaultChunkBytes).
+	ChunkBytes int
+	// Listening, if set, is told each listener's address once it is open
+	// (tests use port 0).
+	Listening func(role, addr string)
+	// PollInterval is how often a directory source is checked for changes
+	// (default 1s); a file source is watched.
+	PollInterval time.Duration
+}
+
+// shutdownGrace bounds how long the API listener drains.
+const shutdownGrace = 5 * time.Second
+
+// Run serves until ctx is done. The first load of the source must
+// succeed; later loads that fail keep what is served.
+func Run(ctx context.Context, o Options) error {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ChunkBytes <= 0 {
+		o.ChunkBytes = DefaultChunkBytes
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	log := o.Log
+	m := newMetrics()
+	// The start time leads every version, so versions keep increasing
+	// across restarts; the counter after it counts changes since.
+	prefix := o.Now().UTC().Format("20060102T150405.000Z") + "/"
+	cs := newCaches(prefix, o.ChunkBytes)
+	src := &source{path: o.Config.Source.File, caches: cs, metrics: m, log: log, now: o.Now, poll: o.PollInterval}
+	if err := src.load(); err != nil {
+		return fmt.Errorf("cannot start: %w", err)
+	}
+
+	grpcOpts := []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if o.Config.TLS.Enabled() {
+		creds, err := serverTLS(o.Config.TLS)
+		if err != nil {
+			return fmt.Errorf("cannot start: %w", err)
+		}
+		grpcOpts = append(grpcOpts, grpc.Creds(creds))
+	}
+	reps := newReplicas(m, o.Now)
+	xds := serverv3.NewServer(ctx, cs.mux, reps)
+	grpcServer := grpc.NewServer(grpcOpts...)
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(grpcServer, deltaOnly{xds})
+
+	xdsL, err := net.Listen("tcp", o.Config.Listen.XDS)
+	if err != nil {
+		return fmt.Errorf("xds listener: %w", err)
+	}
+	apiL, err := net.Listen("tcp", o.Config.Listen.API)
+	if err != nil {
+		xdsL.Close()
+		return fmt.Errorf("api listener: %w", err)
+	}
+	for _, l := range []struct {
+		role string
+		l    net.Listener
+	}{{"xds", xdsL}, {"api", apiL}} {
+		log.Info("listening", "role", l.role, "addr", l.l.Addr().String())
+		if o.Listening != nil {
+			o.Listening(l.role, l.l.Addr().String())
+		}
+	}
+	var ready atomic.Bool
+	apiServer := &http.Server{
+		Handler:           apiMux(m, reps, src, &ready),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := grpcServer.Serve(xdsL); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errs <- fmt.Errorf("xds server: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := apiServer.Serve(apiL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("api server: %w", err)
+		}
+	}()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	go func() {
+		defer wg.Done()
+		src.watch(watchCtx)
+	}()
+	ready.Store(true)
+	log.Info("control plane started", "source", o.Config.Source.File, "resources", src.total())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+		log.Error("server failed; shutting down", "error", runErr.Error())
+	}
+	log.Info("shutting down")
+	ready.Store(false)
+	stopWatch()
+	// Replica streams never end by themselves; replicas reconnect to
+	// another control plane or keep serving what they have.
+	grpcServer.Stop()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := apiServer.Shutdown(shutdownCtx); err != nil {
+		apiServer.Close()
+	}
+	wg.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+// deltaOnly serves Delta xDS and refuses state-of-the-world streams: for
+// kinds other than listeners and clusters, go-control-plane's linear
+// cache cannot tell a state-of-the-world client that a resource was
+// removed, and a revoked key that stays on a replica is not acceptable.
+type deltaOnly struct{ serverv3.Server }
+
+func (deltaOnly) StreamAggregatedResources(discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	return status.Error(codes.Unimplemented, "Tollgate's control plane serves Delta xDS only (DeltaAggregatedResources)")
+}
+
+// serverTLS builds the xDS listener's TLS: the control plane's
+// certificate, and with caFile, replicas must present a certificate it
+// signed.
+func serverTLS(files config.TLSFiles) (credentials.TransportCredentials, error) {
+	cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if files.CAFile != "" {
+		pem, err := os.ReadFile(files.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.caFile: no PEM certificate in %s", files.CAFile)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+func apiMux(m *metrics, reps *replicas, src *source, ready *atomic.Bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/replicas", reps.handleList)
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(src.status())
+	})
+	mux.Handle("GET /metrics", m.handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
+}
