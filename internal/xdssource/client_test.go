@@ -1,0 +1,194 @@
+package xdssource
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/controlplane"
+	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/model"
+)
+
+// plane runs a control plane in process and returns its xDS address.
+func plane(t *testing.T, dir, resources string) string {
+	t.Helper()
+	writeFile(t, filepath.Join(dir, "resources.yaml"), resources)
+	addr := make(chan string, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- controlplane.Run(ctx, controlplane.Options{
+			Config: &config.ControlPlaneConfig{
+				Listen: config.ControlPlaneListen{XDS: "127.0.0.1:0", API: "127.0.0.1:0"},
+				Source: config.Source{File: filepath.Join(dir, "resources.yaml")},
+			},
+			Listening: func(role, a string) {
+				if role == "xds" {
+					addr <- a
+				}
+			},
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case a := <-addr:
+		return a
+	case err := <-done:
+		t.Fatalf("control plane stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("control plane did not listen")
+	}
+	return ""
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replica runs a client against addr until the test ends.
+func replica(t *testing.T, addr, stateDir, baseDir string) (*Client, *model.Store) {
+	t.Helper()
+	store := model.NewStore(&model.Snapshot{})
+	c, err := New(Options{Address: addr, Node: "r1", StateDir: stateDir, BaseDir: baseDir, Store: store,
+		BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, ResyncAfterNack: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c, store
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+const appAndKeys = `applications:
+  - {id: shop}
+apiKeys:
+  - {application: shop, name: one, sha256: %064x}
+`
+
+// TestPersistedStateServedWithoutControlPlane: what a replica applied is
+// written to its state directory, and a replica started with that
+// directory and no control plane serves it.
+func TestPersistedStateServedWithoutControlPlane(t *testing.T) {
+	stateDir := t.TempDir()
+	addr := plane(t, t.TempDir(), fmt.Sprintf(appAndKeys, 1))
+	c, store := replica(t, addr, stateDir, t.TempDir())
+	<-c.Loaded()
+	if store.Load().APIKeys.Len() != 1 {
+		t.Fatal("the synced key is not served")
+	}
+	eventually(t, "the state to be written", func() bool {
+		_, err := os.Stat(filepath.Join(stateDir, stateFile))
+		return err == nil
+	})
+
+	// Nothing listens here: the replica has only its state.
+	store2 := model.NewStore(&model.Snapshot{})
+	offline, err := New(Options{Address: "127.0.0.1:1", Node: "r2", StateDir: stateDir, Store: store2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := offline.LoadState()
+	if err != nil || !ok {
+		t.Fatalf("LoadState = %v, %v", ok, err)
+	}
+	select {
+	case <-offline.Loaded():
+	default:
+		t.Fatal("a replica serving its state is not loaded")
+	}
+	if store2.Load().APIKeys.Len() != 1 || offline.Status().Source != "state" {
+		t.Fatalf("persisted state not served: %d keys, source %q", store2.Load().APIKeys.Len(), offline.Status().Source)
+	}
+}
+
+// TestDamagedStateIsNotServed: a truncated state file is reported and
+// left unused.
+func TestDamagedStateIsNotServed(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte{0x0a, 0xff}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Address: "127.0.0.1:1", Node: "r", StateDir: dir, Store: model.NewStore(&model.Snapshot{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.LoadState(); ok || err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("LoadState = %v, %v; want a damaged-state error", ok, err)
+	}
+}
+
+func jwks(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := keys.NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.PublicJWKS()
+}
+
+// TestRefusedResponseKeepsStateAndResyncs: an issuer whose key file the
+// replica does not have is refused (the old state kept, the refusal in
+// the status); the good issuer that travelled in the same response
+// arrives once the bad one is gone, through the resync.
+func TestRefusedResponseKeepsStateAndResyncs(t *testing.T) {
+	cpDir, replicaDir := t.TempDir(), t.TempDir()
+	good := jwks(t)
+	for _, f := range []struct{ dir, name string }{{cpDir, "good.json"}, {cpDir, "bad.json"}, {replicaDir, "good.json"}} {
+		if err := os.WriteFile(filepath.Join(f.dir, f.name), good, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issuers := `issuers:
+  - {name: good, issuer: "https://good.example", jwksFile: good.json}
+  - {name: bad, issuer: "https://bad.example", jwksFile: bad.json}
+`
+	addr := plane(t, cpDir, fmt.Sprintf(appAndKeys, 1)+issuers)
+	c, store := replica(t, addr, "", replicaDir)
+	eventually(t, "the issuers to be refused", func() bool {
+		n := c.Status().LastNack
+		return n != nil && n.Type == "Issuer" && strings.Contains(n.Error, "bad.json")
+	})
+	eventually(t, "the other kinds to be applied", func() bool { return store.Load().APIKeys.Len() == 1 })
+	if len(store.Load().IssuerList) != 0 {
+		t.Fatal("a refused response changed the served issuers")
+	}
+
+	writeFile(t, filepath.Join(cpDir, "resources.yaml"), fmt.Sprintf(appAndKeys, 1)+
+		"issuers:\n  - {name: good, issuer: \"https://good.example\", jwksFile: good.json}\n")
+	eventually(t, "the good issuer to arrive", func() bool {
+		l := store.Load().IssuerList
+		return len(l) == 1 && l[0].Issuer == "https://good.example"
+	})
+}
