@@ -102,7 +102,7 @@ func (c *Client) apply(t string, ch *change, version string) error {
 		byName[name] = e
 	}
 	next[t] = byName
-	snap, err := c.compile(next)
+	snap, err := c.compile(next, c.isLoaded())
 	if err != nil {
 		return err
 	}
@@ -126,14 +126,21 @@ func (c *Client) apply(t string, ch *change, version string) error {
 const maxNackProblems = 10
 
 // compile builds the model from held resources, as a partial set.
-func (c *Client) compile(h held) (*model.Snapshot, error) {
+// complete says every kind has arrived at least once.
+func (c *Client) compile(h held, complete bool) (*model.Snapshot, error) {
 	set := h.set()
 	bundle, err := resources.Join(set)
 	if err != nil {
 		return nil, err
 	}
 	now := c.o.Now()
-	snap, problems := model.Compile(model.Input{Settings: c.o.Settings, Resources: bundle, BaseDir: c.o.BaseDir, Now: now, Partial: true})
+	settings := c.o.Settings
+	if !complete {
+		// Until every kind has arrived once, an API may be missing: a
+		// request for it must not pass as unmatched.
+		settings.UnmatchedAllow = false
+	}
+	snap, problems := model.Compile(model.Input{Settings: settings, Resources: bundle, BaseDir: c.o.BaseDir, Now: now, Partial: true})
 	if len(problems) > 0 {
 		msgs := make([]string, 0, min(len(problems), maxNackProblems))
 		for _, p := range problems[:min(len(problems), maxNackProblems)] {

@@ -210,7 +210,7 @@ func (c *Client) LoadState() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("state: %w", err)
 	}
-	snap, err := c.compile(h)
+	snap, err := c.compile(h, true) // a persisted state is complete
 	if err != nil {
 		return false, fmt.Errorf("state: %w", err)
 	}
@@ -381,9 +381,29 @@ func (c *Client) markSynced() {
 	first := !c.status.Synced
 	c.status.Synced = true
 	c.mu.Unlock()
-	if first {
-		c.o.Log.Info("in step with the control plane", "address", c.o.Address)
-		// A replica with nothing persisted is ready once it has it all.
-		c.once.Do(func() { close(c.loaded) })
+	if !first || c.isLoaded() {
+		return
+	}
+	c.o.Log.Info("in step with the control plane", "address", c.o.Address)
+	// A replica with nothing persisted is ready once it has it all, and
+	// from then on unmatched: allow applies.
+	c.once.Do(func() { close(c.loaded) })
+	if c.o.Settings.UnmatchedAllow {
+		c.mu.Lock()
+		h := c.held
+		c.mu.Unlock()
+		if snap, err := c.compile(h, true); err == nil {
+			snap.Version = c.o.Store.Load().Version
+			c.publish(snap, func() {})
+		}
+	}
+}
+
+func (c *Client) isLoaded() bool {
+	select {
+	case <-c.loaded:
+		return true
+	default:
+		return false
 	}
 }

@@ -192,3 +192,22 @@ func TestRefusedResponseKeepsStateAndResyncs(t *testing.T) {
 		return len(l) == 1 && l[0].Issuer == "https://good.example"
 	})
 }
+
+// TestUnmatchedAllowWaitsForEveryKind: until every kind has arrived once,
+// an API may be missing, so unmatched requests are denied whatever the
+// replica's unmatched setting; once in step, the setting applies.
+func TestUnmatchedAllowWaitsForEveryKind(t *testing.T) {
+	store := model.NewStore(&model.Snapshot{})
+	c, err := New(Options{Address: "127.0.0.1:1", Node: "r", Store: store, Settings: model.Settings{UnmatchedAllow: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := c.compile(held{}, false)
+	if err != nil || snap.UnmatchedAllow {
+		t.Fatalf("partial sync: UnmatchedAllow = %v (%v), want false", snap != nil && snap.UnmatchedAllow, err)
+	}
+	c.markSynced()
+	if !store.Load().UnmatchedAllow {
+		t.Fatal("in step with the control plane, unmatched: allow does not apply")
+	}
+}
