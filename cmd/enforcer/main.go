@@ -2,6 +2,7 @@
 // Envoy's external-authorization checks.
 //
 //	enforcer serve    --config FILE   run the enforcer
+//	enforcer controlplane --config F  serve resources to replicas over xDS
 //	enforcer validate --config FILE   check a config file, report every problem
 //	enforcer keys new                 generate an API key and its SHA-256
 //	enforcer keys jwks --key FILE     print the public JWK Set of a private key
@@ -17,10 +18,12 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -30,6 +33,8 @@ const usage = `Tollgate enforcer: API management for Envoy and Istio.
 
 Usage:
   enforcer serve    --config FILE [--log-level info]   run the enforcer
+  enforcer controlplane --config FILE [--log-level info]
+                                                       serve resources to enforcers over Delta xDS
   enforcer validate --config FILE                      check a config file
   enforcer keys new                                    generate an API key and its SHA-256
   enforcer keys jwks --key FILE                        print the public JWK Set of a private key
@@ -54,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serveCommand(args[1:], stderr)
+	case "controlplane":
+		err = controlPlaneCommand(args[1:], stderr)
 	case "validate":
 		err = validateCommand(args[1:], stdout, stderr)
 	case "keys":
@@ -103,7 +110,7 @@ func validateCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	snap, err := config.Load(*path)
 	if err == nil {
-		err = checkRuntime(snap)
+		err = server.CheckRuntime(snap)
 	}
 	if err != nil {
 		var problems config.Problems
@@ -137,6 +144,13 @@ func keysCommand(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "Give the key to its owner; it is not stored anywhere. Add the hash to the config:\n\n"+
 		"apiKeys:\n  - {application: <app-id>, name: <label>, sha256: %s}\n", digest)
 	return nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
 }
 
 func versionString() string {
