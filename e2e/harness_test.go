@@ -99,8 +99,16 @@ func startEnforcer(t testing.TB, cfg string, extraArgs ...string) *enforcer {
 
 func startEnforcerAt(t testing.TB, path string, extraArgs ...string) *enforcer {
 	t.Helper()
+	e := startProcess(t, path, append([]string{"serve", "--config", path, "--log-level", "debug"}, extraArgs...), "grpc", "http", "admin")
+	e.waitReady("/readyz")
+	return e
+}
+
+// startProcess runs the binary with args and waits until it has logged
+// that it listens in every one of roles.
+func startProcess(t testing.TB, path string, args []string, roles ...string) *enforcer {
+	t.Helper()
 	e := &enforcer{t: t, ConfigPath: path, addrs: map[string]string{}, done: make(chan struct{})}
-	args := append([]string{"serve", "--config", path, "--log-level", "debug"}, extraArgs...)
 	e.cmd = exec.Command(enforcerBin, args...)
 	stderr, err := e.cmd.StderrPipe()
 	if err != nil {
@@ -111,25 +119,39 @@ func startEnforcerAt(t testing.TB, path string, extraArgs ...string) *enforcer {
 	}
 	go e.readLogs(stderr)
 	t.Cleanup(e.stop)
-	waitFor(t, "the enforcer to listen", 20*time.Second, func() bool {
+	waitFor(t, "the process to listen", 20*time.Second, func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		select {
 		case <-e.done:
-			t.Fatalf("enforcer exited during start-up: %v\n%s", e.err, e.raw.String())
+			t.Fatalf("%s exited during start-up: %v\n%s", args[0], e.err, e.raw.String())
 		default:
 		}
-		return e.addrs["grpc"] != "" && e.addrs["http"] != "" && e.addrs["admin"] != ""
+		for _, role := range roles {
+			if e.addrs[role] == "" {
+				return false
+			}
+		}
+		return true
 	})
-	waitFor(t, "the enforcer to be ready", 20*time.Second, func() bool {
-		resp, err := http.Get(e.AdminURL() + "/readyz")
+	return e
+}
+
+// waitReady polls a readiness path on the admin (or API) listener.
+func (e *enforcer) waitReady(path string) {
+	e.t.Helper()
+	base := e.AdminURL()
+	if e.addrs["admin"] == "" {
+		base = "http://" + e.addrs["api"]
+	}
+	waitFor(e.t, "the process to be ready", 20*time.Second, func() bool {
+		resp, err := http.Get(base + path)
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return e
 }
 
 func (e *enforcer) readLogs(r io.Reader) {
@@ -202,8 +224,15 @@ func (e *enforcer) logOrder(msgs ...string) map[string]int {
 
 // hasLog reports whether a log line has msg and, if given, attr=value.
 func (e *enforcer) hasLog(msg string, attrs ...string) bool {
+	return e.countLogs(msg, attrs...) > 0
+}
+
+// countLogs counts the lines with msg and every attribute name, value
+// pair of attrs.
+func (e *enforcer) countLogs(msg string, attrs ...string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	n := 0
 	for _, l := range e.lines {
 		if l["msg"] != msg {
 			continue
@@ -213,10 +242,10 @@ func (e *enforcer) hasLog(msg string, attrs ...string) bool {
 			ok = ok && fmt.Sprint(l[attrs[i]]) == attrs[i+1]
 		}
 		if ok {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 func (e *enforcer) HTTPURL() string  { return "http://" + e.addrs["http"] }
