@@ -11,8 +11,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -58,6 +60,8 @@ type Leaf struct {
 	NotAfter   time.Time
 	// ExtKeyUsage defaults to client authentication.
 	ExtKeyUsage []x509.ExtKeyUsage
+	DNSNames    []string
+	IPAddresses []net.IP
 }
 
 // MustIssue signs a leaf certificate, failing the test if it cannot.
@@ -72,9 +76,36 @@ func (ca *CA) MustIssue(t testing.TB, l Leaf) *x509.Certificate {
 
 // Issue signs a leaf certificate.
 func (ca *CA) Issue(l Leaf) (*x509.Certificate, error) {
+	cert, _, err := ca.issue(l)
+	return cert, err
+}
+
+// WriteKeyPair issues a leaf and writes it and its private key as PEM
+// files dir/name.crt and dir/name.key, for TLS peers in tests.
+func (ca *CA) WriteKeyPair(t testing.TB, l Leaf, dir, name string) (certFile, keyFile string) {
+	t.Helper()
+	cert, key, err := ca.issue(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := WriteFile(certFile, cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func (ca *CA) issue(l Leaf) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -84,6 +115,8 @@ func (ca *CA) Issue(l Leaf) (*x509.Certificate, error) {
 		NotAfter:     l.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  l.ExtKeyUsage,
+		DNSNames:     l.DNSNames,
+		IPAddresses:  l.IPAddresses,
 	}
 	if tmpl.NotBefore.IsZero() {
 		tmpl.NotBefore = now.Add(-time.Hour)
@@ -97,15 +130,16 @@ func (ca *CA) Issue(l Leaf) (*x509.Certificate, error) {
 	if l.URI != "" {
 		u, err := url.Parse(l.URI)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		tmpl.URIs = []*url.URL{u}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return x509.ParseCertificate(der)
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
 }
 
 // PEM encodes certificates.

@@ -90,7 +90,8 @@ type Status struct {
 	Source         string            `json:"source"` // none | state | controlPlane
 	Versions       map[string]string `json:"versions"`
 	Resources      map[string]int    `json:"resources"`
-	Held           int               `json:"held"` // waiting for something they refer to
+	Held           int               `json:"held"`                // waiting for something they refer to
+	LastError      string            `json:"lastError,omitempty"` // why the last stream ended
 	LastNack       *Nack             `json:"lastNack,omitempty"`
 }
 
@@ -246,6 +247,9 @@ func (c *Client) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		c.mu.Lock()
+		c.status.LastError = errString(err)
+		c.mu.Unlock()
 		var wait time.Duration
 		switch {
 		case nacked:

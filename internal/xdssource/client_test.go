@@ -5,7 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/tollgate/tollgate/internal/controlplane"
 	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/model"
+	"github.com/tollgate/tollgate/internal/testpki"
 )
 
 // plane runs a control plane in process and returns its xDS address.
@@ -209,5 +212,68 @@ func TestUnmatchedAllowWaitsForEveryKind(t *testing.T) {
 	c.markSynced()
 	if !store.Load().UnmatchedAllow {
 		t.Fatal("in step with the control plane, unmatched: allow does not apply")
+	}
+}
+
+// TestMutualTLS: a control plane that requires client certificates
+// serves a replica that presents one signed by its CA, and refuses one
+// that presents none.
+func TestMutualTLS(t *testing.T) {
+	ca, err := testpki.NewCA("tollgate-xds-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki := t.TempDir()
+	caFile := filepath.Join(pki, "ca.crt")
+	if err := testpki.WriteFile(caFile, ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	serverCert, serverKey := ca.WriteKeyPair(t, testpki.Leaf{CommonName: "controlplane", DNSNames: []string{"localhost"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, pki, "server")
+	clientCert, clientKey := ca.WriteKeyPair(t, testpki.Leaf{CommonName: "replica"}, pki, "client")
+
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "resources.yaml"), fmt.Sprintf(appAndKeys, 1))
+	addr := make(chan string, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- controlplane.Run(ctx, controlplane.Options{
+			Config: &config.ControlPlaneConfig{
+				Listen: config.ControlPlaneListen{XDS: "localhost:0", API: "127.0.0.1:0"},
+				TLS:    config.TLSFiles{CAFile: caFile, CertFile: serverCert, KeyFile: serverKey},
+				Source: config.Source{File: filepath.Join(dir, "resources.yaml")},
+			},
+			Listening: func(role, a string) {
+				if role == "xds" {
+					addr <- a
+				}
+			},
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	_, port, _ := net.SplitHostPort(<-addr)
+	target := "localhost:" + port
+
+	run := func(tlsFiles TLS) (*Client, *model.Store) {
+		store := model.NewStore(&model.Snapshot{})
+		c, err := New(Options{Address: target, TLS: tlsFiles, Node: "r", Store: store,
+			BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); c.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-stopped })
+		return c, store
+	}
+	_, store := run(TLS{CAFile: caFile, CertFile: clientCert, KeyFile: clientKey})
+	eventually(t, "the key over mutual TLS", func() bool { return store.Load().APIKeys != nil && store.Load().APIKeys.Len() == 1 })
+
+	anonymous, _ := run(TLS{CAFile: caFile})
+	eventually(t, "the handshake to fail", func() bool { return anonymous.Status().LastError != "" })
+	if s := anonymous.Status(); s.Synced || s.Resources["ApiKey"] != 0 {
+		t.Fatalf("a replica without a client certificate was served: %+v", s)
 	}
 }
