@@ -23,14 +23,19 @@ const (
 	exampleCartKey = "tgk_example_cart_key_replace_me"
 )
 
-// overlayConfig loads the Tollgate config of a deploy/istio overlay and
-// points what lives outside the test (listeners, the IdP, Redis) at the
-// test's own.
+// overlayConfig loads the Tollgate config of a deploy/istio overlay — its
+// bootstrap with the resources its control plane serves, as one file —
+// and points what lives outside the test (listeners, the IdP, Redis) at
+// the test's own.
 func overlayConfig(t *testing.T, overlay string, idp *identityProvider, redisAddr string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "deploy", "istio", "overlays", overlay, "app", "tollgate.yaml"))
+	app := filepath.Join("..", "deploy", "istio", "overlays", overlay, "app")
+	boot, err := os.ReadFile(filepath.Join(app, "tollgate.yaml"))
 	must(t, err)
-	cfg := regexp.MustCompile(`(?m)^listen: .*$`).ReplaceAllString(string(data),
+	resources, err := os.ReadFile(filepath.Join(app, "resources.yaml"))
+	must(t, err)
+	data := regexp.MustCompile(`(?ms)^controlPlane:\n(?:[ #].*?\n)*`).ReplaceAllString(string(boot), "") + "\n" + string(resources)
+	cfg := regexp.MustCompile(`(?m)^listen: .*$`).ReplaceAllString(data,
 		`listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "127.0.0.1:0"}`)
 	cfg = regexp.MustCompile(`redis: \{addrs: \["[^"]+"\]`).ReplaceAllString(cfg, `redis: {addrs: ["`+redisAddr+`"]`)
 	if idp != nil {

@@ -213,6 +213,7 @@ func TestOverlays(t *testing.T) {
 				}
 			}
 
+			checkControlPlane(t, objs)
 			switch overlay {
 			case "edge":
 				checkEdge(t, objs, snap)
@@ -248,19 +249,133 @@ func readMeshConfig(t *testing.T, overlay string) *meshv1alpha1.MeshConfig {
 	return mesh
 }
 
-// tollgateConfig compiles the overlay's Tollgate config, as `enforcer
-// validate` does.
+// tollgateConfig compiles the overlay's Tollgate config as a replica of
+// its control plane runs it: its bootstrap (tollgate-config) with the
+// resources the control plane serves (tollgate-resources), after checking
+// that the bootstrap is wired to that control plane.
 func tollgateConfig(t *testing.T, objs []object) *config.Config {
 	t.Helper()
 	cm := find[*corev1.ConfigMap](objs, "ConfigMap", "tollgate-config")
-	if cm == nil || cm.Data["config.yaml"] == "" {
-		t.Fatal("no tollgate-config ConfigMap with config.yaml")
+	res := find[*corev1.ConfigMap](objs, "ConfigMap", "tollgate-resources")
+	if cm == nil || cm.Data["config.yaml"] == "" || res == nil || res.Data["resources.yaml"] == "" {
+		t.Fatal("no tollgate-config ConfigMap with config.yaml, or no tollgate-resources with resources.yaml")
 	}
-	snap, err := config.Compile([]byte(cm.Data["config.yaml"]), func(string) (string, bool) { return "", false })
+	boot := withTLSFiles(t, cm.Data["config.yaml"])
+	wired, err := config.Compile([]byte(boot), noEnv)
+	if err != nil {
+		t.Fatalf("Tollgate bootstrap: %v", err)
+	}
+	cp := wired.ControlPlane
+	if want := "tollgate-controlplane." + cm.Namespace + ".svc.cluster.local:18000"; cp.Address != want {
+		t.Errorf("controlPlane.address %q, want the role's control plane %q", cp.Address, want)
+	}
+	if cp.TLS.CertFile == "" || cp.StateDir != "/var/lib/tollgate" {
+		t.Errorf("controlPlane %+v: want mutual TLS and the state directory the Deployment mounts", cp)
+	}
+	// The same model the replica compiles from what the control plane sends.
+	block := regexp.MustCompile(`(?ms)^controlPlane:\n(?:[ #].*?\n)*`)
+	standalone := block.ReplaceAllString(cm.Data["config.yaml"], "") + "\n" + res.Data["resources.yaml"]
+	snap, err := config.Compile([]byte(standalone), noEnv)
 	if err != nil {
 		t.Fatalf("Tollgate config: %v", err)
 	}
 	return snap
+}
+
+func noEnv(string) (string, bool) { return "", false }
+
+// withTLSFiles points the TLS file paths of a Tollgate config at empty
+// files, so that validation (which checks the files are there) can run.
+func withTLSFiles(t *testing.T, cfg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"ca.crt", "tls.crt", "tls.key"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return strings.ReplaceAll(cfg, "/etc/tollgate-xds/", dir+"/")
+}
+
+// checkControlPlane: the role's control plane runs like Tollgate does
+// (non-root, read-only root, probes), serves the role's resources with
+// mutual TLS, and its config passes validation.
+func checkControlPlane(t *testing.T, objs []object) {
+	t.Helper()
+	dep := find[*appsv1.Deployment](objs, "Deployment", "tollgate-controlplane")
+	svc := find[*corev1.Service](objs, "Service", "tollgate-controlplane")
+	cm := find[*corev1.ConfigMap](objs, "ConfigMap", "tollgate-controlplane-config")
+	if dep == nil || svc == nil || cm == nil {
+		t.Fatal("no control-plane Deployment, Service or config")
+	}
+	pod := dep.Spec.Template.Spec
+	c := pod.Containers[0]
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot ||
+		c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
+		t.Error("the control plane may run as root or write its root")
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Errorf("control-plane probes: %+v %+v", c.ReadinessProbe, c.LivenessProbe)
+	}
+	if !slices.Equal(c.Args, []string{"controlplane", "--config", "/etc/tollgate-controlplane/cp.yaml"}) {
+		t.Errorf("control-plane args %v", c.Args)
+	}
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m.MountPath
+	}
+	sources := map[string]string{}
+	for _, v := range pod.Volumes {
+		switch {
+		case v.ConfigMap != nil:
+			sources[v.Name] = v.ConfigMap.Name
+		case v.Secret != nil:
+			sources[v.Name] = v.Secret.SecretName
+		}
+	}
+	if sources["resources"] != "tollgate-resources" || mounts["resources"] != "/etc/tollgate-resources" ||
+		sources["tls"] != "tollgate-controlplane-tls" || mounts["tls"] != "/etc/tollgate-xds" {
+		t.Errorf("control-plane volumes %v mounted at %v", sources, mounts)
+	}
+	ports := map[int32]string{}
+	for _, p := range svc.Spec.Ports {
+		ports[p.Port] = p.Name
+	}
+	if ports[18000] != "tls-xds" || ports[18080] != "http-api" {
+		t.Errorf("control-plane Service ports %v", ports)
+	}
+	// Its config, with the mounts it expects.
+	dir := t.TempDir()
+	res := find[*corev1.ConfigMap](objs, "ConfigMap", "tollgate-resources")
+	if err := os.WriteFile(filepath.Join(dir, "resources.yaml"), []byte(res.Data["resources.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cpYAML := strings.ReplaceAll(withTLSFiles(t, cm.Data["cp.yaml"]), "/etc/tollgate-resources", dir)
+	path := filepath.Join(t.TempDir(), "cp.yaml") // not among the resources
+	if err := os.WriteFile(path, []byte(cpYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadControlPlane(path)
+	if err != nil {
+		t.Fatalf("control-plane config: %v", err)
+	}
+	if cfg.TLS.CAFile == "" || cfg.TLS.CertFile == "" {
+		t.Error("the control plane does not require replicas' client certificates")
+	}
+	if _, err := config.LoadResources(cfg.Source.File); err != nil {
+		t.Fatalf("the resources the control plane serves: %v", err)
+	}
+	// The replicas mount their client certificate and a state directory.
+	tg := find[*appsv1.Deployment](objs, "Deployment", "tollgate")
+	names := map[string]bool{}
+	for _, v := range tg.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "tollgate-replica-tls" || v.EmptyDir != nil {
+			names[v.Name] = true
+		}
+	}
+	if !names["xds-tls"] || !names["state"] {
+		t.Errorf("replica volumes %v: want the client certificate and the state directory", tg.Spec.Template.Spec.Volumes)
+	}
 }
 
 // checkProvider: the CUSTOM provider registration, the mesh's path
@@ -403,6 +518,7 @@ func TestEveryManifestIsBuilt(t *testing.T) {
 		}
 		var k struct {
 			Resources          []string
+			Components         []string
 			Patches            []struct{ Path string }
 			ConfigMapGenerator []struct{ Files []string } `json:"configMapGenerator"`
 		}
@@ -417,6 +533,9 @@ func TestEveryManifestIsBuilt(t *testing.T) {
 			} else {
 				used[path] = true
 			}
+		}
+		for _, c := range k.Components {
+			walk(filepath.Join(dir, c))
 		}
 		for _, p := range k.Patches {
 			used[filepath.Join(dir, p.Path)] = true
