@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 IMAGE ?= ghcr.io/tollgate/enforcer:$(VERSION)
 
-.PHONY: all build run test test-deps unit fuzz bench microbench vet image proto
+.PHONY: all build run run-controlplane test test-deps unit fuzz bench microbench vet image proto
 
 all: build
 
@@ -16,6 +16,13 @@ build:
 
 run:
 	$(GO) run ./cmd/enforcer serve --config examples/quickstart.yaml
+
+# A control plane serving the quickstart's resources and one enforcer
+# wired to it (README, "Control plane"); Ctrl-C stops both.
+run-controlplane: build
+	bin/enforcer controlplane --config examples/controlplane/cp.yaml & cp=$$!; \
+	trap 'kill $$cp 2>/dev/null' EXIT INT TERM; \
+	bin/enforcer serve --config examples/controlplane/replica.yaml
 
 test: test-deps vet unit fuzz
 

@@ -189,3 +189,27 @@ func FuzzPeekAdmin(f *testing.F) {
 		}
 	})
 }
+
+// TestControlPlaneExample keeps examples/controlplane loadable: the
+// control plane's config and resources, and the replica's config.
+func TestControlPlaneExample(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "controlplane")
+	cp, err := LoadControlPlane(filepath.Join(dir, "cp.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := LoadResources(cp.Source.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Resources.Apis) == 0 || len(set.Resources.ApiKeys) == 0 {
+		t.Fatalf("example resources: %v", set.Resources)
+	}
+	replica, err := Load(filepath.Join(dir, "replica.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replica.ControlPlane.Address != cp.Listen.XDS {
+		t.Fatalf("the replica dials %s, the control plane listens on %s", replica.ControlPlane.Address, cp.Listen.XDS)
+	}
+}
