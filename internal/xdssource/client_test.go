@@ -108,8 +108,8 @@ func TestPersistedStateServedWithoutControlPlane(t *testing.T) {
 		t.Fatal("the synced key is not served")
 	}
 	eventually(t, "the state to be written", func() bool {
-		_, err := os.Stat(filepath.Join(stateDir, stateFile))
-		return err == nil
+		r, err := readState(stateDir)
+		return err == nil && r != nil && len(r.ApiKeys) == 1
 	})
 
 	// Nothing listens here: the replica has only its state.
