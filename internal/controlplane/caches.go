@@ -26,10 +26,7 @@ func newCaches(versionPrefix string, chunkBytes int) *caches {
 	c := &caches{byType: map[string]*chunkedCache{}, current: resources.Set{}}
 	muxed := map[string]cache.Cache{}
 	for _, t := range resources.Types {
-		lc := &chunkedCache{
-			LinearCache: cache.NewLinearCache(t, cache.WithVersionPrefix(versionPrefix), cache.WithLogger(quietLogger{})),
-			maxBytes:    chunkBytes,
-		}
+		lc := newChunkedCache(cache.NewLinearCache(t, cache.WithVersionPrefix(versionPrefix), cache.WithLogger(quietLogger{})), chunkBytes)
 		c.byType[t] = lc
 		muxed[t] = lc
 		c.current[t] = map[string]proto.Message{}

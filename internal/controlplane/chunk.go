@@ -3,10 +3,13 @@ package controlplane
 import (
 	"context"
 	"maps"
-	"slices"
+	"reflect"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -18,24 +21,71 @@ import (
 const DefaultChunkBytes = 1 << 20
 
 // chunkedCache is a linear cache whose delta responses are cut into
-// pieces of at most maxBytes of resources. A piece leaves the resources
-// it does not carry at the versions the replica already had, so the
-// server's next watch (opened when the replica acknowledges the piece)
-// finds them still changed and sends the next piece at once.
+// pieces of at most maxBytes of resources.
+//
+// A large response is computed once, by the linear cache; its pieces are
+// kept, and each is sent when the replica acknowledges the one before.
+// The server stores the version map a response returns as what the
+// replica knows, and hands that same map back when it opens the next
+// watch: the map's identity tells a continuation from a new request. If
+// the cache changed meanwhile, the kept pieces are dropped and the linear
+// cache computes afresh against what the replica has been sent so far.
 type chunkedCache struct {
 	*cache.LinearCache
 	maxBytes int
+
+	updates atomic.Uint64 // changes to the cache, to tell kept pieces stale
+	mu      sync.Mutex
+	pending map[uintptr]*remainder // by the identity of the version map sent last
+}
+
+// keepPieces bounds how long the rest of a response waits for its
+// acknowledgement: a stream that ended leaves it behind.
+const keepPieces = 5 * time.Minute
+
+// remainder is what is left of a chunked response.
+type remainder struct {
+	kept     time.Time
+	updates  uint64 // the cache's update count when it was computed
+	typeURL  string
+	version  string
+	rest     []*discovery.Resource
+	returned map[string]string // what the replica knows, growing piece by piece
+	versions map[string]string // the versions of the resources in rest
+}
+
+func newChunkedCache(lc *cache.LinearCache, maxBytes int) *chunkedCache {
+	return &chunkedCache{LinearCache: lc, maxBytes: maxBytes, pending: map[uintptr]*remainder{}}
+}
+
+// UpdateResources updates the linear cache and makes kept pieces stale.
+func (c *chunkedCache) UpdateResources(update map[string]types.Resource, remove []string) error {
+	c.updates.Add(1)
+	return c.LinearCache.UpdateResources(update, remove)
+}
+
+func mapID(m map[string]string) uintptr {
+	if m == nil {
+		return 0
+	}
+	return reflect.ValueOf(m).Pointer()
 }
 
 func (c *chunkedCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) (func(), error) {
+	known := sub.ReturnedResources()
+	c.mu.Lock()
+	rem := c.pending[mapID(known)]
+	delete(c.pending, mapID(known))
+	c.mu.Unlock()
+	if rem != nil && rem.updates == c.updates.Load() && req.GetErrorDetail() == nil {
+		out <- c.next(rem, req, nil) // the channel has room for every kind
+		return func() {}, nil
+	}
 	in := make(chan cache.DeltaResponse, 1)
 	cancelInner, err := c.LinearCache.CreateDeltaWatch(req, sub, in)
 	if err != nil {
 		return nil, err
 	}
-	// What the replica knew when the watch opened: the server replaces,
-	// never alters, the map it hands in.
-	known := sub.ReturnedResources()
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -58,48 +108,68 @@ func (c *chunkedCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subsc
 	}, nil
 }
 
+// chunk passes a response that fits, and otherwise starts sending it in
+// pieces.
 func (c *chunkedCache) chunk(resp cache.DeltaResponse, known map[string]string) cache.DeltaResponse {
 	msg, err := resp.GetDeltaDiscoveryResponse()
 	if err != nil || proto.Size(msg) <= c.maxBytes {
 		return resp
 	}
-	all := slices.SortedFunc(slices.Values(msg.GetResources()), func(a, b *discovery.Resource) int {
-		return compareStrings(a.GetName(), b.GetName())
-	})
-	size, n := 0, 0
-	for n < len(all) && (n == 0 || size+proto.Size(all[n]) <= c.maxBytes) {
-		size += proto.Size(all[n])
-		n++
+	all := resp.GetReturnedResources()
+	rem := &remainder{
+		updates:  c.updates.Load(),
+		typeURL:  msg.GetTypeUrl(),
+		version:  msg.GetSystemVersionInfo(),
+		rest:     msg.GetResources(),
+		returned: maps.Clone(known),
+		versions: make(map[string]string, len(msg.GetResources())),
 	}
-	returned := maps.Clone(resp.GetReturnedResources())
-	for _, r := range all[n:] {
-		if v, ok := known[r.GetName()]; ok {
-			returned[r.GetName()] = v
-		} else {
-			delete(returned, r.GetName())
-		}
+	if rem.returned == nil {
+		rem.returned = map[string]string{}
 	}
-	version := msg.GetSystemVersionInfo()
-	if n < len(all) {
-		version += resources.PartialSuffix
+	for _, name := range msg.GetRemovedResources() {
+		delete(rem.returned, name)
 	}
-	piece := &discovery.DeltaDiscoveryResponse{
-		TypeUrl:           msg.GetTypeUrl(),
-		SystemVersionInfo: version,
-		Resources:         all[:n],
-		RemovedResources:  msg.GetRemovedResources(),
+	for _, r := range rem.rest {
+		rem.versions[r.GetName()] = all[r.GetName()]
 	}
-	return &pieceResponse{msg: piece, req: resp.GetDeltaRequest(), returned: returned, ctx: resp.GetContext()}
+	return c.next(rem, resp.GetDeltaRequest(), msg.GetRemovedResources())
 }
 
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// next sends the next piece of rem and keeps the rest.
+func (c *chunkedCache) next(rem *remainder, req *discovery.DeltaDiscoveryRequest, removed []string) cache.DeltaResponse {
+	size, n := 0, 0
+	for n < len(rem.rest) && (n == 0 || size+proto.Size(rem.rest[n]) <= c.maxBytes) {
+		size += proto.Size(rem.rest[n])
+		n++
 	}
-	return 0
+	piece := rem.rest[:n]
+	rem.rest = rem.rest[n:]
+	for _, r := range piece {
+		rem.returned[r.GetName()] = rem.versions[r.GetName()]
+		delete(rem.versions, r.GetName())
+	}
+	version := rem.version
+	if len(rem.rest) > 0 {
+		version += resources.PartialSuffix
+		now := time.Now()
+		rem.kept = now
+		c.mu.Lock()
+		for id, old := range c.pending {
+			if now.Sub(old.kept) > keepPieces {
+				delete(c.pending, id)
+			}
+		}
+		c.pending[mapID(rem.returned)] = rem
+		c.mu.Unlock()
+	}
+	msg := &discovery.DeltaDiscoveryResponse{
+		TypeUrl:           rem.typeURL,
+		SystemVersionInfo: version,
+		Resources:         piece,
+		RemovedResources:  removed,
+	}
+	return &pieceResponse{msg: msg, req: req, returned: rem.returned, ctx: context.Background()}
 }
 
 // pieceResponse is one piece of a chunked delta response.

@@ -315,3 +315,67 @@ func nodeOf(id string) *core.Node {
 	md, _ := structpb.NewStruct(map[string]any{"role": "test"})
 	return &core.Node{Id: id, Metadata: md}
 }
+
+// TestChangeBetweenPieces: when the source changes while a large
+// response is going out in pieces, the replica still ends with every
+// resource at its newest version.
+func TestChangeBetweenPieces(t *testing.T) {
+	const n, chunk = 500, 8 << 10
+	p := startPlane(t, keysYAML(n), chunk)
+	s := deltaStream(t, p.xds, "r1", resources.ApiKey, nil)
+	held := map[string]string{}
+	changed := false
+	for {
+		resp, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range resp.GetResources() {
+			held[r.GetName()] = string(r.GetResource().GetValue())
+		}
+		for _, name := range resp.GetRemovedResources() {
+			delete(held, name)
+		}
+		if !changed {
+			// Key 1 is renamed and key n removed before the rest is sent.
+			changed = true
+			edited := strings.Replace(keysYAML(n), "name: key-0,", "name: renamed,", 1)
+			edited = strings.Replace(edited, fmt.Sprintf("  - {application: shop, name: key-%d, sha256: %064x}\n", n-1, n), "", 1)
+			p.write(t, edited)
+			waitChanges(t, p, 2)
+		}
+		if err := s.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: resources.ApiKey, ResponseNonce: resp.GetNonce()}); err != nil {
+			t.Fatal(err)
+		}
+		if len(held) == n-1 && strings.Contains(held[fmt.Sprintf("%064x", 1)], "renamed") {
+			if _, gone := held[fmt.Sprintf("%064x", n)]; !gone {
+				return
+			}
+		}
+		// Otherwise more pieces, or the change itself, are still to come
+		// (the stream's deadline ends a test that never gets them).
+	}
+}
+
+// waitChanges waits until the control plane has applied want loads that
+// changed something.
+func waitChanges(t *testing.T, p *testPlane, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, err := http.Get("http://" + p.api + "/api/v1/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st sourceStatus
+		_ = json.NewDecoder(r.Body).Decode(&st)
+		r.Body.Close()
+		if st.Changes >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the control plane applied %d changes, want %d", st.Changes, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
