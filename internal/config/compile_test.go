@@ -304,8 +304,8 @@ func TestCompileValid(t *testing.T) {
 		if p == nil {
 			t.Fatalf("Lookup(%q) = nil; an upper-case sha256 in the config should match", partnerKey)
 		}
-		if p.Application != snap.Applications["partner"] || p.Name != "key-1" || !p.ExpiresAt.IsZero() || p.AllowedCIDRs != nil {
-			t.Errorf("partner key = %+v, want application partner, default name key-1, no expiry, no CIDRs", p)
+		if wantName := "key-" + sha256Hex(partnerKey)[:8]; p.Application != snap.Applications["partner"] || p.Name != wantName || !p.ExpiresAt.IsZero() || p.AllowedCIDRs != nil {
+			t.Errorf("partner key = %+v, want application partner, default name %s, no expiry, no CIDRs", p, wantName)
 		}
 
 		for _, bad := range []string{"", "tgk_unknown", sha256Hex(mobileKey)} {

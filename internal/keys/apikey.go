@@ -69,14 +69,65 @@ func (k *APIKey) AllowsAddr(addr netip.Addr) bool {
 // APIKeyIndex finds a key by the digest of the presented value: one hash and
 // one map lookup, whatever the number of keys. Comparing digests rather than
 // keys means the lookup leaks nothing useful through timing.
+//
+// The index is immutable and split into shards by the digest's first byte,
+// so that With, which makes an index with a few keys changed, copies only
+// the shards those keys fall in: a key added to a million costs a copy of
+// about four thousand entries, and every other shard is shared.
 type APIKeyIndex struct {
-	byDigest map[Digest]*APIKey
+	shards [apiKeyShards]map[Digest]*APIKey
+	n      int
 }
+
+const apiKeyShards = 256
 
 // NewAPIKeyIndex indexes keys; digests must be unique (the config compiler
 // checks that).
 func NewAPIKeyIndex(entries map[Digest]*APIKey) *APIKeyIndex {
-	return &APIKeyIndex{byDigest: entries}
+	x := &APIKeyIndex{n: len(entries)}
+	for d, k := range entries {
+		shard := x.shards[d[0]]
+		if shard == nil {
+			shard = make(map[Digest]*APIKey, len(entries)/apiKeyShards+1)
+			x.shards[d[0]] = shard
+		}
+		shard[d] = k
+	}
+	return x
+}
+
+// With returns an index with the keys of set added or replaced and those
+// of remove removed, sharing every shard neither touches.
+func (x *APIKeyIndex) With(set map[Digest]*APIKey, remove []Digest) *APIKeyIndex {
+	out := &APIKeyIndex{}
+	if x != nil {
+		*out = *x
+	}
+	copied := [apiKeyShards]bool{}
+	shard := func(b byte) map[Digest]*APIKey {
+		if !copied[b] {
+			m := make(map[Digest]*APIKey, len(out.shards[b])+1)
+			for d, k := range out.shards[b] {
+				m[d] = k
+			}
+			out.shards[b], copied[b] = m, true
+		}
+		return out.shards[b]
+	}
+	for _, d := range remove {
+		if _, ok := out.shards[d[0]][d]; ok {
+			delete(shard(d[0]), d)
+			out.n--
+		}
+	}
+	for d, k := range set {
+		m := shard(d[0])
+		if _, ok := m[d]; !ok {
+			out.n++
+		}
+		m[d] = k
+	}
+	return out
 }
 
 // Lookup returns the key whose digest matches presented, or nil.
@@ -84,11 +135,25 @@ func (x *APIKeyIndex) Lookup(presented string) *APIKey {
 	if x == nil || presented == "" {
 		return nil
 	}
-	return x.byDigest[HashAPIKey(presented)]
+	d := HashAPIKey(presented)
+	return x.shards[d[0]][d]
+}
+
+// Get returns the key with digest d, or nil.
+func (x *APIKeyIndex) Get(d Digest) *APIKey {
+	if x == nil {
+		return nil
+	}
+	return x.shards[d[0]][d]
 }
 
 // Len returns the number of keys.
-func (x *APIKeyIndex) Len() int { return len(x.byDigest) }
+func (x *APIKeyIndex) Len() int {
+	if x == nil {
+		return 0
+	}
+	return x.n
+}
 
 // NewAPIKey returns a fresh random key: the prefix and 32 random bytes
 // (256 bits) in unpadded base64url.

@@ -3,7 +3,9 @@ package keys
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +96,46 @@ func TestParseCIDR(t *testing.T) {
 		if _, err := ParseCIDR(bad); err == nil {
 			t.Errorf("ParseCIDR(%q) accepted", bad)
 		}
+	}
+}
+
+func TestAPIKeyIndexWith(t *testing.T) {
+	entries := map[Digest]*APIKey{}
+	for i := range 2000 {
+		entries[HashAPIKey(fmt.Sprintf("key-%d", i))] = &APIKey{Name: fmt.Sprintf("key-%d", i)}
+	}
+	base := NewAPIKeyIndex(entries)
+	added := &APIKey{Name: "new"}
+	renamed := &APIKey{Name: "renamed"}
+	next := base.With(map[Digest]*APIKey{HashAPIKey("new"): added, HashAPIKey("key-1"): renamed},
+		[]Digest{HashAPIKey("key-2"), HashAPIKey("never-there")})
+	tests := []struct {
+		index *APIKeyIndex
+		key   string
+		want  string
+	}{
+		{base, "new", ""}, {base, "key-1", "key-1"}, {base, "key-2", "key-2"},
+		{next, "new", "new"}, {next, "key-1", "renamed"}, {next, "key-2", ""}, {next, "key-3", "key-3"},
+	}
+	for _, tc := range tests {
+		got := ""
+		if k := tc.index.Lookup(tc.key); k != nil {
+			got = k.Name
+		}
+		if got != tc.want {
+			t.Errorf("Lookup(%q) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+	if base.Len() != 2000 || next.Len() != 2000 {
+		t.Errorf("Len: base %d, next %d; want 2000 and 2000 (one added, one removed)", base.Len(), next.Len())
+	}
+	shared := 0
+	for b := range apiKeyShards {
+		if len(base.shards[b]) > 0 && reflect.ValueOf(base.shards[b]).Pointer() == reflect.ValueOf(next.shards[b]).Pointer() {
+			shared++
+		}
+	}
+	if shared < apiKeyShards-3-10 { // at most three shards touched (empty shards aside)
+		t.Errorf("only %d shards shared after changing three keys", shared)
 	}
 }

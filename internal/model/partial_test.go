@@ -1,11 +1,14 @@
 package model
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/tollgate/tollgate/internal/keys"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
@@ -89,5 +92,44 @@ func TestCompleteInputStillReportsDanglingReferences(t *testing.T) {
 		if !strings.Contains(joined, want) {
 			t.Errorf("problems do not mention %s:\n%s", want, joined)
 		}
+	}
+}
+
+func TestApplyAPIKeys(t *testing.T) {
+	hex := func(i int) string { return fmt.Sprintf("%064x", i) }
+	digest := func(i int) keys.Digest { d, _ := keys.ParseDigest(hex(i)); return d }
+	base, problems := Compile(Input{Now: time.Now(), Partial: true, Resources: &tollgatev1.Resources{
+		Applications: []*tollgatev1.Application{{Id: "shop"}},
+		ApiKeys: []*tollgatev1.ApiKey{{Application: "shop", Sha256: hex(1)}, {Application: "shop", Sha256: hex(2)},
+			{Application: "later", Sha256: hex(3)}},
+	}})
+	if len(problems) > 0 || base.Held != 1 {
+		t.Fatalf("base: %v, held %d", problems, base.Held)
+	}
+	next, problems := ApplyAPIKeys(base, []*tollgatev1.ApiKey{
+		{Application: "shop", Sha256: hex(4), Name: "added"},
+		{Application: "later", Sha256: hex(5)},
+		{Application: "shop", Sha256: hex(3)}, // the held key, now with a known application
+	}, []keys.Digest{digest(2)})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	for i, want := range map[int]bool{1: true, 2: false, 3: true, 4: true, 5: false} {
+		if got := next.APIKeys.Get(digest(i)) != nil; got != want {
+			t.Errorf("key %d indexed = %v, want %v", i, got, want)
+		}
+	}
+	if next.Held != 1 || !next.HeldKeys[digest(5)] || next.HeldKeys[digest(3)] {
+		t.Errorf("held %d %v, want only key 5", next.Held, next.HeldKeys)
+	}
+	if next.APIKeys.Get(digest(4)).Application != base.Applications["shop"] || next.Catalog != base.Catalog {
+		t.Error("the new snapshot does not share base's applications and catalog")
+	}
+	if base.APIKeys.Get(digest(2)) == nil || base.APIKeys.Get(digest(4)) != nil || !base.HeldKeys[digest(3)] {
+		t.Error("ApplyAPIKeys changed its base")
+	}
+	if _, problems := ApplyAPIKeys(base, []*tollgatev1.ApiKey{{Application: "shop", Sha256: "zz"}}, nil); len(problems) != 1 ||
+		problems[0].Path != "apiKeys[0].sha256" {
+		t.Errorf("a bad key: problems %v, want one at apiKeys[0].sha256", problems)
 	}
 }

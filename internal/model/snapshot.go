@@ -46,7 +46,10 @@ type Snapshot struct {
 
 	// Held counts resources held back because something they refer to
 	// has not arrived yet (Input.Partial); they deny until it does.
-	Held int
+	// HeldKeys are the held API keys (counted in Held too), which
+	// ApplyAPIKeys keeps up to date.
+	Held     int
+	HeldKeys map[keys.Digest]bool
 }
 
 // Settings are the parts of a replica's bootstrap the decision reads: how
