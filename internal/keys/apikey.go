@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -70,7 +71,7 @@ func (k *APIKey) AllowsAddr(addr netip.Addr) bool {
 // one map lookup, whatever the number of keys. Comparing digests rather than
 // keys means the lookup leaks nothing useful through timing.
 //
-// The index is immutable and split into shards by the digest's first byte,
+// The index is immutable and split into shards by a mix of the digest's bytes,
 // so that With, which makes an index with a few keys changed, copies only
 // the shards those keys fall in: a key added to a million costs a copy of
 // about four thousand entries, and every other shard is shared.
@@ -81,15 +82,25 @@ type APIKeyIndex struct {
 
 const apiKeyShards = 256
 
+// shardOf spreads digests over the shards. Real digests are uniform in
+// any byte, but hashes written by hand or by tools (0000…0001) are not:
+// mixing every byte keeps those spread too.
+func shardOf(d Digest) uint8 {
+	x := binary.LittleEndian.Uint64(d[0:]) ^ binary.LittleEndian.Uint64(d[8:]) ^
+		binary.LittleEndian.Uint64(d[16:]) ^ binary.LittleEndian.Uint64(d[24:])
+	return uint8((x * 0x9E3779B97F4A7C15) >> 56)
+}
+
 // NewAPIKeyIndex indexes keys; digests must be unique (the config compiler
 // checks that).
 func NewAPIKeyIndex(entries map[Digest]*APIKey) *APIKeyIndex {
 	x := &APIKeyIndex{n: len(entries)}
 	for d, k := range entries {
-		shard := x.shards[d[0]]
+		b := shardOf(d)
+		shard := x.shards[b]
 		if shard == nil {
 			shard = make(map[Digest]*APIKey, len(entries)/apiKeyShards+1)
-			x.shards[d[0]] = shard
+			x.shards[b] = shard
 		}
 		shard[d] = k
 	}
@@ -115,13 +126,13 @@ func (x *APIKeyIndex) With(set map[Digest]*APIKey, remove []Digest) *APIKeyIndex
 		return out.shards[b]
 	}
 	for _, d := range remove {
-		if _, ok := out.shards[d[0]][d]; ok {
-			delete(shard(d[0]), d)
+		if _, ok := out.shards[shardOf(d)][d]; ok {
+			delete(shard(shardOf(d)), d)
 			out.n--
 		}
 	}
 	for d, k := range set {
-		m := shard(d[0])
+		m := shard(shardOf(d))
 		if _, ok := m[d]; !ok {
 			out.n++
 		}
@@ -136,7 +147,7 @@ func (x *APIKeyIndex) Lookup(presented string) *APIKey {
 		return nil
 	}
 	d := HashAPIKey(presented)
-	return x.shards[d[0]][d]
+	return x.shards[shardOf(d)][d]
 }
 
 // Get returns the key with digest d, or nil.
@@ -144,7 +155,7 @@ func (x *APIKeyIndex) Get(d Digest) *APIKey {
 	if x == nil {
 		return nil
 	}
-	return x.shards[d[0]][d]
+	return x.shards[shardOf(d)][d]
 }
 
 // Len returns the number of keys.

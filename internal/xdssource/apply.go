@@ -3,6 +3,8 @@ package xdssource
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -10,8 +12,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/resources"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 // change is what one response (or the pieces of one) does to one kind.
@@ -84,8 +88,15 @@ func (ch *change) add(t string, resp *discovery.DeltaDiscoveryResponse) error {
 }
 
 // apply compiles the held resources with the change and, if they are
-// valid, publishes the result. Nothing changes otherwise.
+// valid, publishes the result. Nothing changes otherwise. A change of API
+// keys alone is applied to the published snapshot without recompiling
+// the rest (model.ApplyAPIKeys).
 func (c *Client) apply(t string, ch *change, version string) error {
+	if t == resources.ApiKey {
+		if base := c.o.Store.Load(); base == c.last && base != nil {
+			return c.applyKeys(base, ch, version)
+		}
+	}
 	c.mu.Lock()
 	next := make(held, len(c.held))
 	for k, v := range c.held {
@@ -109,17 +120,87 @@ func (c *Client) apply(t string, ch *change, version string) error {
 	snap.Version = version
 	c.publish(snap, func() {
 		c.held = next
-		c.versions[t] = version
-		c.status.Source = "controlPlane"
-		c.status.LastUpdate = c.o.Now().UTC()
+		c.applied(t, ch, version)
 	})
-	c.o.Log.Info("applied an update from the control plane", "type", resources.ShortName(t), "version", version,
-		"updated", len(ch.updated), "removed", len(ch.removed), "held_back", snap.Held)
+	c.logApplied(t, ch, version, snap)
+	return nil
+}
+
+// applyKeys applies a change of API keys to base, the snapshot this
+// client published last.
+func (c *Client) applyKeys(base *model.Snapshot, ch *change, version string) error {
+	names := slices.Sorted(maps.Keys(ch.updated))
+	set := make([]*tollgatev1.ApiKey, 0, len(names))
+	for _, name := range names {
+		set = append(set, ch.updated[name].msg.(*tollgatev1.ApiKey))
+	}
+	remove := make([]keys.Digest, 0, len(ch.removed))
+	for name := range ch.removed {
+		if d, err := keys.ParseDigest(name); err == nil {
+			remove = append(remove, d)
+		}
+	}
+	snap, problems := model.ApplyAPIKeys(base, set, remove)
+	if len(problems) > 0 {
+		msgs := make([]string, 0, min(len(problems), maxNackProblems))
+		for _, p := range problems[:min(len(problems), maxNackProblems)] {
+			msgs = append(msgs, keyWhere(names, p.Path)+": "+p.Msg)
+		}
+		if len(problems) > maxNackProblems {
+			msgs = append(msgs, fmt.Sprintf("and %d more", len(problems)-maxNackProblems))
+		}
+		return fmt.Errorf("%s", strings.Join(msgs, "; "))
+	}
+	snap.Version, snap.LoadedAt = version, c.o.Now()
+	c.publish(snap, func() {
+		byName := c.held[resources.ApiKey]
+		for name := range ch.removed {
+			delete(byName, name)
+		}
+		for name, e := range ch.updated {
+			byName[name] = e
+		}
+		c.applied(resources.ApiKey, ch, version)
+	})
+	c.logApplied(resources.ApiKey, ch, version, snap)
+	return nil
+}
+
+// keyWhere names the key a problem path of ApplyAPIKeys is about.
+func keyWhere(names []string, path string) string {
+	var i int
+	var field string
+	if n, _ := fmt.Sscanf(path, "apiKeys[%d]", &i); n == 1 && i >= 0 && i < len(names) {
+		if _, rest, ok := strings.Cut(path, "]."); ok {
+			field = ": " + rest
+		}
+		return fmt.Sprintf("ApiKey %q%s", names[i], field)
+	}
+	return path
+}
+
+// applied records a published change; the caller holds c.mu.
+func (c *Client) applied(t string, ch *change, version string) {
+	c.versions[t] = version
+	c.status.Source = "controlPlane"
+	c.status.LastUpdate = c.o.Now().UTC()
+	if c.state == nil {
+		return
+	}
+	r := record{typeURL: t, removed: slices.Sorted(maps.Keys(ch.removed))}
+	for _, name := range slices.Sorted(maps.Keys(ch.updated)) {
+		r.set = append(r.set, ch.updated[name].msg)
+	}
+	c.journal = append(c.journal, r)
 	select {
 	case c.dirty <- struct{}{}:
 	default: // a write is already due
 	}
-	return nil
+}
+
+func (c *Client) logApplied(t string, ch *change, version string, snap *model.Snapshot) {
+	c.o.Log.Info("applied an update from the control plane", "type", resources.ShortName(t), "version", version,
+		"updated", len(ch.updated), "removed", len(ch.removed), "held_back", snap.Held)
 }
 
 // maxNackProblems bounds the problems one NACK lists.
@@ -164,6 +245,7 @@ func (c *Client) compile(h held, complete bool) (*model.Snapshot, error) {
 func (c *Client) publish(snap *model.Snapshot, update func()) {
 	c.mu.Lock()
 	c.o.Store.Swap(snap)
+	c.last = snap
 	update()
 	c.status.Held = snap.Held
 	c.mu.Unlock()
@@ -190,21 +272,37 @@ func (c *Client) refused(t, version string, err error) {
 		"type", resources.ShortName(t), "version", version, "error", err.Error())
 }
 
-// writeStates writes the held state whenever it changed, one write at a
-// time and the latest state each time, and once more on the way out.
+// writeStates persists applied changes in the background, one write at
+// a time: appended to the journal, or, when the journal has grown large
+// (or there is no state yet), the whole state written afresh. It writes
+// once more on the way out.
 func (c *Client) writeStates(ctx context.Context) {
-	if c.o.StateDir == "" {
+	if c.state == nil {
 		return
 	}
 	write := func() {
 		c.mu.Lock()
-		set := c.held.set()
+		recs := c.journal
+		c.journal = nil
+		compact := c.state.needsCompaction()
+		var set resources.Set
+		if compact {
+			set = c.held.set()
+		}
 		c.mu.Unlock()
-		bundle, err := resources.Join(set)
-		if err == nil {
-			err = writeState(c.o.StateDir, bundle)
+		var err error
+		if compact {
+			var bundle *tollgatev1.Resources
+			if bundle, err = resources.Join(set); err == nil {
+				err = c.state.compact(bundle)
+			}
+		} else if len(recs) > 0 {
+			err = c.state.appendRecords(recs)
 		}
 		if err != nil {
+			// The next write compacts: a journal that failed midway may
+			// have lost records.
+			c.state.fresh = true
 			c.o.Log.Error("cannot persist the control plane's state", "state_dir", c.o.StateDir, "error", err.Error())
 		}
 	}

@@ -75,7 +75,10 @@ type Client struct {
 	loaded   chan struct{} // closed once a state is served
 	once     sync.Once
 
-	dirty chan struct{} // the state changed and is not written yet
+	dirty   chan struct{}   // the state changed and is not written yet
+	state   *stateStore     // nil without a state directory
+	journal []record        // applied, not yet written; guarded by mu
+	last    *model.Snapshot // published last by this client; guarded by mu
 }
 
 // Status is what the replica knows of its control plane, for the admin
@@ -142,6 +145,9 @@ func New(o Options) (*Client, error) {
 	for _, t := range resources.Types {
 		c.held[t] = map[string]entry{}
 	}
+	if o.StateDir != "" {
+		c.state = &stateStore{dir: o.StateDir}
+	}
 	c.metrics = newClientMetrics(o.Registerer, c)
 	return c, nil
 }
@@ -200,15 +206,20 @@ func (c *Client) Status() Status {
 // is one. A damaged or invalid state is reported and left unused: the
 // replica then waits for the control plane.
 func (c *Client) LoadState() (bool, error) {
-	if c.o.StateDir == "" {
+	if c.state == nil {
 		return false, nil
 	}
-	r, err := readState(c.o.StateDir)
+	r, recs, err := c.state.load()
 	if err != nil || r == nil {
+		c.state.fresh = true // write a whole state once there is one
 		return false, err
 	}
 	h, err := heldFrom(r)
+	if err == nil {
+		err = replay(h, recs)
+	}
 	if err != nil {
+		c.state.fresh = true
 		return false, fmt.Errorf("state: %w", err)
 	}
 	snap, err := c.compile(h, true) // a persisted state is complete

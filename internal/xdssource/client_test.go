@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/tollgate/tollgate/internal/controlplane"
 	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/model"
+	"github.com/tollgate/tollgate/internal/resources"
 	"github.com/tollgate/tollgate/internal/testpki"
 )
 
@@ -108,8 +110,12 @@ func TestPersistedStateServedWithoutControlPlane(t *testing.T) {
 		t.Fatal("the synced key is not served")
 	}
 	eventually(t, "the state to be written", func() bool {
-		r, err := readState(stateDir)
-		return err == nil && r != nil && len(r.ApiKeys) == 1
+		r, recs, err := (&stateStore{dir: stateDir}).load()
+		if err != nil || r == nil {
+			return false
+		}
+		h, err := heldFrom(r)
+		return err == nil && replay(h, recs) == nil && len(h[resources.ApiKey]) == 1
 	})
 
 	// Nothing listens here: the replica has only its state.
@@ -136,7 +142,7 @@ func TestPersistedStateServedWithoutControlPlane(t *testing.T) {
 // left unused.
 func TestDamagedStateIsNotServed(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte{0x0a, 0xff}, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf(statePattern, 3)), []byte{0x0a, 0xff}, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := New(Options{Address: "127.0.0.1:1", Node: "r", StateDir: dir, Store: model.NewStore(&model.Snapshot{})})
@@ -276,4 +282,58 @@ func TestMutualTLS(t *testing.T) {
 	if s := anonymous.Status(); s.Synced || s.Resources["ApiKey"] != 0 {
 		t.Fatalf("a replica without a client certificate was served: %+v", s)
 	}
+}
+
+// TestKeyChangesAreIncrementalAndJournalled: a key added and one removed
+// are applied without recompiling the rest (the new snapshot shares the
+// old one's catalog and applications), and a replica started from the
+// state directory afterwards holds exactly the new keys.
+func TestKeyChangesAreIncrementalAndJournalled(t *testing.T) {
+	cpDir, stateDir := t.TempDir(), t.TempDir()
+	twoKeys := fmt.Sprintf(appAndKeys, 1) + fmt.Sprintf("  - {application: shop, name: two, sha256: %064x}\n", 2)
+	addr := plane(t, cpDir, twoKeys)
+	c, store := replica(t, addr, stateDir, t.TempDir())
+	<-c.Loaded()
+	before := store.Load()
+	writeFile(t, filepath.Join(cpDir, "resources.yaml"),
+		fmt.Sprintf(appAndKeys, 1)+fmt.Sprintf("  - {application: shop, name: three, sha256: %064x}\n", 3))
+	eventually(t, "the key change", func() bool {
+		k := store.Load().APIKeys
+		return k.Len() == 2 && k.Get(digestOf(t, 3)) != nil && k.Get(digestOf(t, 2)) == nil
+	})
+	after := store.Load()
+	if after.Catalog != before.Catalog || reflect.ValueOf(after.Applications).Pointer() != reflect.ValueOf(before.Applications).Pointer() {
+		t.Error("a key change recompiled the catalog or the applications")
+	}
+	eventually(t, "the change persisted", func() bool {
+		r, recs, err := (&stateStore{dir: stateDir}).load()
+		if err != nil || r == nil {
+			return false
+		}
+		h, err := heldFrom(r)
+		if err != nil || replay(h, recs) != nil {
+			return false
+		}
+		_, three := h[resources.ApiKey][fmt.Sprintf("%064x", 3)]
+		return three
+	})
+	restarted, err := New(Options{Address: "127.0.0.1:1", Node: "r", StateDir: stateDir, Store: model.NewStore(&model.Snapshot{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := restarted.LoadState(); !ok || err != nil {
+		t.Fatalf("LoadState = %v, %v", ok, err)
+	}
+	if k := restarted.o.Store.Load().APIKeys; k.Len() != 2 || k.Get(digestOf(t, 2)) != nil || k.Get(digestOf(t, 3)) == nil {
+		t.Fatal("the restarted replica does not hold the journalled keys")
+	}
+}
+
+func digestOf(t *testing.T, i int) keys.Digest {
+	t.Helper()
+	d, err := keys.ParseDigest(fmt.Sprintf("%064x", i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -7,15 +7,23 @@ import (
 	"path/filepath"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tollgate/tollgate/internal/resources"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
-// stateFile is the last applied state in the state directory: a
-// tollgate.v1.Resources message in protobuf encoding.
-const stateFile = "resources.pb"
+// The state directory holds state-<G>.pb, the last compacted state (a
+// tollgate.v1.Resources message in protobuf encoding), and journal-<G>.pb,
+// the changes applied since. Compaction writes state-<G+1>.pb and only
+// then removes generation G, so a crash at any point leaves a state and
+// the journal that belongs to it, never an older journal replayed over a
+// newer state.
+const (
+	statePattern   = "state-%d.pb"
+	journalPattern = "journal-%d.pb"
+)
 
 // held is the resources a replica holds, by type and name, each with its
 // version (as the control plane computes it: the SHA-256 of its
@@ -74,34 +82,110 @@ func heldFrom(r *tollgatev1.Resources) (held, error) {
 	return h, nil
 }
 
-// readState reads the state directory; no state yet is (nil, nil).
-func readState(dir string) (*tollgatev1.Resources, error) {
-	data, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading state: %w", err)
-	}
-	r := &tollgatev1.Resources{}
-	if err := proto.Unmarshal(data, r); err != nil {
-		return nil, fmt.Errorf("state %s is damaged: %w", filepath.Join(dir, stateFile), err)
-	}
-	return r, nil
+// stateStore reads and writes one state directory.
+type stateStore struct {
+	dir         string
+	gen         int64 // of the current state file; 0: none yet
+	fresh       bool  // the next write must be a whole state (damage, or a failed write)
+	stateSize   int64
+	journalSize int64
 }
 
-// writeState replaces the state file atomically: written beside it,
-// synced, renamed over it, and the directory synced, so that a crash
-// leaves the old state or the new one, never half of one.
-func writeState(dir string, r *tollgatev1.Resources) error {
+// load reads the newest state and its journal; no state yet is (nil, nil).
+func (s *stateStore) load() (*tollgatev1.Resources, []record, error) {
+	entries, err := os.ReadDir(s.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading state: %w", err)
+	}
+	for _, e := range entries {
+		var g int64
+		if _, err := fmt.Sscanf(e.Name(), statePattern, &g); err == nil && g > s.gen {
+			s.gen = g
+		}
+	}
+	if s.gen == 0 {
+		return nil, nil, nil
+	}
+	path := filepath.Join(s.dir, fmt.Sprintf(statePattern, s.gen))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading state: %w", err)
+	}
+	s.stateSize = int64(len(data))
+	r := &tollgatev1.Resources{}
+	if err := proto.Unmarshal(data, r); err != nil {
+		return nil, nil, fmt.Errorf("state %s is damaged: %w", path, err)
+	}
+	journal, err := os.ReadFile(filepath.Join(s.dir, fmt.Sprintf(journalPattern, s.gen)))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("reading the state journal: %w", err)
+	}
+	s.journalSize = int64(len(journal))
+	recs, err := decodeRecords(journal)
+	if err != nil {
+		return nil, nil, fmt.Errorf("state journal: %w", err)
+	}
+	return r, recs, nil
+}
+
+// compact writes a whole state as the next generation and removes the
+// previous one with its journal.
+func (s *stateStore) compact(r *tollgatev1.Resources) error {
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".resources-*.pb")
+	next := s.gen + 1
+	if err := writeFileSynced(s.dir, fmt.Sprintf(statePattern, next), data); err != nil {
+		return err
+	}
+	for _, old := range []string{fmt.Sprintf(statePattern, s.gen), fmt.Sprintf(journalPattern, s.gen)} {
+		if err := os.Remove(filepath.Join(s.dir, old)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	s.gen, s.stateSize, s.journalSize, s.fresh = next, int64(len(data)), 0, false
+	return nil
+}
+
+// appendRecords journals changes to the current state.
+func (s *stateStore) appendRecords(recs []record) error {
+	var buf []byte
+	for _, r := range recs {
+		var err error
+		if buf, err = r.encode(buf); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, fmt.Sprintf(journalPattern, s.gen)), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Write(buf); err != nil {
+		return err
+	}
+	s.journalSize += int64(len(buf))
+	return f.Sync()
+}
+
+// needsCompaction: no state yet, or a journal that has grown to a
+// quarter of the state (replaying it would cost more than rereading).
+func (s *stateStore) needsCompaction() bool {
+	return s.gen == 0 || s.fresh || s.journalSize > max(s.stateSize/4, 1<<20)
+}
+
+// writeFileSynced writes a file beside its final name, syncs it, renames
+// it into place and syncs the directory: a crash leaves the old file or
+// the new one, never half of one.
+func writeFileSynced(dir, name string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, "."+name+"-*")
 	if err != nil {
 		return err
 	}
@@ -117,7 +201,7 @@ func writeState(dir string, r *tollgatev1.Resources) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, stateFile)); err != nil {
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	d, err := os.Open(dir)
@@ -126,4 +210,99 @@ func writeState(dir string, r *tollgatev1.Resources) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// A journal record is a varint length and then, in protobuf wire form,
+// field 1 the type URL, field 2 each resource set (its encoding), field 3
+// each name removed.
+
+// record is one applied change, as journalled.
+type record struct {
+	typeURL string
+	set     []proto.Message
+	removed []string
+}
+
+func (r record) encode(dst []byte) ([]byte, error) {
+	var body []byte
+	body = protowire.AppendTag(body, 1, protowire.BytesType)
+	body = protowire.AppendString(body, r.typeURL)
+	for _, m := range r.set {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		body = protowire.AppendTag(body, 2, protowire.BytesType)
+		body = protowire.AppendBytes(body, b)
+	}
+	for _, name := range r.removed {
+		body = protowire.AppendTag(body, 3, protowire.BytesType)
+		body = protowire.AppendString(body, name)
+	}
+	dst = protowire.AppendVarint(dst, uint64(len(body)))
+	return append(dst, body...), nil
+}
+
+// decodeRecords reads journal records; a torn last record (a crash in the
+// middle of an append) ends the journal.
+func decodeRecords(data []byte) ([]record, error) {
+	var out []record
+	for len(data) > 0 {
+		n, l := protowire.ConsumeVarint(data)
+		if l < 0 || uint64(len(data)-l) < n {
+			break // torn tail
+		}
+		body := data[l : l+int(n)]
+		data = data[l+int(n):]
+		var r record
+		for len(body) > 0 {
+			num, typ, tl := protowire.ConsumeTag(body)
+			if tl < 0 || typ != protowire.BytesType {
+				return nil, fmt.Errorf("journal record: bad field")
+			}
+			v, vl := protowire.ConsumeBytes(body[tl:])
+			if vl < 0 {
+				return nil, fmt.Errorf("journal record: bad field %d", num)
+			}
+			body = body[tl+vl:]
+			switch num {
+			case 1:
+				r.typeURL = string(v)
+			case 2:
+				m := resources.New(r.typeURL)
+				if m == nil {
+					return nil, fmt.Errorf("journal record: type %q", r.typeURL)
+				}
+				if err := proto.Unmarshal(v, m); err != nil {
+					return nil, fmt.Errorf("journal record: %w", err)
+				}
+				r.set = append(r.set, m)
+			case 3:
+				r.removed = append(r.removed, string(v))
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// replay applies journal records to held resources.
+func replay(h held, recs []record) error {
+	for _, r := range recs {
+		byName := h[r.typeURL]
+		if byName == nil {
+			return fmt.Errorf("journal record: type %q", r.typeURL)
+		}
+		for _, name := range r.removed {
+			delete(byName, name)
+		}
+		for _, m := range r.set {
+			v, err := versionOf(m)
+			if err != nil {
+				return err
+			}
+			byName[resources.NameOf(r.typeURL, m)] = entry{msg: m, version: v}
+		}
+	}
+	return nil
 }

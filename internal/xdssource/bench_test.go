@@ -1,0 +1,61 @@
+package xdssource
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/tollgate/tollgate/internal/model"
+	"github.com/tollgate/tollgate/internal/resources"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+)
+
+// benchState holds keys API keys over apps applications, each subscribed
+// to one API.
+func benchState(b *testing.B, keys, apps int) *Client {
+	b.Helper()
+	r := &tollgatev1.Resources{Apis: []*tollgatev1.Api{{Id: "orders", Security: []string{"apiKey"},
+		Operations: []*tollgatev1.Operation{{Path: "/**"}}}}}
+	for i := range apps {
+		id := fmt.Sprintf("app-%d", i)
+		r.Applications = append(r.Applications, &tollgatev1.Application{Id: id})
+		r.Subscriptions = append(r.Subscriptions, &tollgatev1.Subscription{Application: id, Api: "orders", State: "active"})
+	}
+	for i := range keys {
+		r.ApiKeys = append(r.ApiKeys, &tollgatev1.ApiKey{Application: fmt.Sprintf("app-%d", i%apps), Sha256: fmt.Sprintf("%064x", i+1)})
+	}
+	h, err := heldFrom(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := New(Options{Address: "127.0.0.1:1", Node: "bench", Store: model.NewStore(&model.Snapshot{})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.once.Do(func() { close(c.loaded) })
+	snap, err := c.compile(h, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.publish(snap, func() { c.held = h })
+	return c
+}
+
+// BenchmarkApplyOneKeyChange is the replica's cost of one key added to a
+// large state: what the control plane's propagation of a key costs each
+// replica.
+func BenchmarkApplyOneKeyChange(b *testing.B) {
+	for _, n := range []struct{ keys, apps int }{{10_000, 1_000}, {1_000_000, 100_000}} {
+		b.Run(fmt.Sprintf("keys=%d", n.keys), func(b *testing.B) {
+			c := benchState(b, n.keys, n.apps)
+			b.ResetTimer()
+			for i := range b.N {
+				k := &tollgatev1.ApiKey{Application: "app-0", Sha256: fmt.Sprintf("%064x", n.keys+1+i)}
+				v, _ := versionOf(k)
+				ch := &change{updated: map[string]entry{resources.NameOf(resources.ApiKey, k): {msg: k, version: v}}, removed: map[string]bool{}}
+				if err := c.apply(resources.ApiKey, ch, "v"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
