@@ -122,6 +122,7 @@ func (c *Client) apply(t string, ch *change, version string) error {
 		c.held = next
 		c.applied(t, ch, version)
 	})
+	c.compiled(snap)
 	c.logApplied(t, ch, version, snap)
 	return nil
 }
@@ -250,8 +251,12 @@ func (c *Client) publish(snap *model.Snapshot, update func()) {
 	c.status.Held = snap.Held
 	c.mu.Unlock()
 	c.metrics.update(c.o.Now())
-	if c.o.Published != nil {
-		c.o.Published(snap)
+}
+
+// compiled tells Options.Compiled about a snapshot compiled whole.
+func (c *Client) compiled(snap *model.Snapshot) {
+	if c.o.Compiled != nil {
+		c.o.Compiled(snap)
 	}
 }
 
@@ -284,7 +289,11 @@ func (c *Client) writeStates(ctx context.Context) {
 		c.mu.Lock()
 		recs := c.journal
 		c.journal = nil
-		compact := c.state.needsCompaction()
+		pending := 0
+		for _, r := range recs {
+			pending += len(r.set) + len(r.removed)
+		}
+		compact := c.state.needsCompaction(pending)
 		var set resources.Set
 		if compact {
 			set = c.held.set()

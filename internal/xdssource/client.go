@@ -48,8 +48,11 @@ type Options struct {
 	// Prepare, if set, runs on a valid snapshot before it is published (it
 	// binds the JWKS sources); an error refuses the response.
 	Prepare func(*model.Snapshot) error
-	// Published, if set, runs after a snapshot is swapped in.
-	Published  func(*model.Snapshot)
+	// Compiled, if set, runs after a snapshot compiled from the whole
+	// state is swapped in (the server then returns the compile's garbage
+	// to the system); not after an incremental change of keys, which
+	// leaves little.
+	Compiled   func(*model.Snapshot)
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil: no metrics
 	Now        func() time.Time
@@ -231,6 +234,7 @@ func (c *Client) LoadState() (bool, error) {
 		c.held = h
 		c.status.Source = "state"
 	})
+	c.compiled(snap)
 	c.once.Do(func() { close(c.loaded) })
 	c.o.Log.Info("serving the persisted state until the control plane answers",
 		"state_dir", c.o.StateDir, "resources", h.set().Count())
@@ -410,6 +414,7 @@ func (c *Client) markSynced() {
 		if snap, err := c.compile(h, true); err == nil {
 			snap.Version = c.o.Store.Load().Version
 			c.publish(snap, func() {})
+			c.compiled(snap)
 		}
 	}
 }

@@ -89,6 +89,9 @@ type stateStore struct {
 	fresh       bool  // the next write must be a whole state (damage, or a failed write)
 	stateSize   int64
 	journalSize int64
+	// Resources in the state and in its journal, to tell when replaying
+	// the journal would cost more than rereading a whole state.
+	stateCount, journalCount int
 }
 
 // load reads the newest state and its journal; no state yet is (nil, nil).
@@ -128,6 +131,10 @@ func (s *stateStore) load() (*tollgatev1.Resources, []record, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("state journal: %w", err)
 	}
+	s.stateCount = count(r)
+	for _, rec := range recs {
+		s.journalCount += len(rec.set) + len(rec.removed)
+	}
 	return r, recs, nil
 }
 
@@ -151,6 +158,7 @@ func (s *stateStore) compact(r *tollgatev1.Resources) error {
 		}
 	}
 	s.gen, s.stateSize, s.journalSize, s.fresh = next, int64(len(data)), 0, false
+	s.stateCount, s.journalCount = count(r), 0
 	return nil
 }
 
@@ -172,13 +180,25 @@ func (s *stateStore) appendRecords(recs []record) error {
 		return err
 	}
 	s.journalSize += int64(len(buf))
+	for _, r := range recs {
+		s.journalCount += len(r.set) + len(r.removed)
+	}
 	return f.Sync()
 }
 
-// needsCompaction: no state yet, or a journal that has grown to a
-// quarter of the state (replaying it would cost more than rereading).
-func (s *stateStore) needsCompaction() bool {
-	return s.gen == 0 || s.fresh || s.journalSize > max(s.stateSize/4, 1<<20)
+// needsCompaction: no state yet, or a journal that would grow, with
+// pending more resources, past a quarter of the state.
+func (s *stateStore) needsCompaction(pending int) bool {
+	return s.gen == 0 || s.fresh || s.journalCount+pending > max(s.stateCount/4, 1000)
+}
+
+func count(r *tollgatev1.Resources) int {
+	n := len(r.GetIssuers()) + len(r.GetRevokedTokens()) + len(r.GetApis()) + len(r.GetApplications()) +
+		len(r.GetSubscriptions()) + len(r.GetApiKeys()) + len(r.GetRateLimitPolicies())
+	if r.GetMtls() != nil {
+		n++
+	}
+	return n
 }
 
 // writeFileSynced writes a file beside its final name, syncs it, renames

@@ -22,7 +22,7 @@ func key(i int) *tollgatev1.ApiKey {
 func TestStateJournal(t *testing.T) {
 	dir := t.TempDir()
 	s := &stateStore{dir: dir}
-	if !s.needsCompaction() {
+	if !s.needsCompaction(0) {
 		t.Fatal("an empty state directory does not need a whole state")
 	}
 	if err := s.compact(&tollgatev1.Resources{ApiKeys: []*tollgatev1.ApiKey{key(1), key(2)}}); err != nil {
