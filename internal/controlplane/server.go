@@ -44,6 +44,11 @@ type Options struct {
 	PollInterval time.Duration
 }
 
+// MaxRequestBytes bounds one message from a replica (its initial
+// versions); replicas outside loopback authenticate with their
+// certificate first.
+const MaxRequestBytes = 512 << 20
+
 // shutdownGrace bounds how long the API listener drains.
 const shutdownGrace = 5 * time.Second
 
@@ -74,6 +79,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	grpcOpts := []grpc.ServerOption{
+		// A replica that reconnects names every resource it holds, with its
+		// version, in its first request: about 135 bytes a resource, so a
+		// million keys make a 135 MB message. gRPC's 4 MiB default would
+		// refuse it and force a full resend.
+		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
