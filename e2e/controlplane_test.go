@@ -285,7 +285,8 @@ func TestControlPlaneLargeSync(t *testing.T) {
 	}
 	xdsAddr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
 	startControlPlane(t, t.TempDir(), xdsAddr, res)
-	r := startReplica(t, "replica-bulk", xdsAddr, t.TempDir(), true)
+	stateDir := t.TempDir()
+	r := startReplica(t, "replica-bulk", xdsAddr, stateDir, true)
 	for _, i := range []int{0, n / 2, n - 1} {
 		if got := keyStatus(t, r, "/orders/1", fmt.Sprintf("tgk_bulk-%d", i)); got != 200 {
 			t.Errorf("key %d: status %d, want 200", i, got)
@@ -293,5 +294,25 @@ func TestControlPlaneLargeSync(t *testing.T) {
 	}
 	if got := r.countLogs("applied an update from the control plane", "type", "ApiKey"); got != 1 {
 		t.Errorf("the keys were applied in %d updates, want 1 (pieces applied together)", got)
+	}
+
+	// Restarted with its state, the replica names all 60,000 keys and
+	// their versions in its first request (over 4 MiB): it is sent nothing.
+	r.stop()
+	r = startReplica(t, "replica-bulk", xdsAddr, stateDir, true)
+	waitFor(t, "the restarted replica to be in step", 20*time.Second, func() bool {
+		resp, err := http.Get(r.AdminURL() + "/controlplane")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct{ Synced bool }
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Synced
+	})
+	if got := r.countLogs("applied an update from the control plane"); got != 0 {
+		t.Errorf("the restarted replica applied %d updates, want none", got)
+	}
+	if got := keyStatus(t, r, "/orders/1", fmt.Sprintf("tgk_bulk-%d", n-1)); got != 200 {
+		t.Errorf("after the restart: status %d, want 200", got)
 	}
 }
