@@ -385,7 +385,7 @@ func counts(m map[string]int64) string {
 func renderHostile(b *strings.Builder, h *hostileResult) {
 	ho := h.opts
 	fmt.Fprintf(b, "## Memory under attack\n\n")
-	fmt.Fprintf(b, "Method: each server is started fresh (%s; Tollgate then runs GC at its own GOGC=400), "+
+	fmt.Fprintf(b, "Method: each server is started fresh (%s; Tollgate then runs GC at Go's default GOGC=100), "+
 		"warmed with %d ordinary Checks carrying a valid JWT, and its RSS read after %v (idle); then one gRPC "+
 		"connection carries %d hostile Checks, %d in flight, each `%s %s` (an operation that requires a JWT) with "+
 		"`authorization: Bearer` and a %d-byte junk token in three base64url parts, plus %d headers of %d bytes, "+

@@ -47,7 +47,7 @@ func renderThroughput(b *strings.Builder, o options, rep report) {
 		"Tollgate … — %d rounds of %v each per scenario, after a warm-up. Server CPU per Check is the server "+
 		"process's own user+system time (`/proc/<pid>/stat`) over its rounds, divided by the Checks it answered. "+
 		"Throughput is what this client gets, not a server's ceiling. Both servers run with Go's defaults "+
-		"apart from what Tollgate sets itself (GOGC=400, a gRPC stream-worker pool). Ratios are Tollgate / noop "+
+		"apart from what Tollgate sets itself (a gRPC stream-worker pool; GC at Go's default pace). Ratios are Tollgate / noop "+
 		"in the same run. The noop decodes each CheckRequest with the generated protobuf code, as an ordinary "+
 		"server does; Tollgate reads it straight from the wire (`authz.WireCheckRequest`), which saves more than "+
 		"its whole decision costs, so its CPU per Check can come in under the floor.\n\n", o.concurrency, o.rounds, o.round)

@@ -8,19 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
 	"github.com/tollgate/tollgate/internal/server"
 )
-
-// defaultGCPercent replaces Go's GOGC=100 unless GOGC is set. Tollgate's
-// live heap is small (the config and bounded caches), so letting it grow
-// four times before a collection costs little memory and saves much of
-// the CPU a Check would otherwise spend on garbage collection (measured
-// with `make bench`). Set GOMEMLIMIT as well in containers.
-const defaultGCPercent = 400
 
 func serveCommand(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -36,9 +28,6 @@ func serveCommand(args []string, stderr io.Writer) error {
 	log, err := newLogger(*level, stderr, "serve")
 	if err != nil {
 		return err
-	}
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(defaultGCPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
