@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -233,18 +234,18 @@ func (c *compiler) subscriptions(in []*tollgatev1.Subscription, snap *Snapshot) 
 
 func (c *compiler) apiKeys(in []*tollgatev1.ApiKey, snap *Snapshot) *keys.APIKeyIndex {
 	index := make(map[keys.Digest]*keys.APIKey, len(in))
-	firstPath := map[keys.Digest]string{}
+	first := make(map[keys.Digest]int, len(in)) // where each key is first listed
 	for i, k := range in {
-		path := fmt.Sprintf("apiKeys[%d]", i)
+		path := "apiKeys[" + strconv.Itoa(i) + "]"
 		digest, entry, ok := c.apiKey(path, orEmpty(k), snap)
 		if !ok {
 			continue
 		}
-		if first, dup := firstPath[digest]; dup {
-			c.Addf(path+".sha256", "the same key is already listed at %s", first)
+		if j, dup := first[digest]; dup {
+			c.Addf(path+".sha256", "the same key is already listed at apiKeys[%d]", j)
 			continue
 		}
-		firstPath[digest] = path
+		first[digest] = i
 		index[digest] = entry
 	}
 	return keys.NewAPIKeyIndex(index)

@@ -59,9 +59,12 @@ func (s Set) Count() int {
 // the same name are an error (validation reports them first as
 // duplicates, so this only guards the conversion).
 func Split(r *tollgatev1.Resources) (Set, error) {
+	sizes := map[string]int{RateLimitPolicy: len(r.GetRateLimitPolicies()), Issuer: len(r.GetIssuers()), MtlsSettings: 1,
+		Api: len(r.GetApis()), Application: len(r.GetApplications()), Subscription: len(r.GetSubscriptions()),
+		ApiKey: len(r.GetApiKeys()), RevokedToken: len(r.GetRevokedTokens())}
 	s := Set{}
 	for _, t := range Types {
-		s[t] = map[string]proto.Message{}
+		s[t] = make(map[string]proto.Message, sizes[t])
 	}
 	var err error
 	add := func(typeURL, name string, m proto.Message) {
