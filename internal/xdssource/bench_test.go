@@ -59,3 +59,23 @@ func BenchmarkApplyOneKeyChange(b *testing.B) {
 		})
 	}
 }
+
+// heldFrom names and versions a bundle's resources.
+func heldFrom(r *tollgatev1.Resources) (held, error) {
+	set, err := resources.Split(r)
+	if err != nil {
+		return nil, err
+	}
+	h := held{}
+	for t, byName := range set {
+		h[t] = make(map[string]entry, len(byName))
+		for name, m := range byName {
+			v, err := versionOf(m)
+			if err != nil {
+				return nil, err
+			}
+			h[t][name] = entry{msg: m, version: v}
+		}
+	}
+	return h, nil
+}

@@ -212,15 +212,12 @@ func (c *Client) LoadState() (bool, error) {
 	if c.state == nil {
 		return false, nil
 	}
-	r, recs, err := c.state.load()
-	if err != nil || r == nil {
+	h, recs, err := c.state.load()
+	if err != nil || h == nil {
 		c.state.fresh = true // write a whole state once there is one
 		return false, err
 	}
-	h, err := heldFrom(r)
-	if err == nil {
-		err = replay(h, recs)
-	}
+	err = replay(h, recs)
 	if err != nil {
 		c.state.fresh = true
 		return false, fmt.Errorf("state: %w", err)

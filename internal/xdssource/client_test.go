@@ -110,12 +110,8 @@ func TestPersistedStateServedWithoutControlPlane(t *testing.T) {
 		t.Fatal("the synced key is not served")
 	}
 	eventually(t, "the state to be written", func() bool {
-		r, recs, err := (&stateStore{dir: stateDir}).load()
-		if err != nil || r == nil {
-			return false
-		}
-		h, err := heldFrom(r)
-		return err == nil && replay(h, recs) == nil && len(h[resources.ApiKey]) == 1
+		h, recs, err := (&stateStore{dir: stateDir}).load()
+		return err == nil && h != nil && replay(h, recs) == nil && len(h[resources.ApiKey]) == 1
 	})
 
 	// Nothing listens here: the replica has only its state.
@@ -306,12 +302,8 @@ func TestKeyChangesAreIncrementalAndJournalled(t *testing.T) {
 		t.Error("a key change recompiled the catalog or the applications")
 	}
 	eventually(t, "the change persisted", func() bool {
-		r, recs, err := (&stateStore{dir: stateDir}).load()
-		if err != nil || r == nil {
-			return false
-		}
-		h, err := heldFrom(r)
-		if err != nil || replay(h, recs) != nil {
+		h, recs, err := (&stateStore{dir: stateDir}).load()
+		if err != nil || h == nil || replay(h, recs) != nil {
 			return false
 		}
 		_, three := h[resources.ApiKey][fmt.Sprintf("%064x", 3)]

@@ -1,6 +1,8 @@
 package xdssource
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -62,24 +64,44 @@ func (h held) versions(typeURL string) map[string]string {
 	return out
 }
 
-// heldFrom names and versions a bundle's resources.
-func heldFrom(r *tollgatev1.Resources) (held, error) {
-	set, err := resources.Split(r)
-	if err != nil {
-		return nil, err
+// decodeState reads a state file: a tollgate.v1.Resources message whose
+// every field is a resource. Each resource's version is the SHA-256 of
+// its bytes in the file, which were written deterministically, as the
+// control plane encodes it: nothing is encoded again to hash it. n counts
+// the resources.
+func decodeState(data []byte) (h held, n int, err error) {
+	h = held{}
+	for _, t := range resources.Types {
+		h[t] = map[string]entry{}
 	}
-	h := held{}
-	for t, byName := range set {
-		h[t] = make(map[string]entry, len(byName))
-		for name, m := range byName {
-			v, err := versionOf(m)
-			if err != nil {
-				return nil, err
-			}
-			h[t][name] = entry{msg: m, version: v}
+	fields := (&tollgatev1.Resources{}).ProtoReflect().Descriptor().Fields()
+	for len(data) > 0 {
+		num, typ, tl := protowire.ConsumeTag(data)
+		if tl < 0 || typ != protowire.BytesType {
+			return nil, 0, errors.New("not a resources message")
 		}
+		v, vl := protowire.ConsumeBytes(data[tl:])
+		if vl < 0 {
+			return nil, 0, errors.New("truncated")
+		}
+		data = data[tl+vl:]
+		fd := fields.ByNumber(num)
+		if fd == nil || fd.Message() == nil {
+			continue // a field this version does not know
+		}
+		t := "type.googleapis.com/" + string(fd.Message().FullName())
+		m := resources.New(t)
+		if m == nil {
+			continue
+		}
+		if err := proto.Unmarshal(v, m); err != nil {
+			return nil, 0, err
+		}
+		sum := sha256.Sum256(v)
+		h[t][resources.NameOf(t, m)] = entry{msg: m, version: hex.EncodeToString(sum[:])}
+		n++
 	}
-	return h, nil
+	return h, n, nil
 }
 
 // stateStore reads and writes one state directory.
@@ -95,7 +117,7 @@ type stateStore struct {
 }
 
 // load reads the newest state and its journal; no state yet is (nil, nil).
-func (s *stateStore) load() (*tollgatev1.Resources, []record, error) {
+func (s *stateStore) load() (held, []record, error) {
 	entries, err := os.ReadDir(s.dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
@@ -118,8 +140,8 @@ func (s *stateStore) load() (*tollgatev1.Resources, []record, error) {
 		return nil, nil, fmt.Errorf("reading state: %w", err)
 	}
 	s.stateSize = int64(len(data))
-	r := &tollgatev1.Resources{}
-	if err := proto.Unmarshal(data, r); err != nil {
+	h, n, err := decodeState(data)
+	if err != nil {
 		return nil, nil, fmt.Errorf("state %s is damaged: %w", path, err)
 	}
 	journal, err := os.ReadFile(filepath.Join(s.dir, fmt.Sprintf(journalPattern, s.gen)))
@@ -131,11 +153,11 @@ func (s *stateStore) load() (*tollgatev1.Resources, []record, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("state journal: %w", err)
 	}
-	s.stateCount = count(r)
+	s.stateCount = n
 	for _, rec := range recs {
 		s.journalCount += len(rec.set) + len(rec.removed)
 	}
-	return r, recs, nil
+	return h, recs, nil
 }
 
 // compact writes a whole state as the next generation and removes the
