@@ -17,7 +17,7 @@ const backendTokenSlots = 1 << 12
 // backendToken is a signed backend JWT, reused for the same caller until
 // half its lifetime has passed.
 type backendToken struct {
-	snap     *model.Snapshot
+	policy   *model.BackendJWTPolicy // the signer and lifetime it was made with
 	token    string
 	reuseEnd time.Time
 }
@@ -42,9 +42,10 @@ func (e *Engine) backendToken(c *check, d *Decision, b *model.BackendJWTPolicy) 
 		appID, appName = app.ID, app.Name
 	}
 	// The cache key hashes everything the claims say, so equal keys mean
-	// equal tokens.
-	key := keyOf(d.API.ID, appID, d.Identity.Subject, d.Identity.Credential, d.Identity.ScopeText)
-	if t, ok := e.backendTokens.get(&key); ok && t.snap == c.snap && c.now.Before(t.reuseEnd) {
+	// equal tokens whichever snapshot made them; the policy says which
+	// signer and lifetime did.
+	key := keyOf(d.API.ID, d.API.Version, appID, appName, d.Identity.Subject, d.Identity.Credential, d.Identity.ScopeText)
+	if t, ok := e.backendTokens.get(&key); ok && t.policy == b && c.now.Before(t.reuseEnd) {
 		return t.token
 	}
 	claims := backendClaims{
@@ -67,6 +68,6 @@ func (e *Engine) backendToken(c *check, d *Decision, b *model.BackendJWTPolicy) 
 		e.log.Error("signing the backend JWT failed", "api", d.API.ID, "error", err.Error())
 		return ""
 	}
-	e.backendTokens.put(&key, &backendToken{snap: c.snap, token: token, reuseEnd: c.now.Add(b.TTL / 2)})
+	e.backendTokens.put(&key, &backendToken{policy: b, token: token, reuseEnd: c.now.Add(b.TTL / 2)})
 	return token
 }

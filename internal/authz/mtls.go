@@ -3,10 +3,10 @@ package authz
 import (
 	"crypto/x509"
 	"encoding/hex"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/keys"
-	"github.com/tollgate/tollgate/internal/model"
 )
 
 // HeaderXFCC is Envoy's x-forwarded-client-cert.
@@ -30,9 +30,12 @@ func invalidCert(desc string) Denial {
 }
 
 // certVerdict is what the cache remembers about one presented certificate.
+// It depends on the CA bundle only (the application is looked up per
+// check), so it outlives snapshots that share the bundle: a key or a
+// subscription changed does not make every certificate be verified again.
 type certVerdict struct {
-	snap        *model.Snapshot
-	until       time.Time // the certificate's NotAfter, or a short while for a refusal
+	pool        *x509.CertPool // the mtls.caFile bundle it was verified against; nil: none
+	until       time.Time      // the certificate's NotAfter, or a short while for a refusal
 	fingerprint keys.Digest
 	uri         string // URI SAN, trusted only when the certificate verified against the CA
 	denial      *Denial
@@ -44,7 +47,8 @@ type certVerdict struct {
 // Envoy forwards with include_peer_certificate, and — only when the config
 // trusts it — the nearest element of x-forwarded-client-cert.
 type mtlsAuthenticator struct {
-	certs *slotCache[*certVerdict]
+	certs    *slotCache[*certVerdict]
+	verified atomic.Int64 // certificates parsed and verified (tests)
 }
 
 func newMTLSAuthenticator() *mtlsAuthenticator {
@@ -134,7 +138,8 @@ func (a *mtlsAuthenticator) identifyCert(c *check, cert, chain string) (Identity
 		key = keyOf(cert, chain)
 	}
 	v, ok := a.certs.get(&key)
-	if !ok || v.snap != c.snap || !c.now.Before(v.until) {
+	if !ok || v.pool != c.snap.MTLS.CAPool || !c.now.Before(v.until) {
+		a.verified.Add(1)
 		if v = verifyCert(c, cert, chain); !v.until.IsZero() {
 			a.certs.put(&key, v)
 		}
@@ -155,7 +160,7 @@ func (a *mtlsAuthenticator) identifyCert(c *check, cert, chain string) (Identity
 // its validity period is checked, and only its fingerprint can identify
 // it: nothing vouches for its names.
 func verifyCert(c *check, cert, chain string) *certVerdict {
-	v := &certVerdict{snap: c.snap}
+	v := &certVerdict{pool: c.snap.MTLS.CAPool}
 	// Refusals are remembered only after signature work (a chain that did
 	// not verify): what fails to parse is cheap to refuse again, and
 	// caching it would let junk evict real entries.

@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/catalog"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/testpki"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 const (
@@ -178,5 +180,39 @@ func TestMTLSHeadersAndMetadata(t *testing.T) {
 	d := f.plain.Decide(context.Background(), mreq("/mixed/1", spiffeCart, "", "apikey", keyCart))
 	if d.Identity.Credential != "mtls+apiKey" || !strings.Contains(d.Upstream[4], "mtls") {
 		t.Errorf("credential %q", d.Identity.Credential)
+	}
+}
+
+// TestCertVerdictsOutliveKeyChanges: a verified certificate is not
+// verified again when only API keys change (the control plane's most
+// frequent update), and is when the CA bundle does.
+func TestCertVerdictsOutliveKeyChanges(t *testing.T) {
+	f := newMTLSFixture(t)
+	a := f.plain.schemes[catalog.SchemeMTLS].(*mtlsAuthenticator)
+	store := f.plain.config.(*model.Store)
+	cert := testpki.URLEncoded(f.certs["cart"])
+	decide := func(what string) {
+		t.Helper()
+		if d := f.plain.Decide(context.Background(), mreq("/orders/x", "", cert)); !d.Allowed {
+			t.Fatalf("%s: denied %s", what, d.Code())
+		}
+	}
+	decide("first use")
+	next, problems := model.ApplyAPIKeys(store.Load(), []*tollgatev1.ApiKey{{Application: "owner", Sha256: sha("tgk_new")}}, nil)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	store.Swap(next)
+	decide("after a key change")
+	if n := a.verified.Load(); n != 1 {
+		t.Errorf("%d verifications after a key change, want 1", n)
+	}
+	// A reloaded bundle (a new pool, whatever it holds) verifies again.
+	reloaded := *next
+	reloaded.MTLS.CAPool = next.MTLS.CAPool.Clone()
+	store.Swap(&reloaded)
+	decide("after the CA bundle is reloaded")
+	if n := a.verified.Load(); n != 2 {
+		t.Errorf("%d verifications after the CA bundle changed, want 2", n)
 	}
 }
