@@ -183,6 +183,10 @@ func (r *replica) startBackground(ctx context.Context) (stop func()) {
 	bgCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	r.reloadRequests = make(chan struct{}, 1)
+	onReload := func() {
+		r.log.Info("SIGHUP: reloading config")
+		_ = r.reloader.Reload(true)
+	}
 	if r.xds != nil {
 		wg.Add(1)
 		go func() {
@@ -191,23 +195,16 @@ func (r *replica) startBackground(ctx context.Context) (stop func()) {
 		}()
 		// SIGHUP has nothing to reload: resources come from the control
 		// plane and the bootstrap needs a restart.
+		onReload = func() {
+			r.log.Info("SIGHUP ignored: resources come from the control plane; bootstrap changes need a restart")
+		}
+	} else {
 		go func() {
-			for {
-				select {
-				case <-bgCtx.Done():
-					return
-				case <-r.reloadRequests:
-					r.log.Info("SIGHUP ignored: resources come from the control plane; bootstrap changes need a restart")
-				}
+			if err := r.reloader.Watch(bgCtx); err != nil {
+				r.log.Error("config watch stopped; SIGHUP still reloads", "error", err.Error())
 			}
 		}()
-		return func() { cancel(); wg.Wait() }
 	}
-	go func() {
-		if err := r.reloader.Watch(bgCtx); err != nil {
-			r.log.Error("config watch stopped; SIGHUP still reloads", "error", err.Error())
-		}
-	}()
 	// Reloads run beside the signal loop, so that SIGTERM is honoured at
 	// once even while a large config compiles; SIGHUPs that arrive during
 	// a reload make one more.
@@ -217,12 +214,11 @@ func (r *replica) startBackground(ctx context.Context) (stop func()) {
 			case <-bgCtx.Done():
 				return
 			case <-r.reloadRequests:
-				r.log.Info("SIGHUP: reloading config")
-				_ = r.reloader.Reload(true)
+				onReload()
 			}
 		}
 	}()
-	return cancel
+	return func() { cancel(); wg.Wait() }
 }
 
 // awaitReady reports ready once a state is served, every issuer's keys
