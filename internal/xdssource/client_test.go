@@ -26,6 +26,12 @@ import (
 // plane runs a control plane in process and returns its xDS address.
 func plane(t *testing.T, dir, resources string) string {
 	t.Helper()
+	return planeWith(t, dir, resources, "127.0.0.1:0", config.TLSFiles{})
+}
+
+// planeWith runs a control plane listening for xDS at xdsAddr with tls.
+func planeWith(t *testing.T, dir, resources, xdsAddr string, tls config.TLSFiles) string {
+	t.Helper()
 	writeFile(t, filepath.Join(dir, "resources.yaml"), resources)
 	addr := make(chan string, 2)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -33,7 +39,8 @@ func plane(t *testing.T, dir, resources string) string {
 	go func() {
 		done <- controlplane.Run(ctx, controlplane.Options{
 			Config: &config.ControlPlaneConfig{
-				Listen: config.ControlPlaneListen{XDS: "127.0.0.1:0", API: "127.0.0.1:0"},
+				Listen: config.ControlPlaneListen{XDS: xdsAddr, API: "127.0.0.1:0"},
+				TLS:    tls,
 				Source: config.Source{File: filepath.Join(dir, "resources.yaml")},
 			},
 			Listening: func(role, a string) {
@@ -68,9 +75,16 @@ func writeFile(t *testing.T, path, content string) {
 // replica runs a client against addr until the test ends.
 func replica(t *testing.T, addr, stateDir, baseDir string) (*Client, *model.Store) {
 	t.Helper()
-	store := model.NewStore(&model.Snapshot{})
-	c, err := New(Options{Address: addr, Node: "r1", StateDir: stateDir, BaseDir: baseDir, Store: store,
-		BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, ResyncAfterNack: 50 * time.Millisecond})
+	return runClient(t, Options{Address: addr, Node: "r1", StateDir: stateDir, BaseDir: baseDir, ResyncAfterNack: 50 * time.Millisecond})
+}
+
+// runClient runs a client with o (quick backoff, its own store) until
+// the test ends.
+func runClient(t *testing.T, o Options) (*Client, *model.Store) {
+	t.Helper()
+	o.Store = model.NewStore(&model.Snapshot{})
+	o.BackoffBase, o.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+	c, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +92,7 @@ func replica(t *testing.T, addr, stateDir, baseDir string) (*Client, *model.Stor
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return c, store
+	return c, o.Store
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -234,41 +248,12 @@ func TestMutualTLS(t *testing.T) {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, pki, "server")
 	clientCert, clientKey := ca.WriteKeyPair(t, testpki.Leaf{CommonName: "replica"}, pki, "client")
 
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "resources.yaml"), fmt.Sprintf(appAndKeys, 1))
-	addr := make(chan string, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- controlplane.Run(ctx, controlplane.Options{
-			Config: &config.ControlPlaneConfig{
-				Listen: config.ControlPlaneListen{XDS: "localhost:0", API: "127.0.0.1:0"},
-				TLS:    config.TLSFiles{CAFile: caFile, CertFile: serverCert, KeyFile: serverKey},
-				Source: config.Source{File: filepath.Join(dir, "resources.yaml")},
-			},
-			Listening: func(role, a string) {
-				if role == "xds" {
-					addr <- a
-				}
-			},
-		})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	_, port, _ := net.SplitHostPort(<-addr)
+	xds := planeWith(t, t.TempDir(), fmt.Sprintf(appAndKeys, 1), "localhost:0",
+		config.TLSFiles{CAFile: caFile, CertFile: serverCert, KeyFile: serverKey})
+	_, port, _ := net.SplitHostPort(xds)
 	target := "localhost:" + port
-
 	run := func(tlsFiles TLS) (*Client, *model.Store) {
-		store := model.NewStore(&model.Snapshot{})
-		c, err := New(Options{Address: target, TLS: tlsFiles, Node: "r", Store: store,
-			BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { defer close(stopped); c.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-stopped })
-		return c, store
+		return runClient(t, Options{Address: target, TLS: tlsFiles, Node: "r"})
 	}
 	_, store := run(TLS{CAFile: caFile, CertFile: clientCert, KeyFile: clientKey})
 	eventually(t, "the key over mutual TLS", func() bool { return store.Load().APIKeys != nil && store.Load().APIKeys.Len() == 1 })
