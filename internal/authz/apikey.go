@@ -1,6 +1,10 @@
 package authz
 
-import "cmp"
+import (
+	"cmp"
+
+	"github.com/tollgate/tollgate/internal/catalog"
+)
 
 // apiKeyAuthenticator verifies API keys sent in the API's header or query
 // parameter. Keys are looked up by their SHA-256; the key itself is never
@@ -42,8 +46,12 @@ func (a apiKeyAuthenticator) verify(c *check) (Identity, *Denial) {
 	if c.apiKeyUnclear {
 		return Identity{}, unreadable("The request carries more than one API key, or one under a parameter name spelled differently.")
 	}
-	key := c.snap.APIKeys.Lookup(presented)
-	if key == nil {
+	key, found := c.snap.APIKeys.Lookup(presented)
+	var app *catalog.Application
+	if found {
+		app = c.snap.Applications[key.AppID] // nil: a key held back for its application
+	}
+	if app == nil {
 		d := denyInvalidCredentials
 		d.Description = "The API key is not valid."
 		return Identity{}, &d
@@ -58,12 +66,11 @@ func (a apiKeyAuthenticator) verify(c *check) (Identity, *Denial) {
 		d.Description = "The API key may not be used from this address."
 		return Identity{}, &d
 	}
-	app := key.Application
 	return Identity{
 		Application: app,
 		Subject:     cmp.Or(app.Owner, app.ID),
-		Scopes:      key.Scopes,
-		ScopeText:   key.ScopeText,
+		Scopes:      key.Scopes(),
+		ScopeText:   key.ScopeText(),
 		KeyName:     key.Name,
 	}, nil
 }

@@ -282,34 +282,34 @@ func TestCompileValid(t *testing.T) {
 		if n := snap.APIKeys.Len(); n != 2 {
 			t.Errorf("APIKeys.Len() = %d, want 2", n)
 		}
-		k := snap.APIKeys.Lookup(mobileKey)
-		if k == nil {
+		k, ok := snap.APIKeys.Lookup(mobileKey)
+		if !ok {
 			t.Fatalf("Lookup(%q) = nil, want the key whose sha256 is %s", mobileKey, sha256Hex(mobileKey))
 		}
-		if k.Application != snap.Applications["mobile"] || k.Name != "ci" {
-			t.Errorf("mobile key: application %v, name %q; want mobile, ci", k.Application, k.Name)
+		if k.AppID != "mobile" || k.Name != "ci" {
+			t.Errorf("mobile key: application %q, name %q; want mobile, ci", k.AppID, k.Name)
 		}
-		if want := []string{"pets:write", "pets:read"}; !slices.Equal(k.Scopes, want) || k.ScopeText != "pets:write pets:read" {
-			t.Errorf("mobile key scopes = %q (%q), want %q", k.Scopes, k.ScopeText, want)
+		if want := []string{"pets:write", "pets:read"}; !slices.Equal(k.Scopes(), want) || k.ScopeText() != "pets:write pets:read" {
+			t.Errorf("mobile key scopes = %q (%q), want %q", k.Scopes(), k.ScopeText(), want)
 		}
 		if want := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC); !k.ExpiresAt.Equal(want) {
 			t.Errorf("mobile key ExpiresAt = %v, want %v", k.ExpiresAt, want)
 		}
 		wantCIDRs := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32")}
-		if !slices.Equal(k.AllowedCIDRs, wantCIDRs) {
-			t.Errorf("mobile key AllowedCIDRs = %v, want %v", k.AllowedCIDRs, wantCIDRs)
+		if !slices.Equal(k.Limits.AllowedCIDRs, wantCIDRs) {
+			t.Errorf("mobile key AllowedCIDRs = %v, want %v", k.Limits.AllowedCIDRs, wantCIDRs)
 		}
 
-		p := snap.APIKeys.Lookup(partnerKey)
-		if p == nil {
+		p, ok := snap.APIKeys.Lookup(partnerKey)
+		if !ok {
 			t.Fatalf("Lookup(%q) = nil; an upper-case sha256 in the config should match", partnerKey)
 		}
-		if wantName := "key-" + sha256Hex(partnerKey)[:8]; p.Application != snap.Applications["partner"] || p.Name != wantName || !p.ExpiresAt.IsZero() || p.AllowedCIDRs != nil {
+		if wantName := "key-" + sha256Hex(partnerKey)[:8]; p.AppID != "partner" || p.Name != wantName || !p.ExpiresAt.IsZero() || p.Limits != nil {
 			t.Errorf("partner key = %+v, want application partner, default name %s, no expiry, no CIDRs", p, wantName)
 		}
 
 		for _, bad := range []string{"", "tgk_unknown", sha256Hex(mobileKey)} {
-			if k := snap.APIKeys.Lookup(bad); k != nil {
+			if k, ok := snap.APIKeys.Lookup(bad); ok {
 				t.Errorf("Lookup(%q) = %q, want nil", bad, k.Name)
 			}
 		}
@@ -383,12 +383,12 @@ func TestCompileQuickstart(t *testing.T) {
 		{"tgk_quickstart_partner_demo_key", "partner", catalog.StateBlocked},
 	}
 	for _, tt := range tests {
-		k := snap.APIKeys.Lookup(tt.key)
-		if k == nil || k.Application == nil || k.Application.ID != tt.app {
+		k, ok := snap.APIKeys.Lookup(tt.key)
+		if !ok || snap.Applications[k.AppID] == nil || k.AppID != tt.app {
 			t.Errorf("Lookup(%q) = %+v, want a key of %s", tt.key, k, tt.app)
 			continue
 		}
-		if sub := k.Application.Subscription(api); sub == nil || sub.State != tt.state {
+		if sub := snap.Applications[k.AppID].Subscription(api); sub == nil || sub.State != tt.state {
 			t.Errorf("%s subscription = %+v, want state %v", tt.app, sub, tt.state)
 		}
 	}

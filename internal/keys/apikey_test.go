@@ -4,8 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
-	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -40,13 +41,13 @@ func TestDigest(t *testing.T) {
 }
 
 func TestIndexLookup(t *testing.T) {
-	k := &APIKey{Name: "ci"}
-	x := NewAPIKeyIndex(map[Digest]*APIKey{HashAPIKey("secret"): k})
-	if x.Lookup("secret") != k || x.Lookup("Secret") != nil || x.Lookup("") != nil || x.Len() != 1 {
+	x := NewAPIKeyIndex(map[Digest]APIKey{HashAPIKey("secret"): {Name: "ci"}})
+	found := func(x *APIKeyIndex, presented string) bool { _, ok := x.Lookup(presented); return ok }
+	if k, ok := x.Lookup("secret"); !ok || k.Name != "ci" || found(x, "Secret") || found(x, "") || x.Len() != 1 {
 		t.Fatal("lookup by digest failed")
 	}
 	var none *APIKeyIndex
-	if none.Lookup("secret") != nil {
+	if found(none, "secret") {
 		t.Fatal("nil index found a key")
 	}
 }
@@ -62,10 +63,10 @@ func TestExpiryAndCIDRs(t *testing.T) {
 		{APIKey{}, "203.0.113.1", false, true},
 		{APIKey{ExpiresAt: now}, "203.0.113.1", true, true},
 		{APIKey{ExpiresAt: now.Add(time.Second)}, "203.0.113.1", false, true},
-		{APIKey{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, "10.9.9.9", false, true},
-		{APIKey{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, "::ffff:10.9.9.9", false, true},
-		{APIKey{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, "11.0.0.1", false, false},
-		{APIKey{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}}, "2001:db8::5", false, true},
+		{APIKey{Limits: &KeyLimits{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}, "10.9.9.9", false, true},
+		{APIKey{Limits: &KeyLimits{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}, "::ffff:10.9.9.9", false, true},
+		{APIKey{Limits: &KeyLimits{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}, "11.0.0.1", false, false},
+		{APIKey{Limits: &KeyLimits{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}}}, "2001:db8::5", false, true},
 	}
 	for _, tc := range cases {
 		if got := tc.key.Expired(now); got != tc.expired {
@@ -76,7 +77,7 @@ func TestExpiryAndCIDRs(t *testing.T) {
 		}
 	}
 	// No address known (zero Addr): a CIDR-restricted key is refused.
-	restricted := APIKey{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}
+	restricted := APIKey{Limits: &KeyLimits{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}}
 	if restricted.AllowsAddr(netip.Addr{}) {
 		t.Error("an unknown client address passed a CIDR check")
 	}
@@ -100,14 +101,12 @@ func TestParseCIDR(t *testing.T) {
 }
 
 func TestAPIKeyIndexWith(t *testing.T) {
-	entries := map[Digest]*APIKey{}
+	entries := map[Digest]APIKey{}
 	for i := range 2000 {
-		entries[HashAPIKey(fmt.Sprintf("key-%d", i))] = &APIKey{Name: fmt.Sprintf("key-%d", i)}
+		entries[HashAPIKey(fmt.Sprintf("key-%d", i))] = APIKey{Name: fmt.Sprintf("key-%d", i)}
 	}
 	base := NewAPIKeyIndex(entries)
-	added := &APIKey{Name: "new"}
-	renamed := &APIKey{Name: "renamed"}
-	next := base.With(map[Digest]*APIKey{HashAPIKey("new"): added, HashAPIKey("key-1"): renamed},
+	next := base.With(map[Digest]APIKey{HashAPIKey("new"): {Name: "new"}, HashAPIKey("key-1"): {Name: "renamed"}},
 		[]Digest{HashAPIKey("key-2"), HashAPIKey("never-there")})
 	tests := []struct {
 		index *APIKeyIndex
@@ -119,7 +118,7 @@ func TestAPIKeyIndexWith(t *testing.T) {
 	}
 	for _, tc := range tests {
 		got := ""
-		if k := tc.index.Lookup(tc.key); k != nil {
+		if k, ok := tc.index.Lookup(tc.key); ok {
 			got = k.Name
 		}
 		if got != tc.want {
@@ -131,11 +130,69 @@ func TestAPIKeyIndexWith(t *testing.T) {
 	}
 	shared := 0
 	for b := range apiKeyShards {
-		if len(base.shards[b]) > 0 && reflect.ValueOf(base.shards[b]).Pointer() == reflect.ValueOf(next.shards[b]).Pointer() {
+		if len(base.shards[b].digests) > 0 && &base.shards[b].digests[0] == &next.shards[b].digests[0] {
 			shared++
 		}
 	}
 	if shared < apiKeyShards-3-10 { // at most three shards touched (empty shards aside)
 		t.Errorf("only %d shards shared after changing three keys", shared)
+	}
+}
+
+// TestAPIKeyIndexFollowsAMap: random changes applied with With, checked
+// against a plain map after each.
+func TestAPIKeyIndexFollowsAMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[Digest]string{}
+	var x *APIKeyIndex
+	digest := func() Digest { return HashAPIKey(fmt.Sprint(rng.IntN(3000))) }
+	for round := range 200 {
+		set, remove := map[Digest]APIKey{}, []Digest{}
+		for range rng.IntN(50) {
+			d := digest()
+			set[d] = APIKey{Name: fmt.Sprint("r", round)}
+		}
+		for range rng.IntN(50) {
+			remove = append(remove, digest())
+		}
+		x = x.With(set, remove)
+		for _, d := range remove {
+			if _, ok := set[d]; !ok {
+				delete(want, d)
+			}
+		}
+		for d, k := range set {
+			want[d] = k.Name
+		}
+		if x.Len() != len(want) {
+			t.Fatalf("round %d: Len %d, want %d", round, x.Len(), len(want))
+		}
+		n := 0
+		for d, k := range x.All() {
+			if want[d] != k.Name {
+				t.Fatalf("round %d: key %s is %q, want %q", round, d, k.Name, want[d])
+			}
+			n++
+		}
+		if n != len(want) {
+			t.Fatalf("round %d: All yields %d keys, want %d", round, n, len(want))
+		}
+	}
+}
+
+func BenchmarkAPIKeyLookup(b *testing.B) {
+	entries := make(map[Digest]APIKey, 1_000_000)
+	for i := range 1_000_000 {
+		entries[HashAPIKey(fmt.Sprint("key-", i))] = APIKey{Name: "k"}
+	}
+	x := NewAPIKeyIndex(entries)
+	entries = nil
+	runtime.GC() // the setup's garbage, not collected during the loop
+	presented := "key-12345"
+	b.ResetTimer()
+	for range b.N {
+		if _, ok := x.Lookup(presented); !ok {
+			b.Fatal("not found")
+		}
 	}
 }

@@ -3,7 +3,6 @@ package model
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -40,8 +39,14 @@ type Input struct {
 	// held subscription, key or application is absent, so it denies; an
 	// API whose rate-limit policy is missing is kept but denies with 503
 	// (catalog.API.Held), since leaving it out could let unmatched: allow
-	// through what it protects.
+	// through what it protects. A key whose application is missing is
+	// kept and authenticates nobody until the application arrives.
 	Partial bool
+	// APIKeys, if set, are compiled keys to use as they are, in place of
+	// Resources.ApiKeys (which must then be empty): a change to anything
+	// but keys recompiles no key. Keys refer to applications by id, so
+	// nothing in them points into the previous snapshot.
+	APIKeys *keys.APIKeyIndex
 }
 
 // Compile validates resources and builds a Snapshot. It reports every
@@ -55,7 +60,7 @@ func Compile(in Input) (*Snapshot, []Problem) {
 		c.in.Resources = &tollgatev1.Resources{}
 	}
 	snap := c.compile()
-	snap.Held = c.held + len(snap.HeldKeys)
+	snap.Held = c.held
 	return snap, c.Problems
 }
 
@@ -92,7 +97,14 @@ func (c *compiler) compile() *Snapshot {
 	snap.Catalog = catalog.New(apis, catalog.Options{StripPort: snap.StripPort})
 	c.applications(r.GetApplications(), snap)
 	c.subscriptions(r.GetSubscriptions(), snap)
-	snap.APIKeys = c.apiKeys(r.GetApiKeys(), snap)
+	if c.in.APIKeys != nil {
+		snap.APIKeys = c.in.APIKeys
+		for _, k := range snap.APIKeys.All() {
+			c.holdIf(snap.Applications[k.AppID] == nil)
+		}
+	} else {
+		snap.APIKeys = c.apiKeys(r.GetApiKeys(), snap)
+	}
 	snap.ReservedHeaderList = reservedHeaderList(snap.ReservedHeaders)
 	return snap
 }
@@ -233,7 +245,7 @@ func (c *compiler) subscriptions(in []*tollgatev1.Subscription, snap *Snapshot) 
 }
 
 func (c *compiler) apiKeys(in []*tollgatev1.ApiKey, snap *Snapshot) *keys.APIKeyIndex {
-	index := make(map[keys.Digest]*keys.APIKey, len(in))
+	index := make(map[keys.Digest]keys.APIKey, len(in))
 	first := make(map[keys.Digest]int, len(in)) // where each key is first listed
 	for i, k := range in {
 		path := "apiKeys[" + strconv.Itoa(i) + "]"
@@ -251,12 +263,13 @@ func (c *compiler) apiKeys(in []*tollgatev1.ApiKey, snap *Snapshot) *keys.APIKey
 	return keys.NewAPIKeyIndex(index)
 }
 
-// apiKey validates one key. ok is false for a key with a problem, and
-// for one held back because its application has not arrived (counted in
-// snap.HeldKeys).
-func (c *compiler) apiKey(path string, k *tollgatev1.ApiKey, snap *Snapshot) (digest keys.Digest, entry *keys.APIKey, ok bool) {
+// apiKey validates one key. ok is false for a key with a problem. A key
+// whose application has not arrived is kept (and counted as held) when
+// the input is partial: it authenticates nobody until the application
+// is there.
+func (c *compiler) apiKey(path string, k *tollgatev1.ApiKey, snap *Snapshot) (digest keys.Digest, entry keys.APIKey, ok bool) {
 	app := snap.Applications[k.GetApplication()]
-	if app == nil && !c.appIDsUnsure {
+	if app == nil && !c.appIDsUnsure && !c.in.Partial {
 		c.Addf(path+".application", "unknown application %q", k.GetApplication())
 	}
 	digest, err := keys.ParseDigest(strings.ToLower(k.GetSha256()))
@@ -266,20 +279,23 @@ func (c *compiler) apiKey(path string, k *tollgatev1.ApiKey, snap *Snapshot) (di
 	c.Text(path+".name", k.GetName())
 	// The default name is the hash's start, the same whatever the key's
 	// place in a list or the source it came from.
-	entry = &keys.APIKey{Name: cmp.Or(k.GetName(), "key-"+digest.String()[:8]), Application: app}
+	entry = keys.APIKey{Name: cmp.Or(k.GetName(), "key-"+digest.String()[:8]), AppID: k.GetApplication()}
+	if app != nil {
+		entry.AppID = app.ID // one copy of the id for all its keys
+	}
 	if k.GetExpiresAt() != nil {
 		entry.ExpiresAt = k.GetExpiresAt().AsTime()
 	}
-	entry.AllowedCIDRs = c.Prefixes(path+".allowedCidrs", k.GetAllowedCidrs())
+	cidrs := c.Prefixes(path+".allowedCidrs", k.GetAllowedCidrs())
 	c.Scopes(path+".scopes", k.GetScopes())
-	entry.Scopes, entry.ScopeText = k.GetScopes(), strings.Join(k.GetScopes(), " ")
-	if app == nil && err == nil && c.in.Partial {
-		if snap.HeldKeys == nil {
-			snap.HeldKeys = map[keys.Digest]bool{}
-		}
-		snap.HeldKeys[digest] = true
+	if len(cidrs) > 0 || len(k.GetScopes()) > 0 {
+		entry.Limits = &keys.KeyLimits{AllowedCIDRs: cidrs, Scopes: k.GetScopes(), ScopeText: strings.Join(k.GetScopes(), " ")}
 	}
-	return digest, entry, app != nil && err == nil
+	if err != nil || (app == nil && !c.in.Partial) {
+		return digest, keys.APIKey{}, false
+	}
+	c.holdIf(app == nil)
+	return digest, entry, true
 }
 
 // ApplyAPIKeys makes a snapshot that differs from base only in its API
@@ -290,26 +306,31 @@ func (c *compiler) apiKey(path string, k *tollgatev1.ApiKey, snap *Snapshot) (di
 // shared with base, so a key changed among a million costs microseconds.
 // Problem paths are apiKeys[i] of set.
 func ApplyAPIKeys(base *Snapshot, set []*tollgatev1.ApiKey, remove []keys.Digest) (*Snapshot, []Problem) {
-	c := compiler{in: Input{Partial: true}, unsure: func(string) bool { return false }, appIDsUnsure: true}
+	c := compiler{in: Input{Partial: true}, unsure: func(string) bool { return false }}
 	next := *base
-	next.HeldKeys = maps.Clone(base.HeldKeys)
-	for _, d := range remove {
-		delete(next.HeldKeys, d)
-	}
-	add := make(map[keys.Digest]*keys.APIKey, len(set))
+	held := func(k keys.APIKey, ok bool) bool { return ok && base.Applications[k.AppID] == nil }
+	add := make(map[keys.Digest]keys.APIKey, len(set))
 	for i, k := range set {
-		digest, entry, ok := c.apiKey(fmt.Sprintf("apiKeys[%d]", i), orEmpty(k), &next)
-		if ok {
+		if digest, entry, ok := c.apiKey(fmt.Sprintf("apiKeys[%d]", i), orEmpty(k), &next); ok {
 			add[digest] = entry
-			delete(next.HeldKeys, digest)
-		} else if next.HeldKeys[digest] {
-			remove = append(remove, digest) // replaced by a held version
 		}
 	}
 	if len(c.Problems) > 0 {
 		return nil, c.Problems
 	}
+	for d, k := range add {
+		if held(k, true) {
+			next.Held++
+		}
+		if held(base.APIKeys.Get(d)) {
+			next.Held-- // replaced
+		}
+	}
+	for _, d := range remove {
+		if _, replaced := add[d]; !replaced && held(base.APIKeys.Get(d)) {
+			next.Held--
+		}
+	}
 	next.APIKeys = base.APIKeys.With(add, remove)
-	next.Held = base.Held - len(base.HeldKeys) + len(next.HeldKeys)
 	return &next, nil
 }

@@ -29,7 +29,7 @@ func TestPartialHoldsBackDanglingReferences(t *testing.T) {
 		in         *tollgatev1.Resources
 		held       int
 		apiHeld    bool
-		keyBound   bool // the key is in the index
+		keyBound   bool // the key is indexed with its application there
 		subscribed bool
 	}{
 		{name: "complete", held: 0, keyBound: true, subscribed: true, in: &tollgatev1.Resources{
@@ -64,8 +64,10 @@ func TestPartialHoldsBackDanglingReferences(t *testing.T) {
 			if a := snap.Catalog.API("orders"); a != nil && a.Held != tc.apiHeld {
 				t.Errorf("API held = %v, want %v", a.Held, tc.apiHeld)
 			}
-			if got := snap.APIKeys.Len() == 1; got != tc.keyBound {
-				t.Errorf("key indexed = %v, want %v", got, tc.keyBound)
+			d, _ := keys.ParseDigest(digest)
+			k, ok := snap.APIKeys.Get(d)
+			if got := ok && snap.Applications[k.AppID] != nil; got != tc.keyBound {
+				t.Errorf("key bound = %v, want %v", got, tc.keyBound)
 			}
 			app, api := snap.Applications["shop"], snap.Catalog.API("orders")
 			if got := app != nil && api != nil && app.Subscription(api) != nil; got != tc.subscribed {
@@ -114,19 +116,37 @@ func TestApplyAPIKeys(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	for i, want := range map[int]bool{1: true, 2: false, 3: true, 4: true, 5: false} {
-		if got := next.APIKeys.Get(digest(i)) != nil; got != want {
-			t.Errorf("key %d indexed = %v, want %v", i, got, want)
+	// A held key is indexed, with an application that is not there.
+	for i, want := range map[int]string{1: "shop", 2: "", 3: "shop", 4: "shop", 5: "later"} {
+		got := ""
+		if k, ok := next.APIKeys.Get(digest(i)); ok {
+			got = k.AppID
+		}
+		if got != want {
+			t.Errorf("key %d: application %q, want %q", i, got, want)
 		}
 	}
-	if next.Held != 1 || !next.HeldKeys[digest(5)] || next.HeldKeys[digest(3)] {
-		t.Errorf("held %d %v, want only key 5", next.Held, next.HeldKeys)
+	if next.Held != 1 {
+		t.Errorf("held %d, want only key 5", next.Held)
 	}
-	if next.APIKeys.Get(digest(4)).Application != base.Applications["shop"] || next.Catalog != base.Catalog {
-		t.Error("the new snapshot does not share base's applications and catalog")
+	if next.Catalog != base.Catalog {
+		t.Error("the new snapshot does not share base's catalog")
 	}
-	if base.APIKeys.Get(digest(2)) == nil || base.APIKeys.Get(digest(4)) != nil || !base.HeldKeys[digest(3)] {
+	_, two := base.APIKeys.Get(digest(2))
+	_, four := base.APIKeys.Get(digest(4))
+	if three, _ := base.APIKeys.Get(digest(3)); !two || four || three.AppID != "later" || base.Held != 1 {
 		t.Error("ApplyAPIKeys changed its base")
+	}
+	// Removing the held key and the key replaced by it leaves nothing held.
+	if after, _ := ApplyAPIKeys(next, nil, []keys.Digest{digest(5), digest(1)}); after.Held != 0 || after.APIKeys.Len() != 2 {
+		t.Errorf("after removing key 5: held %d, %d keys; want 0, 2", after.Held, after.APIKeys.Len())
+	}
+	// Reusing compiled keys: the held count follows the applications.
+	reused, problems := Compile(Input{Partial: true, APIKeys: next.APIKeys, Resources: &tollgatev1.Resources{
+		Applications: []*tollgatev1.Application{{Id: "shop"}, {Id: "later"}},
+	}})
+	if len(problems) > 0 || reused.Held != 0 || reused.APIKeys != next.APIKeys {
+		t.Errorf("compiled with next's keys: %v, held %d; want no problem, none held, the same index", problems, reused.Held)
 	}
 	if _, problems := ApplyAPIKeys(base, []*tollgatev1.ApiKey{{Application: "shop", Sha256: "zz"}}, nil); len(problems) != 1 ||
 		problems[0].Path != "apiKeys[0].sha256" {

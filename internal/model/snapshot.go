@@ -46,10 +46,7 @@ type Snapshot struct {
 
 	// Held counts resources held back because something they refer to
 	// has not arrived yet (Input.Partial); they deny until it does.
-	// HeldKeys are the held API keys (counted in Held too), which
-	// ApplyAPIKeys keeps up to date.
-	Held     int
-	HeldKeys map[keys.Digest]bool
+	Held int
 }
 
 // Settings are the parts of a replica's bootstrap the decision reads: how

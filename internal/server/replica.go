@@ -160,7 +160,7 @@ func (r *replica) buildControlPlaneSource(cp config.ControlPlaneSettings, prepar
 		Address: cp.Address, TLS: xdssource.TLS(cp.TLS), Node: cp.Node, StateDir: cp.StateDir,
 		Metadata: map[string]string{"tollgate_version": r.o.Version},
 		Settings: r.cfg.Snapshot.Settings, BaseDir: cp.BaseDir, Store: r.store,
-		Prepare: prepare, Compiled: published, Log: r.log.With("source", "controlPlane"),
+		Prepare: prepare, Garbage: releaseLoadGarbage, Log: r.log.With("source", "controlPlane"),
 		Registerer: r.metrics.Registry(),
 	})
 	if err != nil {

@@ -77,7 +77,11 @@ func (ch *change) add(t string, resp *discovery.DeltaDiscoveryResponse) error {
 		if want := resources.NameOf(t, m); r.GetName() != want {
 			return fmt.Errorf("%s %q: a resource with these contents is named %q", resources.ShortName(t), r.GetName(), want)
 		}
-		ch.updated[r.GetName()] = entry{msg: m, version: r.GetVersion()}
+		raw, err := encodingOf(m, r.GetResource().GetValue(), r.GetVersion())
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", resources.ShortName(t), r.GetName(), err)
+		}
+		ch.updated[r.GetName()] = entry{msg: m, version: r.GetVersion(), raw: raw}
 		delete(ch.removed, r.GetName())
 	}
 	for _, name := range resp.GetRemovedResources() {
@@ -88,20 +92,16 @@ func (ch *change) add(t string, resp *discovery.DeltaDiscoveryResponse) error {
 }
 
 // apply compiles the held resources with the change and, if they are
-// valid, publishes the result. Nothing changes otherwise. A change of API
-// keys alone is applied to the published snapshot without recompiling
+// valid, publishes the result. Nothing changes otherwise. Compiled API
+// keys are reused as they are (they refer to applications by id), and a
+// change of keys is applied to the last snapshot without recompiling
 // the rest (model.ApplyAPIKeys).
 func (c *Client) apply(t string, ch *change, version string) error {
 	if t == resources.ApiKey {
-		if base := c.o.Store.Load(); base == c.last && base != nil {
-			return c.applyKeys(base, ch, version)
-		}
+		return c.applyKeys(ch, version)
 	}
 	c.mu.Lock()
-	next := make(held, len(c.held))
-	for k, v := range c.held {
-		next[k] = v
-	}
+	next := maps.Clone(c.held)
 	c.mu.Unlock()
 	byName := make(map[string]entry, len(next[t])+len(ch.updated))
 	for name, e := range next[t] {
@@ -110,10 +110,11 @@ func (c *Client) apply(t string, ch *change, version string) error {
 		}
 	}
 	for name, e := range ch.updated {
+		e.raw = nil // journalled by applied
 		byName[name] = e
 	}
 	next[t] = byName
-	snap, err := c.compile(next, c.isLoaded())
+	snap, err := c.compile(next, keysOf(c.last), c.isLoaded())
 	if err != nil {
 		return err
 	}
@@ -122,14 +123,33 @@ func (c *Client) apply(t string, ch *change, version string) error {
 		c.held = next
 		c.applied(t, ch, version)
 	})
-	c.compiled(snap)
+	c.garbage()
 	c.logApplied(t, ch, version, snap)
 	return nil
 }
 
-// applyKeys applies a change of API keys to base, the snapshot this
-// client published last.
-func (c *Client) applyKeys(base *model.Snapshot, ch *change, version string) error {
+// keysOf is a snapshot's compiled keys, if there is a snapshot.
+func keysOf(s *model.Snapshot) *keys.APIKeyIndex {
+	if s == nil {
+		return nil
+	}
+	return s.APIKeys
+}
+
+// largeKeyChange is the size of a change of keys after which the garbage
+// is returned to the system at once (an initial sync).
+const largeKeyChange = 10_000
+
+// applyKeys applies a change of API keys to the snapshot this client
+// published last (or, before any, to one of what it holds).
+func (c *Client) applyKeys(ch *change, version string) error {
+	base := c.last
+	if base == nil {
+		var err error
+		if base, err = c.compile(c.held, nil, c.isLoaded()); err != nil {
+			return err
+		}
+	}
 	names := slices.Sorted(maps.Keys(ch.updated))
 	set := make([]*tollgatev1.ApiKey, 0, len(names))
 	for _, name := range names {
@@ -153,16 +173,19 @@ func (c *Client) applyKeys(base *model.Snapshot, ch *change, version string) err
 		return fmt.Errorf("%s", strings.Join(msgs, "; "))
 	}
 	snap.Version, snap.LoadedAt = version, c.o.Now()
+	versions := make(map[keys.Digest]string, len(ch.updated))
+	for name, e := range ch.updated {
+		if d, err := keys.ParseDigest(name); err == nil {
+			versions[d] = e.version
+		}
+	}
 	c.publish(snap, func() {
-		byName := c.held[resources.ApiKey]
-		for name := range ch.removed {
-			delete(byName, name)
-		}
-		for name, e := range ch.updated {
-			byName[name] = e
-		}
+		c.keys.change(versions, remove)
 		c.applied(resources.ApiKey, ch, version)
 	})
+	if len(set)+len(remove) >= largeKeyChange {
+		c.garbage()
+	}
 	c.logApplied(resources.ApiKey, ch, version, snap)
 	return nil
 }
@@ -190,7 +213,7 @@ func (c *Client) applied(t string, ch *change, version string) {
 	}
 	r := record{typeURL: t, removed: slices.Sorted(maps.Keys(ch.removed))}
 	for _, name := range slices.Sorted(maps.Keys(ch.updated)) {
-		r.set = append(r.set, ch.updated[name].msg)
+		r.set = append(r.set, ch.updated[name].raw)
 	}
 	c.journal = append(c.journal, r)
 	select {
@@ -209,7 +232,8 @@ const maxNackProblems = 10
 
 // compile builds the model from held resources, as a partial set.
 // complete says every kind has arrived at least once.
-func (c *Client) compile(h held, complete bool) (*model.Snapshot, error) {
+// apiKeys, if set, are the compiled keys to use (h holds none then).
+func (c *Client) compile(h held, apiKeys *keys.APIKeyIndex, complete bool) (*model.Snapshot, error) {
 	set := h.set()
 	bundle, err := resources.Join(set)
 	if err != nil {
@@ -222,7 +246,7 @@ func (c *Client) compile(h held, complete bool) (*model.Snapshot, error) {
 		// request for it must not pass as unmatched.
 		settings.UnmatchedAllow = false
 	}
-	snap, problems := model.Compile(model.Input{Settings: settings, Resources: bundle, BaseDir: c.o.BaseDir, Now: now, Partial: true})
+	snap, problems := model.Compile(model.Input{Settings: settings, Resources: bundle, BaseDir: c.o.BaseDir, Now: now, Partial: true, APIKeys: apiKeys})
 	if len(problems) > 0 {
 		msgs := make([]string, 0, min(len(problems), maxNackProblems))
 		for _, p := range problems[:min(len(problems), maxNackProblems)] {
@@ -253,10 +277,10 @@ func (c *Client) publish(snap *model.Snapshot, update func()) {
 	c.metrics.update(c.o.Now())
 }
 
-// compiled tells Options.Compiled about a snapshot compiled whole.
-func (c *Client) compiled(snap *model.Snapshot) {
-	if c.o.Compiled != nil {
-		c.o.Compiled(snap)
+// garbage tells Options.Garbage that much was left behind.
+func (c *Client) garbage() {
+	if c.o.Garbage != nil {
+		c.o.Garbage()
 	}
 }
 
@@ -289,28 +313,24 @@ func (c *Client) writeStates(ctx context.Context) {
 		c.mu.Lock()
 		recs := c.journal
 		c.journal = nil
+		c.mu.Unlock()
 		pending := 0
 		for _, r := range recs {
 			pending += len(r.set) + len(r.removed)
 		}
-		compact := c.state.needsCompaction(pending)
-		var set resources.Set
-		if compact {
-			set = c.held.set()
-		}
-		c.mu.Unlock()
 		var err error
-		if compact {
-			var bundle *tollgatev1.Resources
-			if bundle, err = resources.Join(set); err == nil {
-				err = c.state.compact(bundle)
-			}
+		if c.state.needsCompaction(pending) {
+			err = c.state.compact(recs)
+			c.garbage()
 		} else if len(recs) > 0 {
 			err = c.state.appendRecords(recs)
 		}
 		if err != nil {
-			// The next write compacts: a journal that failed midway may
-			// have lost records.
+			// Kept for the next write, which compacts: a journal that failed
+			// midway may hold part of them.
+			c.mu.Lock()
+			c.journal = append(recs, c.journal...)
+			c.mu.Unlock()
 			c.state.fresh = true
 			c.o.Log.Error("cannot persist the control plane's state", "state_dir", c.o.StateDir, "error", err.Error())
 		}

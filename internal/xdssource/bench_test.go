@@ -32,11 +32,12 @@ func benchState(b *testing.B, keys, apps int) *Client {
 		b.Fatal(err)
 	}
 	c.once.Do(func() { close(c.loaded) })
-	snap, err := c.compile(h, true)
+	snap, err := c.compile(h, nil, true)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c.publish(snap, func() { c.held = h })
+	kv := h.takeKeys()
+	c.publish(snap, func() { c.held, c.keys = h, kv })
 	return c
 }
 

@@ -48,11 +48,10 @@ type Options struct {
 	// Prepare, if set, runs on a valid snapshot before it is published (it
 	// binds the JWKS sources); an error refuses the response.
 	Prepare func(*model.Snapshot) error
-	// Compiled, if set, runs after a snapshot compiled from the whole
-	// state is swapped in (the server then returns the compile's garbage
-	// to the system); not after an incremental change of keys, which
-	// leaves little.
-	Compiled   func(*model.Snapshot)
+	// Garbage, if set, runs after work that leaves much garbage behind:
+	// a snapshot compiled whole, a large change of API keys, a state
+	// written whole (the server returns that memory to the system at once).
+	Garbage    func()
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil: no metrics
 	Now        func() time.Time
@@ -71,8 +70,9 @@ type Client struct {
 	conn    *grpc.ClientConn
 	metrics *clientMetrics
 
-	mu       sync.Mutex // guards what Status and the state writer read
-	held     held
+	mu       sync.Mutex        // guards what Status and the state writer read
+	held     held              // every kind; API keys only until compiled (see held)
+	keys     *keyVersions      // of the API keys in last's index
 	versions map[string]string // type -> system version last applied
 	status   Status
 	loaded   chan struct{} // closed once a state is served
@@ -141,7 +141,7 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("control plane %s: %w", o.Address, err)
 	}
 	c := &Client{
-		o: o, conn: conn, held: held{}, versions: map[string]string{},
+		o: o, conn: conn, held: held{}, keys: &keyVersions{}, versions: map[string]string{},
 		loaded: make(chan struct{}), dirty: make(chan struct{}, 1),
 		status: Status{Address: o.Address, Node: o.Node, Source: "none"},
 	}
@@ -198,6 +198,7 @@ func (c *Client) Status() Status {
 	for t, byName := range c.held {
 		s.Resources[resources.ShortName(t)] = len(byName)
 	}
+	s.Resources[resources.ShortName(resources.ApiKey)] = c.keys.len()
 	if c.status.LastNack != nil {
 		n := *c.status.LastNack
 		s.LastNack = &n
@@ -213,28 +214,30 @@ func (c *Client) LoadState() (bool, error) {
 		return false, nil
 	}
 	h, recs, err := c.state.load()
+	if err == nil && h != nil {
+		err = replay(h, recs)
+	}
+	var snap *model.Snapshot
+	if err == nil && h != nil {
+		snap, err = c.compile(h, nil, true) // a persisted state is complete
+	}
 	if err != nil || h == nil {
-		c.state.fresh = true // write a whole state once there is one
-		return false, err
-	}
-	err = replay(h, recs)
-	if err != nil {
-		c.state.fresh = true
-		return false, fmt.Errorf("state: %w", err)
-	}
-	snap, err := c.compile(h, true) // a persisted state is complete
-	if err != nil {
-		return false, fmt.Errorf("state: %w", err)
+		// Unused: the control plane sends everything, and the next state
+		// is written from that alone.
+		c.state.lost = err != nil
+		return false, wrapState(err)
 	}
 	snap.Version = "state"
+	n := h.set().Count()
+	kv := h.takeKeys()
 	c.publish(snap, func() {
-		c.held = h
+		c.held, c.keys = h, kv
 		c.status.Source = "state"
 	})
-	c.compiled(snap)
+	c.garbage()
 	c.once.Do(func() { close(c.loaded) })
 	c.o.Log.Info("serving the persisted state until the control plane answers",
-		"state_dir", c.o.StateDir, "resources", h.set().Count())
+		"state_dir", c.o.StateDir, "resources", n)
 	return true, nil
 }
 
@@ -291,6 +294,13 @@ func (c *Client) Run(ctx context.Context) {
 	}
 }
 
+func wrapState(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("state: %w", err)
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""
@@ -314,7 +324,11 @@ func (c *Client) session(ctx context.Context, resyncAfter time.Duration) (nacked
 	c.mu.Lock()
 	initial := make([]*discovery.DeltaDiscoveryRequest, 0, len(resources.Types))
 	for _, t := range resources.Types {
-		initial = append(initial, &discovery.DeltaDiscoveryRequest{TypeUrl: t, InitialResourceVersions: c.held.versions(t)})
+		versions := c.held.versions(t)
+		if t == resources.ApiKey {
+			versions = c.keys.byName()
+		}
+		initial = append(initial, &discovery.DeltaDiscoveryRequest{TypeUrl: t, InitialResourceVersions: versions})
 	}
 	c.mu.Unlock()
 	initial[0].Node = c.node()
@@ -408,10 +422,10 @@ func (c *Client) markSynced() {
 		c.mu.Lock()
 		h := c.held
 		c.mu.Unlock()
-		if snap, err := c.compile(h, true); err == nil {
+		if snap, err := c.compile(h, keysOf(c.last), true); err == nil {
 			snap.Version = c.o.Store.Load().Version
 			c.publish(snap, func() {})
-			c.compiled(snap)
+			c.garbage()
 		}
 	}
 }

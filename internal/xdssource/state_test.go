@@ -1,19 +1,63 @@
 package xdssource
 
 import (
+	"bytes"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/resources"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 func key(i int) *tollgatev1.ApiKey {
 	return &tollgatev1.ApiKey{Application: "shop", Sha256: fmt.Sprintf("%064x", i)}
+}
+
+func keyName(i int) string { return fmt.Sprintf("%064x", i) }
+
+// setOf is a journal record setting msgs, all of one type, encoded as
+// the control plane encodes them.
+func setOf(t testing.TB, msgs ...proto.Message) record {
+	t.Helper()
+	r := record{typeURL: "type.googleapis.com/" + string(msgs[0].ProtoReflect().Descriptor().FullName())}
+	for _, m := range msgs {
+		b, err := cache.MarshalResource(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.set = append(r.set, b)
+	}
+	return r
+}
+
+func removed(typeURL string, names ...string) record {
+	return record{typeURL: typeURL, removed: names}
+}
+
+// keysIn loads a state directory and returns the last character of each
+// API key's name.
+func keysIn(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	h, recs, err := (&stateStore{dir: dir}).load()
+	if err == nil {
+		err = replay(h, recs)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for name := range h[resources.ApiKey] {
+		out[name[len(name)-1:]] = true
+	}
+	return out
 }
 
 // TestStateJournal: a compacted state, changes journalled after it, a
@@ -25,13 +69,10 @@ func TestStateJournal(t *testing.T) {
 	if !s.needsCompaction(0) {
 		t.Fatal("an empty state directory does not need a whole state")
 	}
-	if err := s.compact(&tollgatev1.Resources{ApiKeys: []*tollgatev1.ApiKey{key(1), key(2)}}); err != nil {
+	if err := s.compact([]record{setOf(t, key(1), key(2))}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.appendRecords([]record{
-		{typeURL: resources.ApiKey, set: []proto.Message{key(3)}},
-		{typeURL: resources.ApiKey, removed: []string{fmt.Sprintf("%064x", 1)}},
-	}); err != nil {
+	if err := s.appendRecords([]record{setOf(t, key(3)), removed(resources.ApiKey, keyName(1))}); err != nil {
 		t.Fatal(err)
 	}
 	journal := filepath.Join(dir, fmt.Sprintf(journalPattern, s.gen))
@@ -41,23 +82,7 @@ func TestStateJournal(t *testing.T) {
 	}
 	_, _ = f.Write([]byte{0x7f, 0x0a}) // a record cut short
 	f.Close()
-
-	names := func(s *stateStore) map[string]bool {
-		t.Helper()
-		h, recs, err := s.load()
-		if err == nil {
-			err = replay(h, recs)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]bool{}
-		for name := range h[resources.ApiKey] {
-			out[name[len(name)-1:]] = true
-		}
-		return out
-	}
-	if got := names(&stateStore{dir: dir}); len(got) != 2 || !got["2"] || !got["3"] {
+	if got := keysIn(t, dir); len(got) != 2 || !got["2"] || !got["3"] {
 		t.Fatalf("state with journal holds keys %v, want 2 and 3", got)
 	}
 
@@ -66,7 +91,7 @@ func TestStateJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.compact(&tollgatev1.Resources{ApiKeys: []*tollgatev1.ApiKey{key(1)}}); err != nil {
+	if err := s.compact([]record{removed(resources.ApiKey, keyName(2), keyName(3)), setOf(t, key(1))}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(journal); !os.IsNotExist(err) {
@@ -75,8 +100,60 @@ func TestStateJournal(t *testing.T) {
 	if err := os.WriteFile(journal, saved, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(&stateStore{dir: dir}); len(got) != 1 || !got["1"] {
+	if got := keysIn(t, dir); len(got) != 1 || !got["1"] {
 		t.Fatalf("after compaction, keys %v: an old journal was replayed over a newer state", got)
+	}
+}
+
+// TestStateCompactionMerges: a compaction is the previous state, its
+// journal (up to what was written whole) and the pending records, in
+// that order; untouched resources are copied byte for byte. A state
+// marked lost is no base: only the records count.
+func TestStateCompactionMerges(t *testing.T) {
+	dir := t.TempDir()
+	s := &stateStore{dir: dir}
+	app := &tollgatev1.Application{Id: "shop"}
+	if err := s.compact([]record{setOf(t, app), setOf(t, key(1), key(2), key(3))}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf(statePattern, s.gen)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.appendRecords([]record{removed(resources.ApiKey, keyName(2))}); err != nil {
+		t.Fatal(err)
+	}
+	// What a failed append leaves past the journal's known size.
+	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf(journalPattern, s.gen)), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.Write(removed(resources.ApiKey, keyName(1)).encode(nil))
+	f.Close()
+	if err := s.compact([]record{setOf(t, key(4)), removed(resources.ApiKey, keyName(4)), setOf(t, key(5))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := keysIn(t, dir); len(got) != 3 || !got["1"] || !got["3"] || !got["5"] {
+		t.Fatalf("merged state holds keys %v, want 1, 3 and 5", got)
+	}
+	if s.stateCount != 4 || s.journalCount != 0 {
+		t.Errorf("counted %d resources and %d journalled, want 4 and 0", s.stateCount, s.journalCount)
+	}
+	second, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf(statePattern, s.gen)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appBytes, _ := cache.MarshalResource(app)
+	if !bytes.Contains(first, appBytes) || !bytes.Contains(second, appBytes) {
+		t.Error("the untouched application is not copied as it was")
+	}
+
+	s.lost = true
+	if err := s.compact([]record{setOf(t, key(7))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := keysIn(t, dir); len(got) != 1 || !got["7"] {
+		t.Fatalf("a lost state was merged: keys %v, want only 7", got)
 	}
 }
 
@@ -86,14 +163,14 @@ func TestStateJournal(t *testing.T) {
 // state is sent nothing it already has.
 func TestStateVersionsMatchTheControlPlanes(t *testing.T) {
 	s := &stateStore{dir: t.TempDir()}
-	in := &tollgatev1.Resources{
-		Issuers: []*tollgatev1.Issuer{{Name: "idp", Issuer: "https://idp", ClaimHeaders: map[string]string{"email": "x-email", "sub": "x-sub", "a": "x-a"}}},
-		Apis: []*tollgatev1.Api{{Id: "orders", Security: []string{"apiKey"}, Hosts: []string{"a", "b"},
-			Operations: []*tollgatev1.Operation{{Path: "/x", Methods: []string{"GET"}}, {Path: "/y"}}}},
-		ApiKeys: []*tollgatev1.ApiKey{key(1), {Application: "shop", Sha256: fmt.Sprintf("%064x", 2), Scopes: []string{"a", "b"}}},
-		Mtls:    &tollgatev1.MtlsSettings{CaFile: "ca.pem"},
+	recs := []record{
+		setOf(t, &tollgatev1.Issuer{Name: "idp", Issuer: "https://idp", ClaimHeaders: map[string]string{"email": "x-email", "sub": "x-sub", "a": "x-a"}}),
+		setOf(t, &tollgatev1.Api{Id: "orders", Security: []string{"apiKey"}, Hosts: []string{"a", "b"},
+			Operations: []*tollgatev1.Operation{{Path: "/x", Methods: []string{"GET"}}, {Path: "/y"}}}),
+		setOf(t, key(1), &tollgatev1.ApiKey{Application: "shop", Sha256: keyName(2), Scopes: []string{"a", "b"}}),
+		setOf(t, &tollgatev1.MtlsSettings{CaFile: "ca.pem"}),
 	}
-	if err := s.compact(in); err != nil {
+	if err := s.compact(recs); err != nil {
 		t.Fatal(err)
 	}
 	h, _, err := (&stateStore{dir: s.dir}).load()
@@ -115,5 +192,55 @@ func TestStateVersionsMatchTheControlPlanes(t *testing.T) {
 	}
 	if n != 5 {
 		t.Fatalf("%d resources read back, want 5", n)
+	}
+}
+
+// TestEncodingOfReceivedResources: bytes whose hash is the version are
+// journalled as received; others (an encoding with map entries in
+// another order) are encoded afresh, deterministically.
+func TestEncodingOfReceivedResources(t *testing.T) {
+	m := &tollgatev1.Issuer{Name: "idp", ClaimHeaders: map[string]string{"a": "x-a", "b": "x-b", "c": "x-c"}}
+	det, _ := cache.MarshalResource(m)
+	version := cache.HashResource(det)
+	if got, err := encodingOf(m, det, version); err != nil || &got[0] != &det[0] {
+		t.Errorf("the control plane's own bytes were not kept (%v)", err)
+	}
+	if got, err := encodingOf(m, []byte("other"), version); err != nil || !bytes.Equal(got, det) {
+		t.Errorf("other bytes: got %x (%v), want the deterministic encoding", got, err)
+	}
+}
+
+// TestKeyVersions: changes small and large, versions that are SHA-256s
+// and others, checked against a plain map after each.
+func TestKeyVersions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	kv, want := &keyVersions{}, map[string]string{}
+	for round := range 300 {
+		set, remove := map[keys.Digest]string{}, []keys.Digest{}
+		size := rng.IntN(20)
+		if round%50 == 0 {
+			size = 3000 // folds into the array
+		}
+		for range size {
+			i := rng.IntN(5000)
+			v := fmt.Sprintf("%064x", rng.Uint64())
+			if i%7 == 0 {
+				v = fmt.Sprint("v", round) // not a SHA-256
+			}
+			set[digestOf(t, i)] = v
+		}
+		for range rng.IntN(20) {
+			remove = append(remove, digestOf(t, rng.IntN(5000)))
+		}
+		kv.change(set, remove)
+		for _, d := range remove {
+			delete(want, d.String())
+		}
+		for d, v := range set {
+			want[d.String()] = v
+		}
+		if got := kv.byName(); kv.len() != len(want) || !maps.Equal(got, want) {
+			t.Fatalf("round %d: %d versions (len %d), want %d", round, len(got), kv.len(), len(want))
+		}
 	}
 }
