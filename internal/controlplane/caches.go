@@ -74,6 +74,9 @@ func (c *caches) apply(next resources.Set) ([]Change, error) {
 		if err := c.byType[t].UpdateResources(update, remove); err != nil {
 			return changes, fmt.Errorf("updating %s: %w", resources.ShortName(t), err)
 		}
+		if len(update) >= warmAfter {
+			c.byType[t].warm(t)
+		}
 		if want == nil {
 			want = map[string]proto.Message{}
 		}

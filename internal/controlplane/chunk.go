@@ -64,6 +64,37 @@ func (c *chunkedCache) UpdateResources(update map[string]types.Resource, remove 
 	return c.LinearCache.UpdateResources(update, remove)
 }
 
+// warmAfter is the size of an update after which every resource's
+// encoding and version are computed at once rather than when the first
+// replica asks: a few resources cost that replica nothing, a million
+// would cost it seconds.
+const warmAfter = 1000
+
+// warm makes the linear cache encode and hash every resource it holds
+// now (it keeps both), by answering a replica that knows nothing.
+func (c *chunkedCache) warm(typeURL string) {
+	out := make(chan cache.DeltaResponse, 1)
+	cancel, err := c.LinearCache.CreateDeltaWatch(&cache.DeltaRequest{TypeUrl: typeURL}, knowsNothing{}, out)
+	if err != nil {
+		return
+	}
+	select {
+	case resp := <-out:
+		_, _ = resp.GetDeltaDiscoveryResponse()
+	default: // nothing to answer: an empty kind
+	}
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// knowsNothing is a wildcard subscription that holds no resource.
+type knowsNothing struct{}
+
+func (knowsNothing) ReturnedResources() map[string]string     { return map[string]string{} }
+func (knowsNothing) SubscribedResources() map[string]struct{} { return map[string]struct{}{} }
+func (knowsNothing) IsWildcard() bool                         { return true }
+
 func mapID(m map[string]string) uintptr {
 	if m == nil {
 		return 0

@@ -118,7 +118,7 @@ func keysYAML(n int) string {
 // size is cut into pieces that each stay under it, all but the last
 // marked partial, together carrying every resource once.
 func TestLargeResponsesComeInPieces(t *testing.T) {
-	const n, chunk = 500, 8 << 10
+	const n, chunk = warmAfter + 200, 16 << 10 // enough to be encoded at load (warm)
 	p := startPlane(t, keysYAML(n), chunk)
 	s := deltaStream(t, p.xds, "r1", resources.ApiKey, nil)
 	seen := map[string]string{}

@@ -26,6 +26,7 @@ type source struct {
 	poll    time.Duration
 
 	mu         sync.Mutex // serialises loads
+	loadedSig  string     // signature of the files when last read
 	digest     [sha256.Size]byte
 	changes    uint64
 	lastChange time.Time
@@ -37,6 +38,7 @@ type source struct {
 func (s *source) load() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.loadedSig = s.signature() // before reading: a change while reading is seen again
 	set, err := config.LoadResources(s.path)
 	if err == nil && set.Digest == s.digest {
 		return nil
@@ -91,15 +93,24 @@ func (s *source) watch(ctx context.Context) {
 	if info, err := os.Stat(s.path); err == nil && !info.IsDir() {
 		w, err := filewatch.Start(s.path, filewatch.Options{Log: s.log})
 		if err == nil {
-			reload()
-			w.Run(ctx, reload)
+			// An event may be about another file of the directory (any new
+			// name could be a link to this one); parsing a large file again
+			// for nothing costs seconds. The first call catches up with a
+			// change made before the watch began.
+			changed := func() {
+				if s.signature() != s.loadedSignature() {
+					reload()
+				}
+			}
+			changed()
+			w.Run(ctx, changed)
 			return
 		}
 		s.log.Warn("cannot watch the resource file; polling it", "error", err.Error())
 	}
 	t := time.NewTicker(s.poll)
 	defer t.Stop()
-	last := s.signature()
+	last := s.loadedSignature()
 	for {
 		select {
 		case <-ctx.Done():
@@ -111,6 +122,12 @@ func (s *source) watch(ctx context.Context) {
 			}
 		}
 	}
+}
+
+func (s *source) loadedSignature() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadedSig
 }
 
 // signature changes whenever a file of the source may have.
