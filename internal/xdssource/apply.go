@@ -150,10 +150,13 @@ func (c *Client) applyKeys(ch *change, version string) error {
 			return err
 		}
 	}
-	names := slices.Sorted(maps.Keys(ch.updated))
-	set := make([]*tollgatev1.ApiKey, 0, len(names))
-	for _, name := range names {
-		set = append(set, ch.updated[name].msg.(*tollgatev1.ApiKey))
+	// In no particular order: sorting a million names costs seconds, and
+	// names[i] still says which key problem i is about.
+	names := make([]string, 0, len(ch.updated))
+	set := make([]*tollgatev1.ApiKey, 0, len(ch.updated))
+	for name, e := range ch.updated {
+		names = append(names, name)
+		set = append(set, e.msg.(*tollgatev1.ApiKey))
 	}
 	remove := make([]keys.Digest, 0, len(ch.removed))
 	for name := range ch.removed {
@@ -211,9 +214,10 @@ func (c *Client) applied(t string, ch *change, version string) {
 	if c.state == nil {
 		return
 	}
-	r := record{typeURL: t, removed: slices.Sorted(maps.Keys(ch.removed))}
-	for _, name := range slices.Sorted(maps.Keys(ch.updated)) {
-		r.set = append(r.set, ch.updated[name].raw)
+	// Unordered: a record's names are unique, so order means nothing.
+	r := record{typeURL: t, removed: slices.Collect(maps.Keys(ch.removed)), set: make([][]byte, 0, len(ch.updated))}
+	for _, e := range ch.updated {
+		r.set = append(r.set, e.raw)
 	}
 	c.journal = append(c.journal, r)
 	select {
