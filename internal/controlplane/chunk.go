@@ -117,8 +117,9 @@ func (c *chunkedCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subsc
 	if err != nil {
 		return nil, err
 	}
-	done := make(chan struct{})
+	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(finished)
 		select {
 		case resp := <-in:
 			select {
@@ -135,6 +136,9 @@ func (c *chunkedCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subsc
 			if cancelInner != nil { // nil when the cache answered at once
 				cancelInner()
 			}
+			// The server closes out once every watch is cancelled: nothing
+			// may be sending on it then.
+			<-finished
 		})
 	}, nil
 }
