@@ -228,7 +228,7 @@ func (c *Client) LoadState() (bool, error) {
 		return false, wrapState(err)
 	}
 	snap.Version = "state"
-	n := h.set().Count()
+	n := h.count()
 	kv := h.takeKeys()
 	c.publish(snap, func() {
 		c.held, c.keys = h, kv

@@ -3,11 +3,9 @@ package xdssource
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,6 +77,14 @@ func (h held) set() resources.Set {
 		}
 	}
 	return s
+}
+
+func (h held) count() int {
+	n := 0
+	for _, byName := range h {
+		n += len(byName)
+	}
+	return n
 }
 
 func (h held) versions(typeURL string) map[string]string {
@@ -431,14 +437,13 @@ func mergeState(base []byte, recs []record) ([]byte, int, error) {
 	size := len(base)
 	for _, byName := range latest {
 		for _, raw := range byName {
-			size += len(raw) + 2*binary.MaxVarintLen32
+			size += fieldSize(raw)
 		}
 	}
 	out := make([]byte, 0, size)
 	n := 0
 	add := func(t string, raw []byte) {
-		out = protowire.AppendTag(out, stateFieldNumbers[t], protowire.BytesType)
-		out = protowire.AppendBytes(out, raw)
+		out = appendField(out, t, raw)
 		n++
 	}
 	err := eachStateField(base, func(t string, v []byte) error {
@@ -457,9 +462,11 @@ func mergeState(base []byte, recs []record) ([]byte, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("state: %w", err)
 	}
+	// Unordered within a kind, as in a record: a state's order means
+	// nothing, and sorting a million names costs seconds.
 	for _, t := range resources.Types {
-		for _, name := range slices.Sorted(maps.Keys(latest[t])) {
-			if raw := latest[t][name]; raw != nil {
+		for _, raw := range latest[t] {
+			if raw != nil {
 				add(t, raw)
 			}
 		}
@@ -485,18 +492,28 @@ func concatRecords(recs []record) ([]byte, int, error) {
 			return nil, 0, fmt.Errorf("journal record: type %q", r.typeURL)
 		}
 		for _, raw := range r.set {
-			size += len(raw) + 2*binary.MaxVarintLen32
+			size += fieldSize(raw)
 		}
 	}
 	out := make([]byte, 0, size)
 	for _, r := range recs {
 		for _, raw := range r.set {
-			out = protowire.AppendTag(out, stateFieldNumbers[r.typeURL], protowire.BytesType)
-			out = protowire.AppendBytes(out, raw)
+			out = appendField(out, r.typeURL, raw)
 			n++
 		}
 	}
 	return out, n, nil
+}
+
+// appendField appends a resource of type t to a state file's contents.
+func appendField(out []byte, t string, raw []byte) []byte {
+	out = protowire.AppendTag(out, stateFieldNumbers[t], protowire.BytesType)
+	return protowire.AppendBytes(out, raw)
+}
+
+// fieldSize is what appendField adds for raw.
+func fieldSize(raw []byte) int {
+	return protowire.SizeTag(protowire.MaxValidNumber) + protowire.SizeBytes(len(raw))
 }
 
 func nameOf(t string, raw []byte) (string, error) {
