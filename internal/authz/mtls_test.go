@@ -198,10 +198,11 @@ func TestCertVerdictsOutliveKeyChanges(t *testing.T) {
 		}
 	}
 	decide("first use")
-	next, problems := model.ApplyAPIKeys(store.Load(), []*tollgatev1.ApiKey{{Application: "owner", Sha256: sha("tgk_new")}}, nil)
+	added, problems := model.CompileAPIKey(&tollgatev1.ApiKey{Application: "owner", Sha256: sha("tgk_new")}, store.Load().Applications)
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
+	next := model.ApplyAPIKeys(store.Load(), []keys.Entry{added}, nil)
 	store.Swap(next)
 	decide("after a key change")
 	if n := a.verified.Load(); n != 1 {

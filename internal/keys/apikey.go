@@ -44,6 +44,8 @@ func (d Digest) String() string { return hex.EncodeToString(d[:]) }
 // small (64 bytes), since a replica may hold millions, and stored by
 // value in its index.
 type APIKey struct {
+	// Name is the key's name; "" for a key named after its digest, which
+	// Lookup fills in (a million such names stored would cost 16 MB).
 	Name string
 	// AppID names the key's application, which each request looks up in
 	// its snapshot: keys then outlive changes to applications and
@@ -116,9 +118,14 @@ type APIKeyIndex struct {
 }
 
 type apiKeyShard struct {
-	digests []Digest // sorted
-	keys    []APIKey // keys[i] is the key of digests[i]
+	digests  []Digest  // sorted
+	keys     []APIKey  // keys[i] is the key of digests[i]
+	versions []Version // versions[i] is its version; nil when no key has one
 }
+
+// Version is what the source that sent a key calls its version (a
+// control plane's SHA-256 of the resource); zero for none.
+type Version [sha256.Size]byte
 
 // find searches near where d would be if digests were uniform, as real
 // ones are (a few probes in neighbouring memory instead of a dozen across
@@ -141,7 +148,16 @@ func (s *apiKeyShard) find(d Digest) (int, bool) {
 // shard of a few thousand.
 const findWindow = 64
 
-func compareDigests(a, b Digest) int { return bytes.Compare(a[:], b[:]) }
+func compareDigests(a, b Digest) int {
+	// Most digests differ in their first eight bytes.
+	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
+		if x < y {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare(a[8:], b[8:])
+}
 
 const apiKeyShards = 256
 
@@ -154,62 +170,205 @@ func shardOf(d Digest) uint8 {
 	return uint8((x * 0x9E3779B97F4A7C15) >> 56)
 }
 
+// Entry is a key with the digest it is found by.
+type Entry struct {
+	Digest Digest
+	Key    APIKey
+	// Version is kept in the index beside the key, so that a replica can
+	// tell its control plane what it holds without a second table of a
+	// million digests.
+	Version Version
+}
+
 // NewAPIKeyIndex indexes keys.
-func NewAPIKeyIndex(entries map[Digest]APIKey) *APIKeyIndex {
+func NewAPIKeyIndex(entries []Entry) *APIKeyIndex {
 	return (*APIKeyIndex)(nil).With(entries, nil)
 }
 
 // With returns an index with the keys of set added or replaced and those
-// of remove removed, sharing every shard neither touches.
-func (x *APIKeyIndex) With(set map[Digest]APIKey, remove []Digest) *APIKeyIndex {
+// of remove removed, sharing every shard neither touches. A digest set
+// twice takes its last entry; one both set and removed is removed (one
+// change should not say both, and the safe reading of one that does is
+// the one that lets fewer in).
+func (x *APIKeyIndex) With(set []Entry, remove []Digest) *APIKeyIndex {
 	out := &APIKeyIndex{}
 	if x != nil {
 		*out = *x
 	}
-	var changes [apiKeyShards][]Digest // sorted, one entry per digest
-	gone := make(map[Digest]bool, len(remove))
-	for _, d := range remove {
-		if _, replaced := set[d]; !replaced && !gone[d] {
-			gone[d] = true
-			changes[shardOf(d)] = append(changes[shardOf(d)], d)
-		}
-	}
-	for d := range set {
-		changes[shardOf(d)] = append(changes[shardOf(d)], d)
-	}
-	for b, ds := range changes {
-		if len(ds) == 0 {
+	setBy, setAt := byShard(set, func(e Entry) Digest { return e.Digest })
+	removeBy, removeAt := byShard(remove, func(d Digest) Digest { return d })
+	var buf []Entry
+	for b := range apiKeyShards {
+		ss, rs := setBy[setAt[b]:setAt[b+1]], removeBy[removeAt[b]:removeAt[b+1]]
+		if len(ss) == 0 && len(rs) == 0 {
 			continue
 		}
-		slices.SortFunc(ds, compareDigests)
-		old := out.shards[b]
-		next := apiKeyShard{digests: make([]Digest, 0, len(old.digests)+len(ds)), keys: make([]APIKey, 0, len(old.digests)+len(ds))}
-		i := 0
-		for _, d := range ds {
-			for ; i < len(old.digests) && compareDigests(old.digests[i], d) < 0; i++ {
-				next.digests, next.keys = append(next.digests, old.digests[i]), append(next.keys, old.keys[i])
-			}
-			if i < len(old.digests) && old.digests[i] == d {
-				i++ // replaced or removed
-				out.n--
-			}
-			if k, ok := set[d]; ok {
-				next.digests, next.keys = append(next.digests, d), append(next.keys, k)
-				out.n++
-			}
-		}
-		next.digests, next.keys = append(next.digests, old.digests[i:]...), append(next.keys, old.keys[i:]...)
-		out.shards[b] = next
+		var delta int
+		buf = LastByDigest(ss, entryDigest, buf)
+		out.shards[b], delta = out.shards[b].merge(buf, sortedUnique(rs))
+		out.n += delta
 	}
 	return out
 }
 
-// Lookup returns the key whose digest matches presented.
+func entryDigest(e *Entry) Digest { return e.Digest }
+
+// byShard groups items by the shard of their digest, keeping their order
+// within a shard: the items of shard b are out[at[b]:at[b+1]].
+func byShard[T any](items []T, digest func(T) Digest) (out []T, at *[apiKeyShards + 1]int) {
+	at = new([apiKeyShards + 1]int)
+	for _, it := range items {
+		at[int(shardOf(digest(it)))+1]++
+	}
+	for b := range apiKeyShards {
+		at[b+1] += at[b]
+	}
+	next := *at
+	out = make([]T, len(items))
+	for _, it := range items {
+		b := shardOf(digest(it))
+		out[next[b]] = it
+		next[b]++
+	}
+	return out, at
+}
+
+// LastByDigest returns items sorted by digest, with only the last of
+// those that share a digest, in buf's memory (grown as needed; nil for
+// fresh memory).
+func LastByDigest[T any](items []T, digest func(*T) Digest, buf []T) []T {
+	if len(items) <= 1<<12 {
+		return appendLastByDigest(buf[:0], items, digest)
+	}
+	// Many: grouped by first byte (in order, as a stable counting sort),
+	// so that each group is sorted on its own, in cache.
+	var at [257]int
+	for i := range items {
+		at[int(digest(&items[i])[0])+1]++
+	}
+	for b := range 256 {
+		at[b+1] += at[b]
+	}
+	next := at
+	grouped := make([]T, len(items))
+	for i := range items {
+		b := digest(&items[i])[0]
+		grouped[next[b]] = items[i]
+		next[b]++
+	}
+	out := slices.Grow(buf[:0], len(items))
+	for b := range 256 {
+		out = appendLastByDigest(out, grouped[at[b]:at[b+1]], digest)
+	}
+	return out
+}
+
+// appendLastByDigest appends items sorted by digest, the last of each.
+func appendLastByDigest[T any](out, items []T, digest func(*T) Digest) []T {
+	if len(items) < 2 {
+		return append(out, items...)
+	}
+	// Sorting positions, with position breaking ties, keeps the order of
+	// equal digests as a stable sort would, at a fraction of its cost.
+	order := make([]int32, len(items))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := compareDigests(digest(&items[a]), digest(&items[b])); c != 0 {
+			return c
+		}
+		return int(a - b)
+	})
+	for i, at := range order {
+		if i+1 < len(order) && digest(&items[order[i+1]]) == digest(&items[at]) {
+			continue // a later item replaces it
+		}
+		out = append(out, items[at])
+	}
+	return out
+}
+
+func sortedUnique(ds []Digest) []Digest {
+	slices.SortFunc(ds, compareDigests)
+	return slices.Compact(ds)
+}
+
+// merge returns the shard with set (sorted, unique) added or replaced and
+// remove (sorted, unique) removed, and by how much its size changed.
+func (s apiKeyShard) merge(set []Entry, remove []Digest) (apiKeyShard, int) {
+	size := len(s.digests) + len(set)
+	next := apiKeyShard{digests: make([]Digest, 0, size), keys: make([]APIKey, 0, size)}
+	if len(s.versions) > 0 || slices.ContainsFunc(set, func(e Entry) bool { return e.Version != Version{} }) {
+		next.versions = make([]Version, 0, size)
+	}
+	put := func(d Digest, k APIKey, v Version) {
+		next.digests, next.keys = append(next.digests, d), append(next.keys, k)
+		if next.versions != nil {
+			next.versions = append(next.versions, v)
+		}
+	}
+	i, j, k := 0, 0, 0
+	for i < len(s.digests) || j < len(set) {
+		// d is the least digest still to place, from the shard or from set.
+		var d Digest
+		switch {
+		case j == len(set):
+			d = s.digests[i]
+		case i == len(s.digests):
+			d = set[j].Digest
+		case compareDigests(s.digests[i], set[j].Digest) <= 0:
+			d = s.digests[i]
+		default:
+			d = set[j].Digest
+		}
+		for k < len(remove) && compareDigests(remove[k], d) < 0 {
+			k++
+		}
+		removed := k < len(remove) && remove[k] == d
+		switch {
+		case j < len(set) && set[j].Digest == d:
+			if !removed {
+				put(d, set[j].Key, set[j].Version)
+			}
+			j++
+		case !removed:
+			put(d, s.keys[i], s.version(i))
+		}
+		if i < len(s.digests) && s.digests[i] == d {
+			i++
+		}
+	}
+	return next, len(next.digests) - len(s.digests)
+}
+
+func (s *apiKeyShard) version(i int) Version {
+	if s.versions == nil {
+		return Version{}
+	}
+	return s.versions[i]
+}
+
+// Lookup returns the key whose digest matches presented, named.
 func (x *APIKeyIndex) Lookup(presented string) (APIKey, bool) {
 	if x == nil || presented == "" {
 		return APIKey{}, false
 	}
-	return x.Get(HashAPIKey(presented))
+	d := HashAPIKey(presented)
+	k, ok := x.Get(d)
+	if ok && k.Name == "" {
+		k.Name = DefaultKeyName(d)
+	}
+	return k, ok
+}
+
+// DefaultKeyName names a key that has no name: after its digest's start,
+// the same whatever the source it came from.
+func DefaultKeyName(d Digest) string {
+	var name [len("key-") + 8]byte
+	copy(name[:], "key-")
+	hex.Encode(name[len("key-"):], d[:4])
+	return string(name[:])
 }
 
 // Get returns the key with digest d.
@@ -233,6 +392,52 @@ func (x *APIKeyIndex) All() iter.Seq2[Digest, APIKey] {
 		for _, s := range x.shards {
 			for i, d := range s.digests {
 				if !yield(d, s.keys[i]) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// CountChanged counts the keys for which fn holds in the shards that
+// differ between prev and x, in each: how a count over all keys follows
+// a change at the cost of the shards it touched.
+func (x *APIKeyIndex) CountChanged(prev *APIKeyIndex, fn func(APIKey) bool) (inPrev, inX int) {
+	count := func(ks []APIKey) (n int) {
+		for _, k := range ks {
+			if fn(k) {
+				n++
+			}
+		}
+		return n
+	}
+	var none APIKeyIndex
+	if prev == nil {
+		prev = &none
+	}
+	if x == nil {
+		x = &none
+	}
+	for b := range apiKeyShards {
+		p, n := prev.shards[b].keys, x.shards[b].keys
+		if len(p) == len(n) && (len(p) == 0 || &p[0] == &n[0]) {
+			continue // shared
+		}
+		inPrev += count(p)
+		inX += count(n)
+	}
+	return inPrev, inX
+}
+
+// Versions yields every key's version, in no particular order.
+func (x *APIKeyIndex) Versions() iter.Seq2[Digest, Version] {
+	return func(yield func(Digest, Version) bool) {
+		if x == nil {
+			return
+		}
+		for _, s := range x.shards {
+			for i, d := range s.digests {
+				if !yield(d, s.version(i)) {
 					return
 				}
 			}

@@ -41,7 +41,7 @@ func TestDigest(t *testing.T) {
 }
 
 func TestIndexLookup(t *testing.T) {
-	x := NewAPIKeyIndex(map[Digest]APIKey{HashAPIKey("secret"): {Name: "ci"}})
+	x := NewAPIKeyIndex([]Entry{{Digest: HashAPIKey("secret"), Key: APIKey{Name: "ci"}}})
 	found := func(x *APIKeyIndex, presented string) bool { _, ok := x.Lookup(presented); return ok }
 	if k, ok := x.Lookup("secret"); !ok || k.Name != "ci" || found(x, "Secret") || found(x, "") || x.Len() != 1 {
 		t.Fatal("lookup by digest failed")
@@ -101,12 +101,12 @@ func TestParseCIDR(t *testing.T) {
 }
 
 func TestAPIKeyIndexWith(t *testing.T) {
-	entries := map[Digest]APIKey{}
+	var entries []Entry
 	for i := range 2000 {
-		entries[HashAPIKey(fmt.Sprintf("key-%d", i))] = APIKey{Name: fmt.Sprintf("key-%d", i)}
+		entries = append(entries, Entry{Digest: HashAPIKey(fmt.Sprintf("key-%d", i)), Key: APIKey{Name: fmt.Sprintf("key-%d", i)}})
 	}
 	base := NewAPIKeyIndex(entries)
-	next := base.With(map[Digest]APIKey{HashAPIKey("new"): {Name: "new"}, HashAPIKey("key-1"): {Name: "renamed"}},
+	next := base.With([]Entry{{Digest: HashAPIKey("new"), Key: APIKey{Name: "new"}}, {Digest: HashAPIKey("key-1"), Key: APIKey{Name: "renamed"}}},
 		[]Digest{HashAPIKey("key-2"), HashAPIKey("never-there")})
 	tests := []struct {
 		index *APIKeyIndex
@@ -125,6 +125,9 @@ func TestAPIKeyIndexWith(t *testing.T) {
 			t.Errorf("Lookup(%q) = %q, want %q", tc.key, got, tc.want)
 		}
 	}
+	if both := next.With([]Entry{{Digest: HashAPIKey("key-3"), Key: APIKey{Name: "again"}}}, []Digest{HashAPIKey("key-3")}); both.Len() != 1999 {
+		t.Errorf("a key both set and removed: Len %d, want 1999 (removed)", both.Len())
+	}
 	if base.Len() != 2000 || next.Len() != 2000 {
 		t.Errorf("Len: base %d, next %d; want 2000 and 2000 (one added, one removed)", base.Len(), next.Len())
 	}
@@ -140,50 +143,63 @@ func TestAPIKeyIndexWith(t *testing.T) {
 }
 
 // TestAPIKeyIndexFollowsAMap: random changes applied with With, checked
-// against a plain map after each.
+// against a plain map after each. Changes repeat digests: the last entry
+// for a digest wins, and a removal wins over any entry.
 func TestAPIKeyIndexFollowsAMap(t *testing.T) {
+	type kept struct {
+		name    string
+		version Version
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	want := map[Digest]string{}
+	want := map[Digest]kept{}
 	var x *APIKeyIndex
 	digest := func() Digest { return HashAPIKey(fmt.Sprint(rng.IntN(3000))) }
 	for round := range 200 {
-		set, remove := map[Digest]APIKey{}, []Digest{}
-		for range rng.IntN(50) {
-			d := digest()
-			set[d] = APIKey{Name: fmt.Sprint("r", round)}
+		var set []Entry
+		var remove []Digest
+		for i := range rng.IntN(50) {
+			var v Version
+			if round%3 > 0 { // some rounds set no version
+				v[0], v[1] = byte(round), byte(i)
+			}
+			set = append(set, Entry{Digest: digest(), Key: APIKey{Name: fmt.Sprint("r", round, "-", i)}, Version: v})
 		}
 		for range rng.IntN(50) {
 			remove = append(remove, digest())
 		}
 		x = x.With(set, remove)
-		for _, d := range remove {
-			if _, ok := set[d]; !ok {
-				delete(want, d)
-			}
+		for _, e := range set {
+			want[e.Digest] = kept{e.Key.Name, e.Version}
 		}
-		for d, k := range set {
-			want[d] = k.Name
+		for _, d := range remove {
+			delete(want, d)
 		}
 		if x.Len() != len(want) {
 			t.Fatalf("round %d: Len %d, want %d", round, x.Len(), len(want))
 		}
-		n := 0
+		keys, versions := 0, 0
 		for d, k := range x.All() {
-			if want[d] != k.Name {
-				t.Fatalf("round %d: key %s is %q, want %q", round, d, k.Name, want[d])
+			if want[d].name != k.Name {
+				t.Fatalf("round %d: key %s is %q, want %q", round, d, k.Name, want[d].name)
 			}
-			n++
+			keys++
 		}
-		if n != len(want) {
-			t.Fatalf("round %d: All yields %d keys, want %d", round, n, len(want))
+		for d, v := range x.Versions() {
+			if want[d].version != v {
+				t.Fatalf("round %d: key %s has version %x, want %x", round, d, v, want[d].version)
+			}
+			versions++
+		}
+		if keys != len(want) || versions != len(want) {
+			t.Fatalf("round %d: All yields %d keys and Versions %d, want %d", round, keys, versions, len(want))
 		}
 	}
 }
 
 func BenchmarkAPIKeyLookup(b *testing.B) {
-	entries := make(map[Digest]APIKey, 1_000_000)
-	for i := range 1_000_000 {
-		entries[HashAPIKey(fmt.Sprint("key-", i))] = APIKey{Name: "k"}
+	entries := make([]Entry, 1_000_000)
+	for i := range entries {
+		entries[i] = Entry{Digest: HashAPIKey(fmt.Sprint("key-", i)), Key: APIKey{Name: "k"}}
 	}
 	x := NewAPIKeyIndex(entries)
 	entries = nil
@@ -193,6 +209,48 @@ func BenchmarkAPIKeyLookup(b *testing.B) {
 	for range b.N {
 		if _, ok := x.Lookup(presented); !ok {
 			b.Fatal("not found")
+		}
+	}
+}
+
+// BenchmarkAPIKeyIndexBuild indexes a million keys from nothing, as an
+// initial sync does.
+func BenchmarkAPIKeyIndexBuild(b *testing.B) {
+	entries := make([]Entry, 1_000_000)
+	for i := range entries {
+		entries[i] = Entry{Digest: HashAPIKey(fmt.Sprint("key-", i)), Key: APIKey{Name: "k"}}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if x := NewAPIKeyIndex(entries); x.Len() != len(entries) {
+			b.Fatal(x.Len())
+		}
+	}
+}
+
+// TestLastByDigest: sorted, the last of each digest kept, for a few items
+// and for many (grouped by first byte first).
+func TestLastByDigest(t *testing.T) {
+	type item struct {
+		d   Digest
+		pos int
+	}
+	for _, n := range []int{0, 1, 50, 20_000} {
+		rng := rand.New(rand.NewPCG(uint64(n), 7))
+		items := make([]item, n)
+		last := map[Digest]int{}
+		for i := range items {
+			items[i] = item{HashAPIKey(fmt.Sprint(rng.IntN(n/2 + 1))), i}
+			last[items[i].d] = i
+		}
+		got := LastByDigest(items, func(it *item) Digest { return it.d }, nil)
+		if len(got) != len(last) {
+			t.Fatalf("n=%d: %d items, want %d", n, len(got), len(last))
+		}
+		for i, it := range got {
+			if last[it.d] != it.pos || (i > 0 && compareDigests(got[i-1].d, it.d) >= 0) {
+				t.Fatalf("n=%d: item %d is %x from %d; want sorted, the last of each (%d)", n, i, it.d[:4], it.pos, last[it.d])
+			}
 		}
 	}
 }

@@ -245,20 +245,20 @@ func (c *compiler) subscriptions(in []*tollgatev1.Subscription, snap *Snapshot) 
 }
 
 func (c *compiler) apiKeys(in []*tollgatev1.ApiKey, snap *Snapshot) *keys.APIKeyIndex {
-	index := make(map[keys.Digest]keys.APIKey, len(in))
+	index := make([]keys.Entry, 0, len(in))
 	first := make(map[keys.Digest]int, len(in)) // where each key is first listed
 	for i, k := range in {
 		path := "apiKeys[" + strconv.Itoa(i) + "]"
-		digest, entry, ok := c.apiKey(path, orEmpty(k), snap)
+		entry, ok := c.apiKey(path, orEmpty(k), snap.Applications)
 		if !ok {
 			continue
 		}
-		if j, dup := first[digest]; dup {
+		if j, dup := first[entry.Digest]; dup {
 			c.Addf(path+".sha256", "the same key is already listed at apiKeys[%d]", j)
 			continue
 		}
-		first[digest] = i
-		index[digest] = entry
+		first[entry.Digest] = i
+		index = append(index, entry)
 	}
 	return keys.NewAPIKeyIndex(index)
 }
@@ -267,70 +267,77 @@ func (c *compiler) apiKeys(in []*tollgatev1.ApiKey, snap *Snapshot) *keys.APIKey
 // whose application has not arrived is kept (and counted as held) when
 // the input is partial: it authenticates nobody until the application
 // is there.
-func (c *compiler) apiKey(path string, k *tollgatev1.ApiKey, snap *Snapshot) (digest keys.Digest, entry keys.APIKey, ok bool) {
-	app := snap.Applications[k.GetApplication()]
+func (c *compiler) apiKey(path string, k *tollgatev1.ApiKey, apps map[string]*catalog.Application) (entry keys.Entry, ok bool) {
+	app := apps[k.GetApplication()]
 	if app == nil && !c.appIDsUnsure && !c.in.Partial {
 		c.Addf(path+".application", "unknown application %q", k.GetApplication())
 	}
-	digest, err := keys.ParseDigest(strings.ToLower(k.GetSha256()))
+	digest, err := parseKeyDigest(k.GetSha256())
 	if err != nil {
 		c.Addf(path+".sha256", "%v (run `enforcer keys new` for a key and its hash)", err)
 	}
 	c.Text(path+".name", k.GetName())
-	// The default name is the hash's start, the same whatever the key's
-	// place in a list or the source it came from.
-	entry = keys.APIKey{Name: cmp.Or(k.GetName(), "key-"+digest.String()[:8]), AppID: k.GetApplication()}
+	// No name: Lookup names it after its digest (keys.DefaultKeyName).
+	key := keys.APIKey{Name: k.GetName(), AppID: k.GetApplication()}
 	if app != nil {
-		entry.AppID = app.ID // one copy of the id for all its keys
+		key.AppID = app.ID // one copy of the id for all its keys
 	}
 	if k.GetExpiresAt() != nil {
-		entry.ExpiresAt = k.GetExpiresAt().AsTime()
+		key.ExpiresAt = k.GetExpiresAt().AsTime()
 	}
 	cidrs := c.Prefixes(path+".allowedCidrs", k.GetAllowedCidrs())
 	c.Scopes(path+".scopes", k.GetScopes())
 	if len(cidrs) > 0 || len(k.GetScopes()) > 0 {
-		entry.Limits = &keys.KeyLimits{AllowedCIDRs: cidrs, Scopes: k.GetScopes(), ScopeText: strings.Join(k.GetScopes(), " ")}
+		key.Limits = &keys.KeyLimits{AllowedCIDRs: cidrs, Scopes: k.GetScopes(), ScopeText: strings.Join(k.GetScopes(), " ")}
 	}
 	if err != nil || (app == nil && !c.in.Partial) {
-		return digest, keys.APIKey{}, false
+		return keys.Entry{}, false
 	}
 	c.holdIf(app == nil)
-	return digest, entry, true
+	return keys.Entry{Digest: digest, Key: key}, true
+}
+
+// parseKeyDigest reads a key's SHA-256 in hex of either case.
+func parseKeyDigest(s string) (keys.Digest, error) {
+	if !isLowerHex(s) {
+		s = strings.ToLower(s)
+	}
+	return keys.ParseDigest(s)
+}
+
+func isLowerHex(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CompileAPIKey validates one key as part of a partial input, against
+// the applications it may refer to (a key whose application is not
+// among them is kept: it authenticates nobody until the application is
+// there). Problem paths are the key's fields ("sha256"). It is how a
+// source that receives keys one at a time compiles each as it arrives.
+func CompileAPIKey(k *tollgatev1.ApiKey, apps map[string]*catalog.Application) (keys.Entry, []Problem) {
+	c := compiler{in: Input{Partial: true}, unsure: func(string) bool { return false }}
+	entry, _ := c.apiKey("", orEmpty(k), apps)
+	for i := range c.Problems {
+		c.Problems[i].Path = strings.TrimPrefix(c.Problems[i].Path, ".")
+	}
+	return entry, c.Problems
 }
 
 // ApplyAPIKeys makes a snapshot that differs from base only in its API
-// keys: set added or replaced, remove (by digest) removed. Only the keys
-// in set are validated, against base's applications, as a partial input
-// (a key whose application is not there is held back); everything else,
+// keys: set (compiled by CompileAPIKey) added or replaced, remove (by
+// digest) removed, as keys.APIKeyIndex.With reads them. Everything else,
 // including the shards of the key index the change does not touch, is
 // shared with base, so a key changed among a million costs microseconds.
-// Problem paths are apiKeys[i] of set.
-func ApplyAPIKeys(base *Snapshot, set []*tollgatev1.ApiKey, remove []keys.Digest) (*Snapshot, []Problem) {
-	c := compiler{in: Input{Partial: true}, unsure: func(string) bool { return false }}
+// The keys held back are counted against base's applications.
+func ApplyAPIKeys(base *Snapshot, set []keys.Entry, remove []keys.Digest) *Snapshot {
 	next := *base
-	held := func(k keys.APIKey, ok bool) bool { return ok && base.Applications[k.AppID] == nil }
-	add := make(map[keys.Digest]keys.APIKey, len(set))
-	for i, k := range set {
-		if digest, entry, ok := c.apiKey(fmt.Sprintf("apiKeys[%d]", i), orEmpty(k), &next); ok {
-			add[digest] = entry
-		}
-	}
-	if len(c.Problems) > 0 {
-		return nil, c.Problems
-	}
-	for d, k := range add {
-		if held(k, true) {
-			next.Held++
-		}
-		if held(base.APIKeys.Get(d)) {
-			next.Held-- // replaced
-		}
-	}
-	for _, d := range remove {
-		if _, replaced := add[d]; !replaced && held(base.APIKeys.Get(d)) {
-			next.Held--
-		}
-	}
-	next.APIKeys = base.APIKeys.With(add, remove)
-	return &next, nil
+	next.APIKeys = base.APIKeys.With(set, remove)
+	before, after := next.APIKeys.CountChanged(base.APIKeys, func(k keys.APIKey) bool { return base.Applications[k.AppID] == nil })
+	next.Held += after - before
+	return &next
 }

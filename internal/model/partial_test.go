@@ -108,14 +108,23 @@ func TestApplyAPIKeys(t *testing.T) {
 	if len(problems) > 0 || base.Held != 1 {
 		t.Fatalf("base: %v, held %d", problems, base.Held)
 	}
-	next, problems := ApplyAPIKeys(base, []*tollgatev1.ApiKey{
-		{Application: "shop", Sha256: hex(4), Name: "added"},
-		{Application: "later", Sha256: hex(5)},
-		{Application: "shop", Sha256: hex(3)}, // the held key, now with a known application
-	}, []keys.Digest{digest(2)})
-	if len(problems) > 0 {
-		t.Fatal(problems)
+	compiled := func(ks ...*tollgatev1.ApiKey) []keys.Entry {
+		var out []keys.Entry
+		for _, k := range ks {
+			e, problems := CompileAPIKey(k, base.Applications)
+			if len(problems) > 0 {
+				t.Fatal(problems)
+			}
+			out = append(out, e)
+		}
+		return out
 	}
+	next := ApplyAPIKeys(base, compiled(
+		&tollgatev1.ApiKey{Application: "shop", Sha256: hex(4), Name: "added"},
+		&tollgatev1.ApiKey{Application: "later", Sha256: hex(5)},
+		&tollgatev1.ApiKey{Application: "shop", Sha256: hex(3)},  // the held key, now with a known application
+		&tollgatev1.ApiKey{Application: "later", Sha256: hex(5)}, // twice: counted once
+	), []keys.Digest{digest(2)})
 	// A held key is indexed, with an application that is not there.
 	for i, want := range map[int]string{1: "shop", 2: "", 3: "shop", 4: "shop", 5: "later"} {
 		got := ""
@@ -138,7 +147,7 @@ func TestApplyAPIKeys(t *testing.T) {
 		t.Error("ApplyAPIKeys changed its base")
 	}
 	// Removing the held key and the key replaced by it leaves nothing held.
-	if after, _ := ApplyAPIKeys(next, nil, []keys.Digest{digest(5), digest(1)}); after.Held != 0 || after.APIKeys.Len() != 2 {
+	if after := ApplyAPIKeys(next, nil, []keys.Digest{digest(5), digest(1), digest(5)}); after.Held != 0 || after.APIKeys.Len() != 2 {
 		t.Errorf("after removing key 5: held %d, %d keys; want 0, 2", after.Held, after.APIKeys.Len())
 	}
 	// Reusing compiled keys: the held count follows the applications.
@@ -148,8 +157,12 @@ func TestApplyAPIKeys(t *testing.T) {
 	if len(problems) > 0 || reused.Held != 0 || reused.APIKeys != next.APIKeys {
 		t.Errorf("compiled with next's keys: %v, held %d; want no problem, none held, the same index", problems, reused.Held)
 	}
-	if _, problems := ApplyAPIKeys(base, []*tollgatev1.ApiKey{{Application: "shop", Sha256: "zz"}}, nil); len(problems) != 1 ||
-		problems[0].Path != "apiKeys[0].sha256" {
-		t.Errorf("a bad key: problems %v, want one at apiKeys[0].sha256", problems)
+	if _, problems := CompileAPIKey(&tollgatev1.ApiKey{Application: "shop", Sha256: "zz"}, base.Applications); len(problems) != 1 ||
+		problems[0].Path != "sha256" {
+		t.Errorf("a bad key: problems %v, want one at sha256", problems)
+	}
+	if e, problems := CompileAPIKey(&tollgatev1.ApiKey{Application: "shop", Sha256: strings.ToUpper(hex(10))}, base.Applications); len(problems) > 0 ||
+		e.Digest != digest(10) || e.Key.Name != "" || keys.DefaultKeyName(e.Digest) != "key-00000000" {
+		t.Errorf("an upper-case hash: %v, %+v", problems, e)
 	}
 }

@@ -12,45 +12,88 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tollgate/tollgate/internal/catalog"
 	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/resources"
-	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
-// change is what one response (or the pieces of one) does to one kind.
+// incoming is what the pieces of one response do to one kind, so far.
+type incoming interface {
+	add(resp *discovery.DeltaDiscoveryResponse) error
+	size() int // resources set or removed
+}
+
+// change is an incoming change to any kind but API keys (keyBatch).
 type change struct {
 	updated map[string]entry
 	removed map[string]bool
 }
 
+func (ch *change) size() int { return len(ch.updated) + len(ch.removed) }
+
 func isPiece(resp *discovery.DeltaDiscoveryResponse) bool {
 	return strings.HasSuffix(resp.GetSystemVersionInfo(), resources.PartialSuffix)
 }
 
-// handle applies one response, or keeps it while more pieces of it are
-// to come, and returns the ACK or NACK to send.
-func (c *Client) handle(resp *discovery.DeltaDiscoveryResponse, pieces map[string]*change) (reply *discovery.DeltaDiscoveryRequest, refused bool) {
+// stage decodes a piece of a response and keeps it until the rest has
+// come. A piece that is not valid spoils the response: the rest of it is
+// dropped as it comes, and its end refused.
+func (c *Client) stage(resp *discovery.DeltaDiscoveryResponse, p *pending) {
 	t := resp.GetTypeUrl()
-	reply = &discovery.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
-	ch := pieces[t]
-	if ch == nil {
-		ch = &change{updated: map[string]entry{}, removed: map[string]bool{}}
+	if p.spoiled[t] != nil {
+		return
 	}
-	err := ch.add(t, resp)
-	if err == nil && isPiece(resp) {
-		pieces[t] = ch
-		return reply, false
+	in := p.changes[t]
+	if in == nil {
+		in = c.newIncoming(t)
+		p.changes[t] = in
 	}
-	delete(pieces, t)
-	if err == nil && len(ch.updated)+len(ch.removed) == 0 {
+	if err := in.add(resp); err != nil {
+		delete(p.changes, t)
+		p.spoiled[t] = err
+	}
+}
+
+// pending is what a stream has received of responses still coming in
+// pieces, by type.
+type pending struct {
+	changes map[string]incoming
+	spoiled map[string]error // a piece was not valid
+}
+
+func newPending() *pending {
+	return &pending{changes: map[string]incoming{}, spoiled: map[string]error{}}
+}
+
+// handle applies a whole response, or the last piece of one with those
+// staged before it, and returns the ACK or NACK to send.
+func (c *Client) handle(resp *discovery.DeltaDiscoveryResponse, p *pending) (reply *discovery.DeltaDiscoveryRequest, refused bool) {
+	t := resp.GetTypeUrl()
+	reply = ack(resp)
+	err := p.spoiled[t]
+	in := p.changes[t]
+	delete(p.spoiled, t)
+	delete(p.changes, t)
+	if in == nil {
+		in = c.newIncoming(t)
+	}
+	if err == nil {
+		err = in.add(resp)
+	}
+	if err == nil && in.size() == 0 {
 		// Nothing to do (the answer to a reconnect that holds every
 		// version already): nothing is recompiled, no cache flushed.
 		c.noted(t, resp.GetSystemVersionInfo())
 		return reply, false
 	}
 	if err == nil {
-		err = c.apply(t, ch, resp.GetSystemVersionInfo())
+		switch in := in.(type) {
+		case *keyBatch:
+			err = c.applyKeys(in, resp.GetSystemVersionInfo())
+		case *change:
+			err = c.apply(t, in, resp.GetSystemVersionInfo())
+		}
 	}
 	if err != nil {
 		c.refused(t, resp.GetSystemVersionInfo(), err)
@@ -61,8 +104,28 @@ func (c *Client) handle(resp *discovery.DeltaDiscoveryResponse, pieces map[strin
 	return reply, false
 }
 
+func ack(resp *discovery.DeltaDiscoveryResponse) *discovery.DeltaDiscoveryRequest {
+	return &discovery.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}
+}
+
+// newIncoming starts a change to kind t. Keys are compiled against the
+// applications published last, so that they share their ids.
+func (c *Client) newIncoming(t string) incoming {
+	if t == resources.ApiKey {
+		var apps map[string]*catalog.Application
+		c.mu.Lock()
+		if c.last != nil {
+			apps = c.last.Applications
+		}
+		c.mu.Unlock()
+		return newKeyBatch(apps)
+	}
+	return &change{updated: map[string]entry{}, removed: map[string]bool{}}
+}
+
 // add decodes a response's resources into the change.
-func (ch *change) add(t string, resp *discovery.DeltaDiscoveryResponse) error {
+func (ch *change) add(resp *discovery.DeltaDiscoveryResponse) error {
+	t := resp.GetTypeUrl()
 	if resources.New(t) == nil {
 		return fmt.Errorf("type %s is not a Tollgate resource", t)
 	}
@@ -91,18 +154,24 @@ func (ch *change) add(t string, resp *discovery.DeltaDiscoveryResponse) error {
 	return nil
 }
 
+// record is the change as a journal record. Unordered: a record's names
+// are unique, so order means nothing.
+func (ch *change) record(t string) record {
+	r := record{typeURL: t, removed: slices.Collect(maps.Keys(ch.removed))}
+	for _, e := range ch.updated {
+		r.set.add(e.raw)
+	}
+	return r
+}
+
 // apply compiles the held resources with the change and, if they are
 // valid, publishes the result. Nothing changes otherwise. Compiled API
-// keys are reused as they are (they refer to applications by id), and a
-// change of keys is applied to the last snapshot without recompiling
-// the rest (model.ApplyAPIKeys).
+// keys are reused as they are (they refer to applications by id).
 func (c *Client) apply(t string, ch *change, version string) error {
-	if t == resources.ApiKey {
-		return c.applyKeys(ch, version)
-	}
 	c.mu.Lock()
 	next := maps.Clone(c.held)
 	c.mu.Unlock()
+	rec := ch.record(t)
 	byName := make(map[string]entry, len(next[t])+len(ch.updated))
 	for name, e := range next[t] {
 		if !ch.removed[name] {
@@ -110,7 +179,7 @@ func (c *Client) apply(t string, ch *change, version string) error {
 		}
 	}
 	for name, e := range ch.updated {
-		e.raw = nil // journalled by applied
+		e.raw = nil // journalled by rec
 		byName[name] = e
 	}
 	next[t] = byName
@@ -121,10 +190,10 @@ func (c *Client) apply(t string, ch *change, version string) error {
 	snap.Version = version
 	c.publish(snap, func() {
 		c.held = next
-		c.applied(t, ch, version)
+		c.applied(t, version, rec)
 	})
 	c.garbage()
-	c.logApplied(t, ch, version, snap)
+	c.logApplied(t, version, len(ch.updated), len(ch.removed), snap)
 	return nil
 }
 
@@ -140,95 +209,50 @@ func keysOf(s *model.Snapshot) *keys.APIKeyIndex {
 // is returned to the system at once (an initial sync).
 const largeKeyChange = 10_000
 
-// applyKeys applies a change of API keys to the snapshot this client
-// published last (or, before any, to one of what it holds).
-func (c *Client) applyKeys(ch *change, version string) error {
+// applyKeys applies a batch of API keys, compiled already, to the
+// snapshot this client published last (or, before any, to one of what it
+// holds) without recompiling the rest (model.ApplyAPIKeys).
+func (c *Client) applyKeys(b *keyBatch, version string) error {
+	c.mu.Lock()
 	base := c.last
+	c.mu.Unlock()
 	if base == nil {
 		var err error
 		if base, err = c.compile(c.held, nil, c.isLoaded()); err != nil {
 			return err
 		}
 	}
-	// In no particular order: sorting a million names costs seconds, and
-	// names[i] still says which key problem i is about.
-	names := make([]string, 0, len(ch.updated))
-	set := make([]*tollgatev1.ApiKey, 0, len(ch.updated))
-	for name, e := range ch.updated {
-		names = append(names, name)
-		set = append(set, e.msg.(*tollgatev1.ApiKey))
-	}
-	remove := make([]keys.Digest, 0, len(ch.removed))
-	for name := range ch.removed {
-		if d, err := keys.ParseDigest(name); err == nil {
-			remove = append(remove, d)
-		}
-	}
-	snap, problems := model.ApplyAPIKeys(base, set, remove)
-	if len(problems) > 0 {
-		msgs := make([]string, 0, min(len(problems), maxNackProblems))
-		for _, p := range problems[:min(len(problems), maxNackProblems)] {
-			msgs = append(msgs, keyWhere(names, p.Path)+": "+p.Msg)
-		}
-		if len(problems) > maxNackProblems {
-			msgs = append(msgs, fmt.Sprintf("and %d more", len(problems)-maxNackProblems))
-		}
-		return fmt.Errorf("%s", strings.Join(msgs, "; "))
-	}
+	snap := model.ApplyAPIKeys(base, b.set, b.removed)
 	snap.Version, snap.LoadedAt = version, c.o.Now()
-	versions := make(map[keys.Digest]string, len(ch.updated))
-	for name, e := range ch.updated {
-		if d, err := keys.ParseDigest(name); err == nil {
-			versions[d] = e.version
-		}
-	}
 	c.publish(snap, func() {
-		c.keys.change(versions, remove)
-		c.applied(resources.ApiKey, ch, version)
+		c.otherVersions.change(b)
+		c.applied(resources.ApiKey, version, b.record())
 	})
-	if len(set)+len(remove) >= largeKeyChange {
+	if b.size() >= largeKeyChange {
 		c.garbage()
 	}
-	c.logApplied(resources.ApiKey, ch, version, snap)
+	c.logApplied(resources.ApiKey, version, len(b.set), len(b.removed), snap)
 	return nil
 }
 
-// keyWhere names the key a problem path of ApplyAPIKeys is about.
-func keyWhere(names []string, path string) string {
-	var i int
-	var field string
-	if n, _ := fmt.Sscanf(path, "apiKeys[%d]", &i); n == 1 && i >= 0 && i < len(names) {
-		if _, rest, ok := strings.Cut(path, "]."); ok {
-			field = ": " + rest
-		}
-		return fmt.Sprintf("ApiKey %q%s", names[i], field)
-	}
-	return path
-}
-
 // applied records a published change; the caller holds c.mu.
-func (c *Client) applied(t string, ch *change, version string) {
+func (c *Client) applied(t, version string, rec record) {
 	c.versions[t] = version
 	c.status.Source = "controlPlane"
 	c.status.LastUpdate = c.o.Now().UTC()
 	if c.state == nil {
 		return
 	}
-	// Unordered: a record's names are unique, so order means nothing.
-	r := record{typeURL: t, removed: slices.Collect(maps.Keys(ch.removed)), set: make([][]byte, 0, len(ch.updated))}
-	for _, e := range ch.updated {
-		r.set = append(r.set, e.raw)
-	}
-	c.journal = append(c.journal, r)
+	c.journal = append(c.journal, rec)
 	select {
 	case c.dirty <- struct{}{}:
 	default: // a write is already due
 	}
 }
 
-func (c *Client) logApplied(t string, ch *change, version string, snap *model.Snapshot) {
+func (c *Client) logApplied(t, version string, updated, removed int, snap *model.Snapshot) {
 	c.o.Log.Info("applied an update from the control plane", "type", resources.ShortName(t), "version", version,
-		"updated", len(ch.updated), "removed", len(ch.removed), "held_back", snap.Held)
+		"updated", updated, "removed", removed, "held_back", snap.Held)
 }
 
 // maxNackProblems bounds the problems one NACK lists.
@@ -320,7 +344,7 @@ func (c *Client) writeStates(ctx context.Context) {
 		c.mu.Unlock()
 		pending := 0
 		for _, r := range recs {
-			pending += len(r.set) + len(r.removed)
+			pending += r.size()
 		}
 		var err error
 		if c.state.needsCompaction(pending) {

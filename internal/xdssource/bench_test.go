@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/resources"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
@@ -20,9 +22,6 @@ func benchState(b *testing.B, keys, apps int) *Client {
 		r.Applications = append(r.Applications, &tollgatev1.Application{Id: id})
 		r.Subscriptions = append(r.Subscriptions, &tollgatev1.Subscription{Application: id, Api: "orders", State: "active"})
 	}
-	for i := range keys {
-		r.ApiKeys = append(r.ApiKeys, &tollgatev1.ApiKey{Application: fmt.Sprintf("app-%d", i%apps), Sha256: fmt.Sprintf("%064x", i+1)})
-	}
 	h, err := heldFrom(r)
 	if err != nil {
 		b.Fatal(err)
@@ -36,9 +35,27 @@ func benchState(b *testing.B, keys, apps int) *Client {
 	if err != nil {
 		b.Fatal(err)
 	}
-	kv := h.takeKeys()
-	c.publish(snap, func() { c.held, c.keys = h, kv })
+	c.publish(snap, func() { c.held = h })
+	batch := newKeyBatch(snap.Applications)
+	for i := range keys {
+		receive(b, batch, &tollgatev1.ApiKey{Application: fmt.Sprintf("app-%d", i%apps), Sha256: fmt.Sprintf("%064x", i+1)})
+	}
+	if err := c.applyKeys(batch, "v0"); err != nil {
+		b.Fatal(err)
+	}
 	return c
+}
+
+// receive adds a key to a batch as the control plane sends it.
+func receive(b testing.TB, batch *keyBatch, k *tollgatev1.ApiKey) {
+	b.Helper()
+	raw, err := cache.MarshalResource(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := batch.received(resources.NameOf(resources.ApiKey, k), cache.HashResource(raw), raw); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkApplyOneKeyChange is the replica's cost of one key added to a
@@ -50,10 +67,9 @@ func BenchmarkApplyOneKeyChange(b *testing.B) {
 			c := benchState(b, n.keys, n.apps)
 			b.ResetTimer()
 			for i := range b.N {
-				k := &tollgatev1.ApiKey{Application: "app-0", Sha256: fmt.Sprintf("%064x", n.keys+1+i)}
-				v, _ := versionOf(k)
-				ch := &change{updated: map[string]entry{resources.NameOf(resources.ApiKey, k): {msg: k, version: v}}, removed: map[string]bool{}}
-				if err := c.apply(resources.ApiKey, ch, "v"); err != nil {
+				batch := newKeyBatch(c.last.Applications)
+				receive(b, batch, &tollgatev1.ApiKey{Application: "app-0", Sha256: fmt.Sprintf("%064x", n.keys+1+i)})
+				if err := c.applyKeys(batch, "v"); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -70,13 +70,15 @@ type Client struct {
 	conn    *grpc.ClientConn
 	metrics *clientMetrics
 
-	mu       sync.Mutex        // guards what Status and the state writer read
-	held     held              // every kind; API keys only until compiled (see held)
-	keys     *keyVersions      // of the API keys in last's index
-	versions map[string]string // type -> system version last applied
-	status   Status
-	loaded   chan struct{} // closed once a state is served
-	once     sync.Once
+	mu   sync.Mutex // guards what Status and the state writer read
+	held held       // every kind; API keys only until compiled (see held)
+	// otherVersions are the API keys' versions that last's index does not
+	// keep (see otherKeyVersions).
+	otherVersions otherKeyVersions
+	versions      map[string]string // type -> system version last applied
+	status        Status
+	loaded        chan struct{} // closed once a state is served
+	once          sync.Once
 
 	dirty   chan struct{}   // the state changed and is not written yet
 	state   *stateStore     // nil without a state directory
@@ -141,7 +143,7 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("control plane %s: %w", o.Address, err)
 	}
 	c := &Client{
-		o: o, conn: conn, held: held{}, keys: &keyVersions{}, versions: map[string]string{},
+		o: o, conn: conn, held: held{}, otherVersions: otherKeyVersions{}, versions: map[string]string{},
 		loaded: make(chan struct{}), dirty: make(chan struct{}, 1),
 		status: Status{Address: o.Address, Node: o.Node, Source: "none"},
 	}
@@ -198,7 +200,7 @@ func (c *Client) Status() Status {
 	for t, byName := range c.held {
 		s.Resources[resources.ShortName(t)] = len(byName)
 	}
-	s.Resources[resources.ShortName(resources.ApiKey)] = c.keys.len()
+	s.Resources[resources.ShortName(resources.ApiKey)] = keysOf(c.last).Len()
 	if c.status.LastNack != nil {
 		n := *c.status.LastNack
 		s.LastNack = &n
@@ -213,25 +215,23 @@ func (c *Client) LoadState() (bool, error) {
 	if c.state == nil {
 		return false, nil
 	}
-	h, recs, err := c.state.load()
-	if err == nil && h != nil {
-		err = replay(h, recs)
-	}
+	data, recs, err := c.state.load()
+	var h held
 	var snap *model.Snapshot
-	if err == nil && h != nil {
-		snap, err = c.compile(h, nil, true) // a persisted state is complete
+	other := otherKeyVersions{}
+	if err == nil && data != nil {
+		h, snap, err = c.fromState(data, recs, other)
 	}
-	if err != nil || h == nil {
+	if err != nil || data == nil {
 		// Unused: the control plane sends everything, and the next state
 		// is written from that alone.
 		c.state.lost = err != nil
 		return false, wrapState(err)
 	}
 	snap.Version = "state"
-	n := h.count()
-	kv := h.takeKeys()
+	n := h.count() + snap.APIKeys.Len()
 	c.publish(snap, func() {
-		c.held, c.keys = h, kv
+		c.held, c.otherVersions = h, other
 		c.status.Source = "state"
 	})
 	c.garbage()
@@ -239,6 +239,53 @@ func (c *Client) LoadState() (bool, error) {
 	c.o.Log.Info("serving the persisted state until the control plane answers",
 		"state_dir", c.o.StateDir, "resources", n)
 	return true, nil
+}
+
+// fromState compiles a state file and its journal records: every kind
+// but API keys as messages, then the keys straight into the index, the
+// state's and then each record's (a persisted state is complete).
+func (c *Client) fromState(data []byte, recs []record, other otherKeyVersions) (held, *model.Snapshot, error) {
+	h, err := decodeHeld(data, recs, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap, err := c.compile(h, nil, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := newKeyBatch(snap.Applications)
+	err = eachStateField(data, func(t string, raw []byte) error {
+		if t != resources.ApiKey {
+			return nil
+		}
+		return b.stored(raw)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("API key: %w", err)
+	}
+	apply := func(b *keyBatch) {
+		snap = model.ApplyAPIKeys(snap, b.set, b.removed)
+		other.change(b)
+	}
+	apply(b)
+	for _, r := range recs {
+		if r.typeURL != resources.ApiKey {
+			continue
+		}
+		b := newKeyBatch(snap.Applications)
+		for raw := range r.set.all() {
+			if err := b.stored(raw); err != nil {
+				return nil, nil, fmt.Errorf("journal record: API key: %w", err)
+			}
+		}
+		for _, name := range r.removed {
+			if d, ok := digestOf(name); ok {
+				b.removed = append(b.removed, d)
+			}
+		}
+		apply(b)
+	}
+	return h, snap, nil
 }
 
 // Run follows the control plane until ctx is done, reconnecting with
@@ -326,7 +373,7 @@ func (c *Client) session(ctx context.Context, resyncAfter time.Duration) (nacked
 	for _, t := range resources.Types {
 		versions := c.held.versions(t)
 		if t == resources.ApiKey {
-			versions = c.keys.byName()
+			versions = keyVersionsByName(keysOf(c.last), c.otherVersions)
 		}
 		initial = append(initial, &discovery.DeltaDiscoveryRequest{TypeUrl: t, InitialResourceVersions: versions})
 	}
@@ -338,7 +385,7 @@ func (c *Client) session(ctx context.Context, resyncAfter time.Duration) (nacked
 		}
 	}
 	c.setConnected(true)
-	pieces := map[string]*change{}
+	pieces := newPending()
 	synced := map[string]bool{}
 	var resync <-chan time.Time
 	received := make(chan *discovery.DeltaDiscoveryResponse)
@@ -366,6 +413,17 @@ func (c *Client) session(ctx context.Context, resyncAfter time.Duration) (nacked
 		case <-resync:
 			return true, errResync
 		case resp := <-received:
+			if isPiece(resp) {
+				// Acknowledged before it is decoded, so that the control plane
+				// sends the next piece meanwhile: a large sync then takes the
+				// time of the slower side rather than of both. A piece only
+				// stages; its response is applied, or refused, at its end.
+				if err := stream.Send(ack(resp)); err != nil {
+					return false, err
+				}
+				c.stage(resp, pieces)
+				continue
+			}
 			reply, refused := c.handle(resp, pieces)
 			if err := stream.Send(reply); err != nil {
 				return false, err
@@ -373,7 +431,7 @@ func (c *Client) session(ctx context.Context, resyncAfter time.Duration) (nacked
 			if refused && resync == nil {
 				resync = time.After(resyncAfter)
 			}
-			if !refused && !isPiece(resp) {
+			if !refused {
 				synced[resp.GetTypeUrl()] = true
 				if len(synced) == len(resources.Types) {
 					c.markSynced()

@@ -1,21 +1,19 @@
 package xdssource
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/resources"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
@@ -31,12 +29,9 @@ const (
 	journalPattern = "journal-%d.pb"
 )
 
-// held is what a replica holds of every kind, by type and name, each
-// with its version (as the control plane computes it: the SHA-256 of its
-// deterministic encoding). API keys are the exception once compiled: a
-// million of them as messages would cost several times their compiled
-// form, so the client keeps them only in the published snapshot's index,
-// with their versions in keyVersions.
+// held is what a replica holds of every kind but API keys (see
+// keyBatch), by type and name, each with its version (as the control
+// plane computes it: the SHA-256 of its deterministic encoding).
 type held map[string]map[string]entry
 
 type entry struct {
@@ -95,169 +90,49 @@ func (h held) versions(typeURL string) map[string]string {
 	return out
 }
 
-// takeKeys removes the API keys, once compiled, and returns their
-// versions.
-func (h held) takeKeys() *keyVersions {
-	set := make(map[keys.Digest]string, len(h[resources.ApiKey]))
-	for name, e := range h[resources.ApiKey] {
-		if d, err := keys.ParseDigest(name); err == nil {
-			set[d] = e.version
-		}
-	}
-	h[resources.ApiKey] = map[string]entry{}
-	kv := &keyVersions{}
-	kv.change(set, nil)
-	return kv
-}
-
-// keyVersions are the versions of the API keys a replica holds, by
-// digest: a sorted array of 64-byte entries for SHA-256 versions (what
-// go-control-plane computes; a map of a million keeps up to twice the
-// room they need), with recent changes and any other versions in a map
-// beside it, folded into the array once there are many.
-type keyVersions struct {
-	sorted []keyVersion
-	recent map[keys.Digest]string // "": removed
-	n      int
-}
-
-type keyVersion struct {
-	digest keys.Digest
-	sum    [sha256.Size]byte
-}
-
-func compareKeyVersions(a keyVersion, d keys.Digest) int { return bytes.Compare(a.digest[:], d[:]) }
-
-// parseSum reads a lower-case hex SHA-256.
-func parseSum(version string) (sum [sha256.Size]byte, ok bool) {
-	if len(version) != hex.EncodedLen(len(sum)) || strings.ToLower(version) != version {
-		return sum, false
-	}
-	_, err := hex.Decode(sum[:], []byte(version))
-	return sum, err == nil
-}
-
-func (v *keyVersions) has(d keys.Digest) bool {
-	if s, ok := v.recent[d]; ok {
-		return s != ""
-	}
-	_, ok := slices.BinarySearchFunc(v.sorted, d, compareKeyVersions)
-	return ok
-}
-
-// change records keys set (with their versions) and removed; a key in
-// both is set.
-func (v *keyVersions) change(set map[keys.Digest]string, remove []keys.Digest) {
-	if len(set)+len(remove)+len(v.recent) > 1024+len(v.sorted)/8 {
-		v.rebuild(set, remove)
-		return
-	}
-	if v.recent == nil {
-		v.recent = map[keys.Digest]string{}
-	}
-	for _, d := range remove {
-		if _, kept := set[d]; !kept && v.has(d) {
-			v.n--
-			v.recent[d] = ""
-		}
-	}
-	for d, s := range set {
-		if !v.has(d) {
-			v.n++
-		}
-		v.recent[d] = s
-	}
-}
-
-// rebuild folds the recent changes and these into a new array.
-func (v *keyVersions) rebuild(set map[keys.Digest]string, remove []keys.Digest) {
-	gone := map[keys.Digest]bool{}
-	changed := make([]keyVersion, 0, len(set)+len(v.recent))
-	other := map[keys.Digest]string{}
-	add := func(d keys.Digest, s string) {
-		if sum, ok := parseSum(s); ok {
-			changed = append(changed, keyVersion{d, sum})
-		} else {
-			other[d] = s
-		}
-	}
-	for _, d := range remove {
-		if _, kept := set[d]; !kept {
-			gone[d] = true
-		}
-	}
-	for d, s := range v.recent {
-		if _, over := set[d]; over || gone[d] {
-			continue
-		}
-		if s == "" {
-			gone[d] = true
-		} else {
-			add(d, s)
-		}
-	}
-	for d, s := range set {
-		add(d, s)
-	}
-	slices.SortFunc(changed, func(a, b keyVersion) int { return bytes.Compare(a.digest[:], b.digest[:]) })
-	merged := make([]keyVersion, 0, len(v.sorted)+len(changed))
-	i := 0
-	for _, old := range v.sorted {
-		for ; i < len(changed) && compareKeyVersions(changed[i], old.digest) < 0; i++ {
-			merged = append(merged, changed[i])
-		}
-		_, isOther := other[old.digest]
-		if gone[old.digest] || isOther || (i < len(changed) && changed[i].digest == old.digest) {
-			continue
-		}
-		merged = append(merged, old)
-	}
-	merged = append(merged, changed[i:]...)
-	v.sorted, v.recent, v.n = merged, other, len(merged)+len(other)
-}
-
-func (v *keyVersions) len() int { return v.n }
-
-// byName is every version by resource name, for a reconnect.
-func (v *keyVersions) byName() map[string]string {
-	out := make(map[string]string, v.n)
-	for _, e := range v.sorted {
-		if _, changed := v.recent[e.digest]; !changed {
-			out[e.digest.String()] = hex.EncodeToString(e.sum[:])
-		}
-	}
-	for d, s := range v.recent {
-		if s != "" {
-			out[d.String()] = s
-		}
-	}
-	return out
-}
-
-// decodeState reads a state file: a tollgate.v1.Resources message whose
-// every field is a resource. Each resource's version is the SHA-256 of
-// its bytes in the file, which were written deterministically, as the
-// control plane encodes it: nothing is encoded again to hash it. n counts
-// the resources.
-func decodeState(data []byte) (h held, n int, err error) {
-	h = held{}
+// decodeHeld reads a state file and its journal records: a
+// tollgate.v1.Resources message whose every field is a resource, then the
+// changes since. Each resource's version is the SHA-256 of its bytes,
+// which were written deterministically, as the control plane encodes
+// them: nothing is encoded again to hash it. API keys are left out unless
+// withKeys (keyBatch reads them).
+func decodeHeld(data []byte, recs []record, withKeys bool) (held, error) {
+	h := held{}
 	for _, t := range resources.Types {
 		h[t] = map[string]entry{}
 	}
-	err = eachStateField(data, func(t string, v []byte) error {
+	put := func(t string, v []byte) error {
+		if t == resources.ApiKey && !withKeys {
+			return nil
+		}
 		m := resources.New(t)
 		if err := proto.Unmarshal(v, m); err != nil {
 			return err
 		}
 		sum := sha256.Sum256(v)
 		h[t][resources.NameOf(t, m)] = entry{msg: m, version: hex.EncodeToString(sum[:])}
-		n++
 		return nil
-	})
-	if err != nil {
-		return nil, 0, err
 	}
-	return h, n, nil
+	if err := eachStateField(data, put); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	for _, r := range recs {
+		if h[r.typeURL] == nil {
+			return nil, fmt.Errorf("journal record: type %q", r.typeURL)
+		}
+		if r.typeURL == resources.ApiKey && !withKeys {
+			continue
+		}
+		for _, name := range r.removed {
+			delete(h[r.typeURL], name)
+		}
+		for raw := range r.set.all() {
+			if err := put(r.typeURL, raw); err != nil {
+				return nil, fmt.Errorf("journal record: %w", err)
+			}
+		}
+	}
+	return h, nil
 }
 
 // eachStateField calls fn with every resource of a state file: its type
@@ -318,8 +193,8 @@ type stateStore struct {
 	stateCount, journalCount int
 }
 
-// load reads the newest state and its journal; no state yet is (nil, nil).
-func (s *stateStore) load() (held, []record, error) {
+// load reads the newest state and its journal; no state yet is nil data.
+func (s *stateStore) load() ([]byte, []record, error) {
 	entries, err := os.ReadDir(s.dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
@@ -341,8 +216,11 @@ func (s *stateStore) load() (held, []record, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading state: %w", err)
 	}
+	if data == nil {
+		data = []byte{} // an empty state is a state
+	}
 	s.stateSize = int64(len(data))
-	h, n, err := decodeState(data)
+	n, err := countStateFields(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("state %s is damaged: %w", path, err)
 	}
@@ -357,9 +235,14 @@ func (s *stateStore) load() (held, []record, error) {
 	}
 	s.stateCount = n
 	for _, rec := range recs {
-		s.journalCount += len(rec.set) + len(rec.removed)
+		s.journalCount += rec.size()
 	}
-	return h, recs, nil
+	return data, recs, nil
+}
+
+func countStateFields(data []byte) (n int, err error) {
+	err = eachStateField(data, func(string, []byte) error { n++; return nil })
+	return n, err
 }
 
 // compact writes the current state with pending applied as the next
@@ -408,15 +291,27 @@ func (s *stateStore) compact(pending []record) error {
 // mergeState applies records, in order, to a state file's contents and
 // returns the new contents with the number of resources in them.
 func mergeState(base []byte, recs []record) ([]byte, int, error) {
-	if len(base) == 0 && oneRecordPerType(recs) {
-		// A first state (an initial sync): nothing to replace, and names
-		// are unique within a record.
-		return concatRecords(recs)
+	inBase := map[string]int{}
+	if err := eachStateField(base, func(t string, _ []byte) error { inBase[t]++; return nil }); err != nil {
+		return nil, 0, fmt.Errorf("state: %w", err)
 	}
-	latest := map[string]map[string][]byte{} // type -> name -> encoding; nil: removed
+	perType := map[string]int{}
 	for _, r := range recs {
 		if _, ok := stateFieldNumbers[r.typeURL]; !ok {
 			return nil, 0, fmt.Errorf("journal record: type %q", r.typeURL)
+		}
+		perType[r.typeURL]++
+	}
+	// A kind the base has none of and one record sets (an initial sync) is
+	// appended as it is: its names are unique, and there is nothing to
+	// replace. Only the others are merged by name.
+	direct := func(t string) bool { return inBase[t] == 0 && perType[t] == 1 }
+	latest := map[string]map[string][]byte{} // type -> name -> encoding; nil: removed
+	size := len(base)
+	for _, r := range recs {
+		if direct(r.typeURL) {
+			size += r.set.fieldsSize()
+			continue
 		}
 		byName := latest[r.typeURL]
 		if byName == nil {
@@ -426,7 +321,7 @@ func mergeState(base []byte, recs []record) ([]byte, int, error) {
 		for _, name := range r.removed {
 			byName[name] = nil
 		}
-		for _, raw := range r.set {
+		for raw := range r.set.all() {
 			name, err := nameOf(r.typeURL, raw)
 			if err != nil {
 				return nil, 0, fmt.Errorf("journal record: %w", err)
@@ -434,7 +329,6 @@ func mergeState(base []byte, recs []record) ([]byte, int, error) {
 			byName[name] = raw
 		}
 	}
-	size := len(base)
 	for _, byName := range latest {
 		for _, raw := range byName {
 			size += fieldSize(raw)
@@ -462,6 +356,13 @@ func mergeState(base []byte, recs []record) ([]byte, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("state: %w", err)
 	}
+	for _, r := range recs {
+		if direct(r.typeURL) {
+			for raw := range r.set.all() {
+				add(r.typeURL, raw)
+			}
+		}
+	}
 	// Unordered within a kind, as in a record: a state's order means
 	// nothing, and sorting a million names costs seconds.
 	for _, t := range resources.Types {
@@ -469,37 +370,6 @@ func mergeState(base []byte, recs []record) ([]byte, int, error) {
 			if raw != nil {
 				add(t, raw)
 			}
-		}
-	}
-	return out, n, nil
-}
-
-func oneRecordPerType(recs []record) bool {
-	seen := map[string]bool{}
-	for _, r := range recs {
-		if seen[r.typeURL] {
-			return false
-		}
-		seen[r.typeURL] = true
-	}
-	return true
-}
-
-func concatRecords(recs []record) ([]byte, int, error) {
-	size, n := 0, 0
-	for _, r := range recs {
-		if _, ok := stateFieldNumbers[r.typeURL]; !ok {
-			return nil, 0, fmt.Errorf("journal record: type %q", r.typeURL)
-		}
-		for _, raw := range r.set {
-			size += fieldSize(raw)
-		}
-	}
-	out := make([]byte, 0, size)
-	for _, r := range recs {
-		for _, raw := range r.set {
-			out = appendField(out, r.typeURL, raw)
-			n++
 		}
 	}
 	return out, n, nil
@@ -516,7 +386,11 @@ func fieldSize(raw []byte) int {
 	return protowire.SizeTag(protowire.MaxValidNumber) + protowire.SizeBytes(len(raw))
 }
 
+// nameOf is the name of a resource of type t encoded as raw.
 func nameOf(t string, raw []byte) (string, error) {
+	if t == resources.ApiKey {
+		return keyNameOf(raw)
+	}
 	m := resources.New(t)
 	if err := proto.Unmarshal(raw, m); err != nil {
 		return "", err
@@ -543,7 +417,7 @@ func (s *stateStore) appendRecords(recs []record) error {
 	}
 	s.journalSize += int64(len(buf))
 	for _, r := range recs {
-		s.journalCount += len(r.set) + len(r.removed)
+		s.journalCount += r.size()
 	}
 	return nil
 }
@@ -593,15 +467,17 @@ func writeFileSynced(dir, name string, data []byte) error {
 // deterministic encoding.
 type record struct {
 	typeURL string
-	set     [][]byte
+	set     encodings
 	removed []string
 }
+
+func (r record) size() int { return r.set.len() + len(r.removed) }
 
 func (r record) encode(dst []byte) []byte {
 	var body []byte
 	body = protowire.AppendTag(body, 1, protowire.BytesType)
 	body = protowire.AppendString(body, r.typeURL)
-	for _, b := range r.set {
+	for b := range r.set.all() {
 		body = protowire.AppendTag(body, 2, protowire.BytesType)
 		body = protowire.AppendBytes(body, b)
 	}
@@ -611,6 +487,44 @@ func (r record) encode(dst []byte) []byte {
 	}
 	dst = protowire.AppendVarint(dst, uint64(len(body)))
 	return append(dst, body...)
+}
+
+// encodings are resources' encodings back to back: a million keys are
+// then one allocation, not a million.
+type encodings struct {
+	data []byte
+	ends []int // encoding i is data[ends[i-1]:ends[i]]
+}
+
+func (e *encodings) add(b []byte) {
+	if len(e.data)+len(b) > cap(e.data) {
+		e.data = slices.Grow(e.data, max(len(e.data), len(b), 4096))
+	}
+	e.data = append(e.data, b...)
+	e.ends = append(doubled(e.ends), len(e.data))
+}
+
+func (e encodings) len() int { return len(e.ends) }
+
+func (e encodings) all() iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		start := 0
+		for _, end := range e.ends {
+			if !yield(e.data[start:end:end]) {
+				return
+			}
+			start = end
+		}
+	}
+}
+
+// fieldsSize is what appendField adds for all of them.
+func (e encodings) fieldsSize() int {
+	n := 0
+	for b := range e.all() {
+		n += fieldSize(b)
+	}
+	return n
 }
 
 // decodeRecords reads journal records; a torn last record (a crash in the
@@ -639,7 +553,7 @@ func decodeRecords(data []byte) ([]record, error) {
 			case 1:
 				r.typeURL = string(v)
 			case 2:
-				r.set = append(r.set, v)
+				r.set.add(v)
 			case 3:
 				r.removed = append(r.removed, string(v))
 			}
@@ -647,26 +561,4 @@ func decodeRecords(data []byte) ([]record, error) {
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// replay applies journal records to held resources.
-func replay(h held, recs []record) error {
-	for _, r := range recs {
-		byName := h[r.typeURL]
-		if byName == nil {
-			return fmt.Errorf("journal record: type %q", r.typeURL)
-		}
-		for _, name := range r.removed {
-			delete(byName, name)
-		}
-		for _, raw := range r.set {
-			m := resources.New(r.typeURL)
-			if err := proto.Unmarshal(raw, m); err != nil {
-				return fmt.Errorf("journal record: %w", err)
-			}
-			sum := sha256.Sum256(raw)
-			byName[resources.NameOf(r.typeURL, m)] = entry{msg: m, version: hex.EncodeToString(sum[:])}
-		}
-	}
-	return nil
 }

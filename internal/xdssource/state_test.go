@@ -3,8 +3,6 @@ package xdssource
 import (
 	"bytes"
 	"fmt"
-	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,7 +10,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/resources"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
@@ -33,7 +30,7 @@ func setOf(t testing.TB, msgs ...proto.Message) record {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.set = append(r.set, b)
+		r.set.add(b)
 	}
 	return r
 }
@@ -42,14 +39,21 @@ func removed(typeURL string, names ...string) record {
 	return record{typeURL: typeURL, removed: names}
 }
 
+// readState is everything a state directory holds, API keys included,
+// as messages.
+func readState(dir string) (held, error) {
+	data, recs, err := (&stateStore{dir: dir}).load()
+	if err != nil || data == nil {
+		return nil, err
+	}
+	return decodeHeld(data, recs, true)
+}
+
 // keysIn loads a state directory and returns the last character of each
 // API key's name.
 func keysIn(t *testing.T, dir string) map[string]bool {
 	t.Helper()
-	h, recs, err := (&stateStore{dir: dir}).load()
-	if err == nil {
-		err = replay(h, recs)
-	}
+	h, err := readState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +177,7 @@ func TestStateVersionsMatchTheControlPlanes(t *testing.T) {
 	if err := s.compact(recs); err != nil {
 		t.Fatal(err)
 	}
-	h, _, err := (&stateStore{dir: s.dir}).load()
+	h, err := readState(s.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,40 +211,5 @@ func TestEncodingOfReceivedResources(t *testing.T) {
 	}
 	if got, err := encodingOf(m, []byte("other"), version); err != nil || !bytes.Equal(got, det) {
 		t.Errorf("other bytes: got %x (%v), want the deterministic encoding", got, err)
-	}
-}
-
-// TestKeyVersions: changes small and large, versions that are SHA-256s
-// and others, checked against a plain map after each.
-func TestKeyVersions(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	kv, want := &keyVersions{}, map[string]string{}
-	for round := range 300 {
-		set, remove := map[keys.Digest]string{}, []keys.Digest{}
-		size := rng.IntN(20)
-		if round%50 == 0 {
-			size = 3000 // folds into the array
-		}
-		for range size {
-			i := rng.IntN(5000)
-			v := fmt.Sprintf("%064x", rng.Uint64())
-			if i%7 == 0 {
-				v = fmt.Sprint("v", round) // not a SHA-256
-			}
-			set[digestOf(t, i)] = v
-		}
-		for range rng.IntN(20) {
-			remove = append(remove, digestOf(t, rng.IntN(5000)))
-		}
-		kv.change(set, remove)
-		for _, d := range remove {
-			delete(want, d.String())
-		}
-		for d, v := range set {
-			want[d.String()] = v
-		}
-		if got := kv.byName(); kv.len() != len(want) || !maps.Equal(got, want) {
-			t.Fatalf("round %d: %d versions (len %d), want %d", round, len(got), kv.len(), len(want))
-		}
 	}
 }
