@@ -51,7 +51,7 @@ type remainder struct {
 	version  string
 	rest     []*discovery.Resource
 	returned map[string]string // what the replica knows, growing piece by piece
-	versions map[string]string // the versions of the resources in rest
+	versions map[string]string // what it will know once every piece is sent
 }
 
 func newChunkedCache(lc *cache.LinearCache, maxBytes int) *chunkedCache {
@@ -112,14 +112,21 @@ func (c *chunkedCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subsc
 		out <- c.next(rem, req, nil) // the channel has room for every kind
 		return func() {}, nil
 	}
-	in := make(chan cache.DeltaResponse, 1)
-	cancelInner, err := c.LinearCache.CreateDeltaWatch(req, sub, in)
-	if err != nil {
-		return nil, err
-	}
+	// The linear cache computes a response as the watch is made, and the
+	// server makes watches one request at a time: made here, a million
+	// keys would hold up every other kind for seconds. The server cancels
+	// a watch (which waits for this) before it touches sub again.
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
+		in := make(chan cache.DeltaResponse, 1)
+		cancelInner, err := c.LinearCache.CreateDeltaWatch(req, sub, in)
+		if err != nil {
+			return // a type URL this cache does not hold: the mux routes none here
+		}
+		if cancelInner != nil { // nil when the cache answered at once
+			defer cancelInner()
+		}
 		select {
 		case resp := <-in:
 			select {
@@ -133,9 +140,6 @@ func (c *chunkedCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subsc
 	return func() {
 		once.Do(func() {
 			close(done)
-			if cancelInner != nil { // nil when the cache answered at once
-				cancelInner()
-			}
 			// The server closes out once every watch is cancelled: nothing
 			// may be sending on it then.
 			<-finished
@@ -150,23 +154,19 @@ func (c *chunkedCache) chunk(resp cache.DeltaResponse, known map[string]string) 
 	if err != nil || proto.Size(msg) <= c.maxBytes {
 		return resp
 	}
-	all := resp.GetReturnedResources()
 	rem := &remainder{
 		updates:  c.updates.Load(),
 		typeURL:  msg.GetTypeUrl(),
 		version:  msg.GetSystemVersionInfo(),
 		rest:     msg.GetResources(),
-		returned: maps.Clone(known),
-		versions: make(map[string]string, len(msg.GetResources())),
+		versions: resp.GetReturnedResources(),
+		// Sized for all it will hold: growing a map of a million costs
+		// more than filling it.
+		returned: make(map[string]string, len(known)+len(msg.GetResources())),
 	}
-	if rem.returned == nil {
-		rem.returned = map[string]string{}
-	}
+	maps.Copy(rem.returned, known)
 	for _, name := range msg.GetRemovedResources() {
 		delete(rem.returned, name)
-	}
-	for _, r := range rem.rest {
-		rem.versions[r.GetName()] = all[r.GetName()]
 	}
 	return c.next(rem, resp.GetDeltaRequest(), msg.GetRemovedResources())
 }
@@ -174,15 +174,18 @@ func (c *chunkedCache) chunk(resp cache.DeltaResponse, known map[string]string) 
 // next sends the next piece of rem and keeps the rest.
 func (c *chunkedCache) next(rem *remainder, req *discovery.DeltaDiscoveryRequest, removed []string) cache.DeltaResponse {
 	size, n := 0, 0
-	for n < len(rem.rest) && (n == 0 || size+proto.Size(rem.rest[n]) <= c.maxBytes) {
-		size += proto.Size(rem.rest[n])
+	for n < len(rem.rest) {
+		rs := proto.Size(rem.rest[n])
+		if n > 0 && size+rs > c.maxBytes {
+			break
+		}
+		size += rs
 		n++
 	}
 	piece := rem.rest[:n]
 	rem.rest = rem.rest[n:]
 	for _, r := range piece {
 		rem.returned[r.GetName()] = rem.versions[r.GetName()]
-		delete(rem.versions, r.GetName())
 	}
 	version := rem.version
 	if len(rem.rest) > 0 {
