@@ -36,6 +36,7 @@ type options struct {
 	profiles       string // directory for CPU profiles of Tollgate's rounds; "" for none
 	only           string // "" for everything, "hostile" for the memory-under-attack scenario alone
 	hostile        hostileOptions
+	scale          scaleOptions
 }
 
 func main() {
@@ -49,7 +50,9 @@ func main() {
 	flag.IntVar(&o.soakRate, "soak-rate", 2000, "Checks per second during the soak")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report file")
 	flag.StringVar(&o.profiles, "profiles", "", "write a CPU profile of Tollgate's first round of each scenario, and a heap profile at the end of the hostile attack, here")
-	flag.StringVar(&o.only, "only", "", `run only this scenario: "hostile" (memory under attack)`)
+	flag.StringVar(&o.only, "only", "", `run only this scenario: "hostile" (memory under attack) or "scale" (a large key set from the file and over xDS)`)
+	flag.IntVar(&o.scale.keys, "scale-keys", 1_000_000, "API keys in the scale scenario (0 skips it)")
+	flag.IntVar(&o.scale.apps, "scale-apps", 100_000, "applications the scale scenario's keys belong to")
 	flag.IntVar(&o.hostile.checks, "hostile-checks", 100_000, "hostile Checks in the memory-under-attack scenario (0 skips it)")
 	flag.IntVar(&o.hostile.concurrency, "hostile-concurrency", 64, "hostile Checks in flight")
 	flag.StringVar(&o.hostile.env, "hostile-env", "",
@@ -90,14 +93,17 @@ type report struct {
 	web     *webResult
 	soak    *soakResult
 	hostile *hostileResult
+	scale   *scaleResult
 }
 
 func run(o options) error {
 	switch {
-	case o.only != "" && o.only != "hostile":
-		return fmt.Errorf(`-only %q: the only scenario that runs alone is "hostile"`, o.only)
+	case o.only != "" && o.only != "hostile" && o.only != "scale":
+		return fmt.Errorf(`-only %q: the scenarios that run alone are "hostile" and "scale"`, o.only)
 	case o.only == "hostile" && o.hostile.checks <= 0:
 		return fmt.Errorf("-only hostile with -hostile-checks %d: nothing to run", o.hostile.checks)
+	case o.only == "scale" && (o.scale.keys <= 0 || o.scale.apps <= 0):
+		return fmt.Errorf("-only scale with -scale-keys %d -scale-apps %d: nothing to run", o.scale.keys, o.scale.apps)
 	}
 	dir, err := os.MkdirTemp("", "tollgate-bench-")
 	if err != nil {
@@ -118,11 +124,16 @@ func run(o options) error {
 			return err
 		}
 	}
-	if o.hostile.checks > 0 {
+	if o.hostile.checks > 0 && o.only != "scale" {
 		// The cached-JWT scenario's config and request: an operation that
 		// requires a JWT, and an ordinary Check for the warm-up.
 		if rep.hostile, err = runHostile(o, scens[1]); err != nil {
 			return fmt.Errorf("hostile: %w", err)
+		}
+	}
+	if o.scale.keys > 0 && o.scale.apps > 0 && o.only != "hostile" {
+		if rep.scale, err = runScale(o); err != nil {
+			return fmt.Errorf("scale: %w", err)
 		}
 	}
 	text := render(o, rep)
@@ -352,7 +363,10 @@ func runSoak(o options, sc scenario) (*soakResult, error) {
 	return &soakResult{rate: int64(o.soakRate), sent: sent, failed: failed, length: o.soak, start: start, end: end}, nil
 }
 
-func scrape(url string) (map[string]float64, error) {
+func scrape(url string) (map[string]float64, error) { return scrapeAll(url, soakMetrics...) }
+
+// scrapeAll reads the named metrics (the first series of each).
+func scrapeAll(url string, names ...string) (map[string]float64, error) {
 	resp, err := http.Get(url)
 	if err != nil {
 		return nil, err
@@ -364,7 +378,7 @@ func scrape(url string) (map[string]float64, error) {
 		return nil, err
 	}
 	out := map[string]float64{}
-	for _, name := range soakMetrics {
+	for _, name := range names {
 		if f := families[name]; f != nil && len(f.GetMetric()) > 0 {
 			m := f.GetMetric()[0]
 			out[name] = m.GetGauge().GetValue() + m.GetCounter().GetValue() + m.GetUntyped().GetValue()
