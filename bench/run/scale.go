@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,9 @@ type scaleResult struct {
 	cold       loadFigures // the replica restarted with the control plane away
 	keyChange  loadFigures // one key added at the control plane
 	idleRate   float64     // the replica's CPU per second while polled, before the change
+	// propagation is BenchmarkPropagation's percentiles (p50-ms, p99-ms,
+	// max-ms); nil when it could not run.
+	propagation map[string]float64
 }
 
 // keyChangeCPU is the replica's CPU for the key change beyond what the
@@ -110,7 +114,9 @@ func startProc(dir, name, bin string, args ...string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
+	// On every CPU, whatever the bench itself is pinned to: a replica and
+	// its control plane share the machine, as they would a node.
+	cmd := exec.Command("taskset", append([]string{"-c", allCPUs(), bin}, args...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -215,7 +221,38 @@ func runScale(o options) (*scaleResult, error) {
 	if err := scaleOverXDS(o, dir, resources, res); err != nil {
 		return nil, fmt.Errorf("over xDS: %w", err)
 	}
+	var err2 error
+	if res.propagation, err2 = propagation(); err2 != nil {
+		fmt.Fprintln(os.Stderr, "bench: propagation skipped:", err2)
+	}
 	return res, nil
+}
+
+// propagation runs BenchmarkPropagation (internal/controlplane) once: the
+// control plane's caches and three replica clients in one process, over
+// loopback gRPC, with the test toolchain that built the bench.
+func propagation() (map[string]float64, error) {
+	fmt.Println("scale: propagation to three replicas, 1,000 changes at 100/s")
+	out, err := exec.Command("go", "test", "-run", "^$", "-bench", "^BenchmarkPropagation$", "-benchtime", "1x", "./internal/controlplane").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "BenchmarkPropagation") {
+			continue
+		}
+		fields := strings.Fields(line)
+		m := map[string]float64{}
+		for i := 1; i+1 < len(fields); i++ {
+			if v, err := strconv.ParseFloat(fields[i], 64); err == nil && strings.HasSuffix(fields[i+1], "-ms") {
+				m[fields[i+1]] = v
+			}
+		}
+		if len(m) == 3 {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("no figures in: %s", out)
 }
 
 // scaleFromFile is the baseline: enforcer serve on the whole YAML, then
@@ -356,6 +393,19 @@ func pollingRate(pid int, grpc string, i int) (float64, error) {
 	}
 	cpu, _ := cpuTime(pid)
 	return float64(cpu-cpu0) / time.Since(began).Seconds(), nil
+}
+
+// allCPUs lists every CPU of the machine for taskset.
+func allCPUs() string {
+	n := 0
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "processor") {
+				n++
+			}
+		}
+	}
+	return fmt.Sprintf("0-%d", max(n-1, 0))
 }
 
 // idle says whether a process used under 5% of a CPU over the last

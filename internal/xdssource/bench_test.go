@@ -77,6 +77,31 @@ func BenchmarkApplyOneKeyChange(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyOneSubscriptionChange is the replica's cost of blocking
+// one subscription in a large state. Applications and subscriptions are
+// compiled with the rest of the state (only keys are applied on their
+// own), so this grows with them.
+func BenchmarkApplyOneSubscriptionChange(b *testing.B) {
+	for _, n := range []struct{ keys, apps int }{{10_000, 1_000}, {1_000_000, 100_000}} {
+		b.Run(fmt.Sprintf("apps=%d", n.apps), func(b *testing.B) {
+			c := benchState(b, n.keys, n.apps)
+			states := []string{"blocked", "active"}
+			b.ResetTimer()
+			for i := range b.N {
+				s := &tollgatev1.Subscription{Application: "app-0", Api: "orders", State: states[i%2]}
+				v, err := versionOf(s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ch := &change{updated: map[string]entry{resources.NameOf(resources.Subscription, s): {msg: s, version: v}}, removed: map[string]bool{}}
+				if err := c.apply(resources.Subscription, ch, "v"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // heldFrom names and versions a bundle's resources.
 func heldFrom(r *tollgatev1.Resources) (held, error) {
 	set, err := resources.Split(r)
