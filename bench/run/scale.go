@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -103,13 +102,8 @@ func appendScaleKey(path string, i, apps int) error {
 	return os.Rename(tmp, path)
 }
 
-// proc is a process of the scale scenario, its log in a file.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startProc(dir, name, bin string, args ...string) (*proc, error) {
+// startProc runs a process of the scale scenario, its log in a file.
+func startProc(dir, name, bin string, args ...string) (*server, error) {
 	log, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, err
@@ -121,26 +115,14 @@ func startProc(dir, name, bin string, args ...string) (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
+	p := &server{name: name, cmd: cmd, addrs: map[string]string{}, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); log.Close(); close(p.done) }()
 	return p, nil
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
 // until polls ok every 20ms until it holds, the process exits or the
 // deadline passes.
-func (p *proc) until(what string, deadline time.Duration, ok func() bool) error {
+func (p *server) until(what string, deadline time.Duration, ok func() bool) error {
 	end := time.Now().Add(deadline)
 	for !ok() {
 		select {
@@ -184,7 +166,7 @@ func allows(grpc string, i int) func() bool {
 
 // measureLoad runs start, then waits for done; it reads the process's
 // memory along the way and again once it has settled.
-func measureLoad(p *proc, admin string, began time.Time, cpu0 time.Duration, done func() error) (loadFigures, error) {
+func measureLoad(p *server, admin string, began time.Time, cpu0 time.Duration, done func() error) (loadFigures, error) {
 	var f loadFigures
 	if err := done(); err != nil {
 		return f, err
