@@ -428,7 +428,7 @@ func (e *Engine) authorize(c *check, id *Identity) *Denial {
 		return nil
 	}
 	if app := id.Application; app != nil {
-		sub := app.Subscription(c.api)
+		sub := c.snap.Subscription(app, c.api)
 		switch {
 		case sub == nil:
 			d := denyForbidden

@@ -87,7 +87,7 @@ func (e *Engine) rateLimit(c *check, d *Decision) *Denial {
 	rl.add(c.op.RateLimit)
 	rl.add(c.api.RateLimit)
 	if app := d.Identity.Application; app != nil {
-		if sub := app.Subscription(c.api); sub != nil {
+		if sub := c.snap.Subscription(app, c.api); sub != nil {
 			rl.add(sub.RateLimit)
 		}
 		rl.add(app.RateLimit)

@@ -325,28 +325,16 @@ type Application struct {
 	Owner string
 
 	RateLimit *ratelimit.Binding // across all APIs
-
-	subscriptions map[*API]*Subscription
 }
 
-// Subscription returns the application's subscription to api, or nil.
-func (a *Application) Subscription(api *API) *Subscription {
-	return a.subscriptions[api]
-}
-
-// Subscription grants an application the use of an API.
+// Subscription grants an application the use of an API. It names both
+// by id (see Subscriptions).
 type Subscription struct {
-	Application *Application
-	API         *API
-	State       SubscriptionState
-	RateLimit   *ratelimit.Binding
+	AppID     string
+	APIID     string
+	State     SubscriptionState
+	RateLimit *ratelimit.Binding
 }
 
-// Subscribe records s on its application. It is called while a snapshot is
-// compiled, before the snapshot is published, so no locking is needed.
-func Subscribe(s *Subscription) {
-	if s.Application.subscriptions == nil {
-		s.Application.subscriptions = make(map[*API]*Subscription)
-	}
-	s.Application.subscriptions[s.API] = s
-}
+// Key is the subscription's place in a Subscriptions table.
+func (s *Subscription) Key() SubscriptionKey { return SubscriptionKey{s.AppID, s.APIID} }

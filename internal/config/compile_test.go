@@ -264,16 +264,16 @@ func TestCompileValid(t *testing.T) {
 			if app == nil {
 				t.Fatalf("application %q missing", tt.app)
 			}
-			sub := app.Subscription(tt.api)
+			sub := snap.Subscription(app, tt.api)
 			switch {
 			case tt.wantNoSub && sub != nil:
 				t.Errorf("%s → %s: got a subscription (%v), want none", tt.app, tt.api.ID, sub.State)
 			case tt.wantNoSub:
 			case sub == nil:
 				t.Errorf("%s → %s: no subscription, want %v", tt.app, tt.api.ID, tt.want)
-			case sub.State != tt.want || sub.Application != app || sub.API != tt.api:
-				t.Errorf("%s → %s: state %v (app %p, api %p), want %v (app %p, api %p)",
-					tt.app, tt.api.ID, sub.State, sub.Application, sub.API, tt.want, app, tt.api)
+			case sub.State != tt.want || sub.AppID != app.ID || sub.APIID != tt.api.ID:
+				t.Errorf("%s → %s: state %v (app %q, api %q), want %v",
+					tt.app, tt.api.ID, sub.State, sub.AppID, sub.APIID, tt.want)
 			}
 		}
 	})
@@ -388,7 +388,7 @@ func TestCompileQuickstart(t *testing.T) {
 			t.Errorf("Lookup(%q) = %+v, want a key of %s", tt.key, k, tt.app)
 			continue
 		}
-		if sub := snap.Applications[k.AppID].Subscription(api); sub == nil || sub.State != tt.state {
+		if sub := snap.Subscription(snap.Applications[k.AppID], api); sub == nil || sub.State != tt.state {
 			t.Errorf("%s subscription = %+v, want state %v", tt.app, sub, tt.state)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"slices"
@@ -126,7 +127,7 @@ func (x *PrincipalIndex) Add(principal string, app *catalog.Application) error {
 	if principal == "" {
 		return errors.New("empty principal")
 	}
-	if !strings.Contains(principal, "*") {
+	if !HasPattern(principal) {
 		if other := x.exact[principal]; other != nil {
 			return fmt.Errorf("principal %q already belongs to application %q", principal, other.ID)
 		}
@@ -156,6 +157,25 @@ func (x *PrincipalIndex) Add(principal string, app *catalog.Application) error {
 	slices.SortStableFunc(x.patterns, func(a, b principalPattern) int { return a.wildcards - b.wildcards })
 	return nil
 }
+
+// Without returns a copy of the index without the principals of apps;
+// x is left as it is. ok is false when one of them has a pattern:
+// patterns are tried in config order, which a copy changed piecemeal
+// cannot keep, so the caller builds the index afresh.
+func (x *PrincipalIndex) Without(apps map[*catalog.Application]bool) (next *PrincipalIndex, ok bool) {
+	for _, p := range x.patterns {
+		if apps[p.app] {
+			return nil, false
+		}
+	}
+	next = &PrincipalIndex{exact: maps.Clone(x.exact), patterns: slices.Clip(x.patterns)}
+	maps.DeleteFunc(next.exact, func(_ string, app *catalog.Application) bool { return apps[app] })
+	return next, true
+}
+
+// HasPattern reports whether principal is a pattern rather than one
+// principal.
+func HasPattern(principal string) bool { return strings.Contains(principal, "*") }
 
 // Lookup returns the application of principal: an exact entry first, then
 // the pattern with the fewest wildcards that matches.

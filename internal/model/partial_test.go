@@ -70,7 +70,7 @@ func TestPartialHoldsBackDanglingReferences(t *testing.T) {
 				t.Errorf("key bound = %v, want %v", got, tc.keyBound)
 			}
 			app, api := snap.Applications["shop"], snap.Catalog.API("orders")
-			if got := app != nil && api != nil && app.Subscription(api) != nil; got != tc.subscribed {
+			if got := app != nil && api != nil && snap.Subscription(app, api) != nil; got != tc.subscribed {
 				t.Errorf("subscribed = %v, want %v", got, tc.subscribed)
 			}
 		})

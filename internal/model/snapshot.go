@@ -24,7 +24,10 @@ type Snapshot struct {
 
 	Catalog      *catalog.Catalog
 	Applications map[string]*catalog.Application
-	APIKeys      *keys.APIKeyIndex
+	// Subscriptions refer to applications and APIs by id, so that a change
+	// to one of the three leaves the others' compiled forms as they are.
+	Subscriptions *catalog.Subscriptions
+	APIKeys       *keys.APIKeyIndex
 
 	Issuers           map[string]*keys.Issuer         // by iss claim value
 	IssuerList        []*keys.Issuer                  // in config order
@@ -47,6 +50,9 @@ type Snapshot struct {
 	// Held counts resources held back because something they refer to
 	// has not arrived yet (Input.Partial); they deny until it does.
 	Held int
+	// heldApps are the applications held back (their rate-limit policy
+	// has not arrived), so that a change can still count them.
+	heldApps map[string]bool
 }
 
 // Settings are the parts of a replica's bootstrap the decision reads: how

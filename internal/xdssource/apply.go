@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/resources"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 // incoming is what the pieces of one response do to one kind, so far.
@@ -92,7 +93,7 @@ func (c *Client) handle(resp *discovery.DeltaDiscoveryResponse, p *pending) (rep
 		case *keyBatch:
 			err = c.applyKeys(in, resp.GetSystemVersionInfo())
 		case *change:
-			err = c.apply(t, in, resp.GetSystemVersionInfo())
+			err = c.applyChange(t, in, resp.GetSystemVersionInfo())
 		}
 	}
 	if err != nil {
@@ -164,6 +165,24 @@ func (ch *change) record(t string) record {
 	return r
 }
 
+// applyChange applies a change to any kind but keys: subscriptions on
+// their own once there is a snapshot to apply them to, anything else by
+// compiling what is held again (keeping what it leaves compiled).
+func (c *Client) applyChange(t string, ch *change, version string) error {
+	if !c.published() {
+		return c.apply(t, ch, version)
+	}
+	switch t {
+	case resources.Subscription:
+		return c.applySubscriptions(ch, version)
+	case resources.Application:
+		if done, err := c.applyApplications(ch, version); done {
+			return err
+		}
+	}
+	return c.apply(t, ch, version)
+}
+
 // apply compiles the held resources with the change and, if they are
 // valid, publishes the result. Nothing changes otherwise. Compiled API
 // keys are reused as they are (they refer to applications by id).
@@ -183,7 +202,7 @@ func (c *Client) apply(t string, ch *change, version string) error {
 		byName[name] = e
 	}
 	next[t] = byName
-	snap, err := c.compile(next, keysOf(c.last), c.isLoaded())
+	snap, err := c.compile(next, reusable(c.last, t), c.isLoaded())
 	if err != nil {
 		return err
 	}
@@ -192,7 +211,9 @@ func (c *Client) apply(t string, ch *change, version string) error {
 		c.held = next
 		c.applied(t, version, rec)
 	})
-	c.garbage()
+	if ch.size() >= largeChange {
+		c.garbage()
+	}
 	c.logApplied(t, version, len(ch.updated), len(ch.removed), snap)
 	return nil
 }
@@ -205,9 +226,29 @@ func keysOf(s *model.Snapshot) *keys.APIKeyIndex {
 	return s.APIKeys
 }
 
-// largeKeyChange is the size of a change of keys after which the garbage
-// is returned to the system at once (an initial sync).
-const largeKeyChange = 10_000
+// compiled are kinds compiled already, for a compile to use as they are.
+type compiled struct {
+	keys          *keys.APIKeyIndex
+	subscriptions *catalog.Subscriptions
+}
+
+// reusable is what a change to kind t leaves of s compiled: its keys,
+// and its subscriptions unless subscriptions or the rate-limit policies
+// they are bound to changed.
+func reusable(s *model.Snapshot, t string) compiled {
+	if s == nil {
+		return compiled{}
+	}
+	r := compiled{keys: s.APIKeys}
+	if t != resources.Subscription && t != resources.RateLimitPolicy {
+		r.subscriptions = s.Subscriptions
+	}
+	return r
+}
+
+// largeChange is the size of a change after which the garbage is
+// returned to the system at once (an initial sync).
+const largeChange = 10_000
 
 // applyKeys applies a batch of API keys, compiled already, to the
 // snapshot this client published last (or, before any, to one of what it
@@ -218,7 +259,7 @@ func (c *Client) applyKeys(b *keyBatch, version string) error {
 	c.mu.Unlock()
 	if base == nil {
 		var err error
-		if base, err = c.compile(c.held, nil, c.isLoaded()); err != nil {
+		if base, err = c.compile(c.held, compiled{}, c.isLoaded()); err != nil {
 			return err
 		}
 	}
@@ -228,11 +269,98 @@ func (c *Client) applyKeys(b *keyBatch, version string) error {
 		c.otherVersions.change(b)
 		c.applied(resources.ApiKey, version, b.record())
 	})
-	if b.size() >= largeKeyChange {
+	if b.size() >= largeChange {
 		c.garbage()
 	}
 	c.logApplied(resources.ApiKey, version, len(b.set), len(b.removed), snap)
 	return nil
+}
+
+// applySubscriptions applies a change of subscriptions to the snapshot
+// published last, compiling only the subscriptions it names
+// (model.ApplySubscriptions).
+func (c *Client) applySubscriptions(ch *change, version string) error {
+	t := resources.Subscription
+	c.mu.Lock()
+	base, byName := c.last, c.held[t]
+	c.mu.Unlock()
+	names, set := changedMessages[*tollgatev1.Subscription](ch)
+	var remove []catalog.SubscriptionKey
+	for name := range ch.removed {
+		if e, ok := byName[name]; ok {
+			s := e.msg.(*tollgatev1.Subscription)
+			remove = append(remove, catalog.SubscriptionKey{App: s.GetApplication(), API: s.GetApi()})
+		}
+	}
+	snap, problems := model.ApplySubscriptions(base, set, remove)
+	if len(problems) > 0 {
+		return problemsError(stagedSet(t, names, set), problems)
+	}
+	c.publishChange(t, ch, version, snap)
+	return nil
+}
+
+// applyApplications applies a change of applications to the snapshot
+// published last, compiling only the applications it names
+// (model.ApplyApplications). done is false when that cannot be done;
+// nothing is changed then.
+func (c *Client) applyApplications(ch *change, version string) (done bool, err error) {
+	t := resources.Application
+	c.mu.Lock()
+	base := c.last
+	c.mu.Unlock()
+	names, set := changedMessages[*tollgatev1.Application](ch)
+	snap, problems, ok := model.ApplyApplications(base, set, slices.Collect(maps.Keys(ch.removed)))
+	switch {
+	case !ok:
+		return false, nil
+	case len(problems) > 0:
+		return true, problemsError(stagedSet(t, names, set), problems)
+	}
+	c.publishChange(t, ch, version, snap)
+	return true, nil
+}
+
+// changedMessages is what a change sets, in name order.
+func changedMessages[M proto.Message](ch *change) (names []string, msgs []M) {
+	names = slices.Sorted(maps.Keys(ch.updated))
+	msgs = make([]M, len(names))
+	for i, name := range names {
+		msgs[i] = ch.updated[name].msg.(M)
+	}
+	return names, msgs
+}
+
+// stagedSet is a change's messages as a set, for problemsError: a
+// problem's index is one into msgs.
+func stagedSet[M proto.Message](t string, names []string, msgs []M) resources.Set {
+	set := resources.Set{t: make(map[string]proto.Message, len(names))}
+	for i, name := range names {
+		set[t][name] = msgs[i]
+	}
+	return set
+}
+
+// publishChange publishes a snapshot that applied ch on its own, and
+// holds ch's resources in place of those they replace.
+func (c *Client) publishChange(t string, ch *change, version string, snap *model.Snapshot) {
+	snap.Version, snap.LoadedAt = version, c.o.Now()
+	rec := ch.record(t)
+	c.publish(snap, func() {
+		byName := c.held[t]
+		for name := range ch.removed {
+			delete(byName, name)
+		}
+		for name, e := range ch.updated {
+			e.raw = nil // journalled by rec
+			byName[name] = e
+		}
+		c.applied(t, version, rec)
+	})
+	if ch.size() >= largeChange {
+		c.garbage()
+	}
+	c.logApplied(t, version, len(ch.updated), len(ch.removed), snap)
 }
 
 // applied records a published change; the caller holds c.mu.
@@ -260,9 +388,13 @@ const maxNackProblems = 10
 
 // compile builds the model from held resources, as a partial set.
 // complete says every kind has arrived at least once.
-// apiKeys, if set, are the compiled keys to use (h holds none then).
-func (c *Client) compile(h held, apiKeys *keys.APIKeyIndex, complete bool) (*model.Snapshot, error) {
-	set := h.set()
+// reuse are kinds compiled already (h holds no API keys then).
+func (c *Client) compile(h held, reuse compiled, complete bool) (*model.Snapshot, error) {
+	var skip []string
+	if reuse.subscriptions != nil {
+		skip = append(skip, resources.Subscription)
+	}
+	set := h.set(skip...)
 	bundle, err := resources.Join(set)
 	if err != nil {
 		return nil, err
@@ -274,16 +406,10 @@ func (c *Client) compile(h held, apiKeys *keys.APIKeyIndex, complete bool) (*mod
 		// request for it must not pass as unmatched.
 		settings.UnmatchedAllow = false
 	}
-	snap, problems := model.Compile(model.Input{Settings: settings, Resources: bundle, BaseDir: c.o.BaseDir, Now: now, Partial: true, APIKeys: apiKeys})
+	snap, problems := model.Compile(model.Input{Settings: settings, Resources: bundle, BaseDir: c.o.BaseDir, Now: now,
+		Partial: true, APIKeys: reuse.keys, Subscriptions: reuse.subscriptions})
 	if len(problems) > 0 {
-		msgs := make([]string, 0, min(len(problems), maxNackProblems))
-		for _, p := range problems[:min(len(problems), maxNackProblems)] {
-			msgs = append(msgs, resources.Where(set, p.Path)+": "+p.Msg)
-		}
-		if len(problems) > maxNackProblems {
-			msgs = append(msgs, fmt.Sprintf("and %d more", len(problems)-maxNackProblems))
-		}
-		return nil, fmt.Errorf("%s", strings.Join(msgs, "; "))
+		return nil, problemsError(set, problems)
 	}
 	if c.o.Prepare != nil {
 		if err := c.o.Prepare(snap); err != nil {
@@ -292,6 +418,26 @@ func (c *Client) compile(h held, apiKeys *keys.APIKeyIndex, complete bool) (*mod
 	}
 	snap.LoadedAt = now
 	return snap, nil
+}
+
+// problemsError lists the first problems, each at the resource of set
+// it is about.
+func problemsError(set resources.Set, problems []model.Problem) error {
+	msgs := make([]string, 0, min(len(problems), maxNackProblems))
+	for _, p := range problems[:min(len(problems), maxNackProblems)] {
+		msgs = append(msgs, resources.Where(set, p.Path)+": "+p.Msg)
+	}
+	if len(problems) > maxNackProblems {
+		msgs = append(msgs, fmt.Sprintf("and %d more", len(problems)-maxNackProblems))
+	}
+	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+}
+
+// published reports whether this client has published a snapshot.
+func (c *Client) published() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last != nil
 }
 
 // publish swaps a snapshot in; update records what it came from.

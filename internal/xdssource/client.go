@@ -249,7 +249,7 @@ func (c *Client) fromState(data []byte, recs []record, other otherKeyVersions) (
 	if err != nil {
 		return nil, nil, err
 	}
-	snap, err := c.compile(h, nil, true)
+	snap, err := c.compile(h, compiled{}, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -480,7 +480,7 @@ func (c *Client) markSynced() {
 		c.mu.Lock()
 		h := c.held
 		c.mu.Unlock()
-		if snap, err := c.compile(h, keysOf(c.last), true); err == nil {
+		if snap, err := c.compile(h, reusable(c.last, ""), true); err == nil {
 			snap.Version = c.o.Store.Load().Version
 			c.publish(snap, func() {})
 			c.garbage()

@@ -221,7 +221,7 @@ func TestUnmatchedAllowWaitsForEveryKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := c.compile(held{}, nil, false)
+	snap, err := c.compile(held{}, compiled{}, false)
 	if err != nil || snap.UnmatchedAllow {
 		t.Fatalf("partial sync: UnmatchedAllow = %v (%v), want false", snap != nil && snap.UnmatchedAllow, err)
 	}

@@ -63,9 +63,13 @@ func encodingOf(m proto.Message, raw []byte, version string) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
 }
 
-func (h held) set() resources.Set {
+// set is what h holds as messages, leaving out the kinds in skip.
+func (h held) set(skip ...string) resources.Set {
 	s := resources.Set{}
 	for t, byName := range h {
+		if slices.Contains(skip, t) {
+			continue
+		}
 		s[t] = make(map[string]proto.Message, len(byName))
 		for name, e := range byName {
 			s[t][name] = e.msg
