@@ -20,6 +20,7 @@ type server struct {
 	cmd   *exec.Cmd
 	addrs map[string]string // role -> address
 	done  chan struct{}
+	log   string // where its output goes, for the scale scenario
 }
 
 // startEnforcer runs `enforcer serve` and reads its listeners from the log.

@@ -105,12 +105,17 @@ func renderScale(b *strings.Builder, s *scaleResult) {
 		"plane; then the replica restarted with the control plane unreachable. Times run from the process's start "+
 		"(or the file's replacement) until `/readyz` answers and a Check with the key concerned is allowed; CPU is "+
 		"the process's own (`/proc/<pid>/stat`) over that time; RSS is VmRSS then, VmHWM over it, and VmRSS 5 s "+
-		"later; heap is `go_memstats_heap_inuse_bytes` then. The control plane and the replica share the machine's "+
-		"CPUs, as on a developer's laptop.\n\n", s.apps, s.keys)
-	fmt.Fprintf(b, "| | time | CPU | RSS ready | peak RSS | RSS settled | heap in use | target |\n|---|---|---|---|---|---|---|---|\n")
+		"later; heap is `go_memstats_heap_inuse_bytes` then; peak live is the largest heap a collection found live "+
+		"over the load and the 5 s after (`GODEBUG=gctrace=1`), against which the peak RSS is set (target: at most 2×). "+
+		"The control plane and the replica share the machine's CPUs, as on a developer's laptop.\n\n", s.apps, s.keys)
+	fmt.Fprintf(b, "| | time | CPU | RSS ready | peak RSS | RSS settled | heap in use | peak live | peak RSS / live | target |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	row := func(name string, f loadFigures, target string) {
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", name, secs(f.took), secs(f.cpu),
-			mib(f.rssReady), mib(f.rssPeak), mib(f.rssSettled), mib(int64(f.heapInuse)), target)
+		live, ratio := "no collection", "—"
+		if f.liveHeapPeak > 0 {
+			live, ratio = mib(f.liveHeapPeak), fmt.Sprintf("%.2f×", f.rssOverLive())
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, secs(f.took), secs(f.cpu),
+			mib(f.rssReady), mib(f.rssPeak), mib(f.rssSettled), mib(int64(f.heapInuse)), live, ratio, target)
 	}
 	met := func(ok bool) string {
 		if ok {

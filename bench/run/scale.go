@@ -51,6 +51,15 @@ type loadFigures struct {
 	rssSettled    int64         // a few seconds later
 	heapInuse     float64       // go_memstats_heap_inuse_bytes, settled
 	heapAllocated float64       // go_memstats_heap_alloc_bytes, settled
+	liveHeapPeak  int64         // the largest heap a collection found live over the load
+}
+
+// rssOverLive is the peak RSS over the peak live heap.
+func (f loadFigures) rssOverLive() float64 {
+	if f.liveHeapPeak == 0 {
+		return 0
+	}
+	return float64(f.rssPeak) / float64(f.liveHeapPeak)
 }
 
 func scaleKey(i int) string { return fmt.Sprintf("tgk_scale_%d", i) }
@@ -112,12 +121,58 @@ func startProc(dir, name, bin string, args ...string) (*server, error) {
 	// its control plane share the machine, as they would a node.
 	cmd := exec.Command("taskset", append([]string{"-c", allCPUs(), bin}, args...)...)
 	cmd.Stdout, cmd.Stderr = log, log
+	// Each collection's live heap goes to the log (liveHeapPeak).
+	cmd.Env = append(os.Environ(), "GODEBUG=gctrace=1")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &server{name: name, cmd: cmd, addrs: map[string]string{}, done: make(chan struct{})}
+	p := &server{name: name, cmd: cmd, addrs: map[string]string{}, done: make(chan struct{}), log: log.Name()}
 	go func() { _ = cmd.Wait(); log.Close(); close(p.done) }()
 	return p, nil
+}
+
+// logSize is how much a process has logged so far: where a measure's
+// share of its log starts.
+func (p *server) logSize() int64 {
+	fi, err := os.Stat(p.log)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// liveHeapPeak is the largest heap a collection found live, from the
+// gctrace lines the process logged after offset from ("gc 7 @1.2s 3%:
+// ..., 120->130->64 MB, ..."; the third figure is the live heap).
+func (p *server) liveHeapPeak(from int64) int64 {
+	f, err := os.Open(p.log)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, 0); err != nil {
+		return 0
+	}
+	var peak int64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "gc ") {
+			continue
+		}
+		for field := range strings.SplitSeq(line, ",") {
+			sizes, ok := strings.CutSuffix(strings.TrimSpace(field), " MB")
+			parts := strings.Split(sizes, "->")
+			if !ok || len(parts) != 3 {
+				continue
+			}
+			if mb, err := strconv.ParseInt(parts[2], 10, 64); err == nil {
+				peak = max(peak, mb<<20)
+			}
+		}
+	}
+	return peak
 }
 
 // until polls ok every 20ms until it holds, the process exits or the
@@ -166,7 +221,7 @@ func allows(grpc string, i int) func() bool {
 
 // measureLoad runs start, then waits for done; it reads the process's
 // memory along the way and again once it has settled.
-func measureLoad(p *server, admin string, began time.Time, cpu0 time.Duration, done func() error) (loadFigures, error) {
+func measureLoad(p *server, admin string, began time.Time, cpu0 time.Duration, logFrom int64, done func() error) (loadFigures, error) {
 	var f loadFigures
 	if err := done(); err != nil {
 		return f, err
@@ -178,6 +233,7 @@ func measureLoad(p *server, admin string, began time.Time, cpu0 time.Duration, d
 	f.cpu = cpu - cpu0
 	time.Sleep(5 * time.Second) // the measure of what stays, not a synchronisation
 	f.rssSettled, _ = procMemory(p.pid(), "VmRSS")
+	f.liveHeapPeak = p.liveHeapPeak(logFrom)
 	if m, err := scrapeAll("http://"+admin+"/metrics", "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes"); err == nil {
 		f.heapInuse, f.heapAllocated = m["go_memstats_heap_inuse_bytes"], m["go_memstats_heap_alloc_bytes"]
 	}
@@ -256,7 +312,7 @@ func scaleFromFile(o options, dir, resources string, res *scaleResult) error {
 		return err
 	}
 	defer p.stop()
-	if res.file, err = measureLoad(p, admin, began, 0, func() error {
+	if res.file, err = measureLoad(p, admin, began, 0, 0, func() error {
 		return p.until("ready", 5*time.Minute, ready(admin))
 	}); err != nil {
 		return err
@@ -264,11 +320,12 @@ func scaleFromFile(o options, dir, resources string, res *scaleResult) error {
 	fmt.Printf("scale: file load %v, RSS %d MiB\n", res.file.took.Round(time.Millisecond), res.file.rssSettled>>20)
 	_ = resetPeakRSS(p.pid())
 	cpu0, _ := cpuTime(p.pid())
+	logFrom := p.logSize()
 	began = time.Now()
 	if err := appendScaleKey(cfg, res.keys, res.apps); err != nil {
 		return err
 	}
-	res.fileReload, err = measureLoad(p, admin, began, cpu0, func() error {
+	res.fileReload, err = measureLoad(p, admin, began, cpu0, logFrom, func() error {
 		return p.until("the added key", 5*time.Minute, allows(grpc, res.keys))
 	})
 	fmt.Printf("scale: file reload %v\n", res.fileReload.took.Round(time.Millisecond))
@@ -311,7 +368,7 @@ func scaleOverXDS(o options, dir, resources string, res *scaleResult) error {
 		return err
 	}
 	defer func() { r.stop() }()
-	if res.sync, err = measureLoad(r, admin, began, 0, func() error {
+	if res.sync, err = measureLoad(r, admin, began, 0, 0, func() error {
 		if err := r.until("ready", 5*time.Minute, ready(admin)); err != nil {
 			return err
 		}
@@ -329,11 +386,12 @@ func scaleOverXDS(o options, dir, resources string, res *scaleResult) error {
 	}
 	_ = resetPeakRSS(r.pid())
 	cpu0, _ := cpuTime(r.pid())
+	logFrom := r.logSize()
 	began = time.Now()
 	if err := appendScaleKey(resources, res.keys, res.apps); err != nil {
 		return err
 	}
-	if res.keyChange, err = measureLoad(r, admin, began, cpu0, func() error {
+	if res.keyChange, err = measureLoad(r, admin, began, cpu0, logFrom, func() error {
 		return r.until("the added key", 5*time.Minute, allows(grpc, res.keys))
 	}); err != nil {
 		return err
@@ -351,7 +409,7 @@ func scaleOverXDS(o options, dir, resources string, res *scaleResult) error {
 	if r, err = startProc(dir, "replica-cold", o.enforcer, "serve", "--config", cfg); err != nil {
 		return err
 	}
-	res.cold, err = measureLoad(r, admin, began, 0, func() error {
+	res.cold, err = measureLoad(r, admin, began, 0, 0, func() error {
 		if err := r.until("ready", 5*time.Minute, ready(admin)); err != nil {
 			return err
 		}
