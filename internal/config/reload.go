@@ -40,6 +40,9 @@ type ReloaderOptions struct {
 	Prepare func(*model.Snapshot) error
 	// Published, if set, runs after a new snapshot is swapped in.
 	Published func(*model.Snapshot)
+	// Loading, if set, runs before the file is compiled; the function
+	// it returns runs after (the server paces the collector with it).
+	Loading func() (done func())
 }
 
 // Reloader keeps a Store in step with its file: on a change of the file
@@ -76,6 +79,9 @@ func NewReloader(o ReloaderOptions) *Reloader {
 	if o.Prepare == nil {
 		o.Prepare = func(*model.Snapshot) error { return nil }
 	}
+	if o.Loading == nil {
+		o.Loading = func() func() { return func() {} }
+	}
 	return &Reloader{opts: o, digest: o.Digest}
 }
 
@@ -91,7 +97,9 @@ func (r *Reloader) Reload(force bool) error {
 	if !force && sha256.Sum256(data) == r.digest {
 		return nil
 	}
+	loaded := r.opts.Loading()
 	cfg, err := compileIn(data, os.LookupEnv, filepath.Dir(r.opts.Path))
+	loaded()
 	if err != nil {
 		return r.failed(err)
 	}
