@@ -53,6 +53,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", `run only this scenario: "hostile" (memory under attack) or "scale" (a large key set from the file and over xDS)`)
 	flag.IntVar(&o.scale.keys, "scale-keys", 1_000_000, "API keys in the scale scenario (0 skips it)")
 	flag.IntVar(&o.scale.apps, "scale-apps", 100_000, "applications the scale scenario's keys belong to")
+	flag.IntVar(&o.scale.apis, "scale-apis", 10_000, "APIs of ten operations in the scale scenario's many-APIs part (0 skips it)")
 	flag.IntVar(&o.hostile.checks, "hostile-checks", 100_000, "hostile Checks in the memory-under-attack scenario (0 skips it)")
 	flag.IntVar(&o.hostile.concurrency, "hostile-concurrency", 64, "hostile Checks in flight")
 	flag.StringVar(&o.hostile.env, "hostile-env", "",

@@ -20,6 +20,7 @@ import (
 
 type scaleOptions struct {
 	keys, apps int
+	apis       int // APIs of the many-APIs part (apis.go)
 }
 
 // scaleResult is what the scale scenario measured.
@@ -34,6 +35,7 @@ type scaleResult struct {
 	// propagation is BenchmarkPropagation's percentiles (p50-ms, p99-ms,
 	// max-ms); nil when it could not run.
 	propagation map[string]float64
+	apis        *apisResult // nil when not run
 }
 
 // keyChangeCPU is the replica's CPU for the key change beyond what the
@@ -262,6 +264,11 @@ func runScale(o options) (*scaleResult, error) {
 	var err2 error
 	if res.propagation, err2 = propagation(); err2 != nil {
 		fmt.Fprintln(os.Stderr, "bench: propagation skipped:", err2)
+	}
+	if so.apis > 0 {
+		if res.apis, err = runAPIs(o, dir); err != nil {
+			return nil, fmt.Errorf("many APIs: %w", err)
+		}
 	}
 	return res, nil
 }

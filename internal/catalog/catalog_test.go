@@ -430,3 +430,40 @@ func BenchmarkMatchTenantsByHost(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMatchManyAPIs matches among n APIs of ten operations each,
+// told apart by base path and, separately, by host alone: the cost per
+// match must not grow with n (make bench reports it).
+func BenchmarkMatchManyAPIs(b *testing.B) {
+	ops := make([]string, 10)
+	for j := range ops {
+		ops[j] = "GET /items" + strconv.Itoa(j) + "/{id}"
+	}
+	shapes := []struct {
+		name string
+		spec func(id string) []string
+		req  func(id string) (host, path string)
+	}{
+		{"basePath", func(id string) []string { return append([]string{id, "/" + id, "*"}, ops...) },
+			func(id string) (string, string) { return "api.example.com", "/" + id + "/items9/42" }},
+		{"host", func(id string) []string { return append([]string{id, "/shop", id + ".example.com"}, ops...) },
+			func(id string) (string, string) { return id + ".example.com", "/shop/items9/42" }},
+	}
+	for _, shape := range shapes {
+		for _, n := range []int{10, 10_000} {
+			specs := make([][]string, n)
+			for i := range n {
+				specs[i] = shape.spec("t" + strconv.Itoa(i))
+			}
+			c := testCatalog(b, specs...)
+			host, path := shape.req("t" + strconv.Itoa(n-1))
+			b.Run(shape.name+"/"+strconv.Itoa(n), func(b *testing.B) {
+				for b.Loop() {
+					if op, _ := c.Match(host, "GET", path); op == nil {
+						b.Fatal("no match")
+					}
+				}
+			})
+		}
+	}
+}
