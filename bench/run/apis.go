@@ -43,6 +43,9 @@ type apisResult struct {
 	// match is BenchmarkMatchManyAPIs's ns/op by sub-benchmark
 	// ("basePath/10000"); nil when it could not run.
 	match map[string]float64
+	// tokens is BenchmarkManyLiveTokens's figures; nil when it could not
+	// run.
+	tokens []tokenCacheFigures
 }
 
 type apisShapeResult struct {
@@ -114,6 +117,9 @@ func runAPIs(o options, dir string) (*apisResult, error) {
 	var err error
 	if res.match, err = matchManyAPIs(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: matching among many APIs skipped:", err)
+	}
+	if res.tokens, err = manyLiveTokens(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: many live tokens skipped:", err)
 	}
 	return res, nil
 }
@@ -212,4 +218,50 @@ func matchManyAPIs() (map[string]float64, error) {
 		return nil, fmt.Errorf("no figures in: %s", out)
 	}
 	return m, nil
+}
+
+// tokenCacheFigures are BenchmarkManyLiveTokens's, by cache size.
+type tokenCacheFigures struct {
+	entries            string
+	nsPerCheck, hitPct float64
+	bytesPerToken      float64
+}
+
+// manyLiveTokens runs BenchmarkManyLiveTokens (internal/authz): 100,000
+// distinct live tokens at the default cache size and at the README's.
+func manyLiveTokens() ([]tokenCacheFigures, error) {
+	fmt.Println("scale: 100,000 distinct live tokens, in process")
+	out, err := exec.Command("go", "test", "-run", "^$", "-bench", "^BenchmarkManyLiveTokens$", "-benchtime", "200000x", "./internal/authz").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, out)
+	}
+	var figs []tokenCacheFigures
+	for _, line := range strings.Split(string(out), "\n") {
+		name, ok := strings.CutPrefix(line, "BenchmarkManyLiveTokens/entries=")
+		fields := strings.Fields(name)
+		if !ok || len(fields) < 2 {
+			continue
+		}
+		f := tokenCacheFigures{}
+		f.entries, _, _ = strings.Cut(fields[0], "-")
+		for i := 1; i+1 < len(fields); i++ {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				continue
+			}
+			switch fields[i+1] {
+			case "ns/op":
+				f.nsPerCheck = v
+			case "hit-%":
+				f.hitPct = v
+			case "B/token":
+				f.bytesPerToken = v
+			}
+		}
+		figs = append(figs, f)
+	}
+	if len(figs) == 0 {
+		return nil, fmt.Errorf("no figures in: %s", out)
+	}
+	return figs, nil
 }

@@ -2,11 +2,16 @@ package authz
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate/tollgate/internal/catalog"
+	"github.com/tollgate/tollgate/internal/model"
 )
 
 // Headers of a typical request through Envoy, so that header scans in the
@@ -92,6 +97,55 @@ func BenchmarkVerifyToken(b *testing.B) {
 					b.Fatal(v.denial.Description)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkManyLiveTokens decides for 100,000 distinct live tokens, each
+// Check carrying one drawn at random, with the token cache at its default
+// size and at the size the README gives for that many. It reports the
+// share of Checks served from the cache (hit-%) and the heap the full
+// cache holds per live token (B/token). make bench reports it.
+func BenchmarkManyLiveTokens(b *testing.B) {
+	const live = 100_000
+	f := newJWTFixture(b)
+	// Without a backend JWT, signed per caller, to see the token cache.
+	store := model.NewStore(f.compile(b, strings.Replace(f.cfg, "backendJwt: {enabled: true,", "backendJwt: {enabled: false,", 1)))
+	reqs := make([]*Request, live)
+	for i := range reqs {
+		token := sign(b, jwt.SigningMethodEdDSA, "ed", f.claims(func(c jwt.MapClaims) {
+			c["sub"], c["jti"] = fmt.Sprintf("user-%d", i), fmt.Sprintf("t-%d", i)
+		}))
+		reqs[i] = &Request{Method: "DELETE", Host: "api.example.com", Target: "/petstore/v1/pets/42",
+			Headers: headersOf(benchHeaders("authorization", "Bearer "+token))}
+	}
+	for _, entries := range []int{1 << 14, 1 << 18} {
+		b.Run(fmt.Sprintf("entries=%d", entries), func(b *testing.B) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			e := NewEngine(Options{Config: store, Clock: f.clock, TokenCacheEntries: entries})
+			a := e.schemes[catalog.SchemeJWT].(*jwtAuthenticator)
+			rng := rand.New(rand.NewPCG(1, 2))
+			decide := func() {
+				if d := e.Decide(context.Background(), reqs[rng.IntN(live)]); !d.Allowed {
+					b.Fatalf("denied: %s", d.Denial.Description)
+				}
+			}
+			for range 4 * live { // until the cache holds what it will
+				decide()
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			verified := a.verified.Load()
+			n := 0
+			for b.Loop() {
+				decide()
+				n++
+			}
+			b.ReportMetric(100*(1-float64(a.verified.Load()-verified)/float64(n)), "hit-%")
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/live, "B/token")
+			runtime.KeepAlive(e)
 		})
 	}
 }
