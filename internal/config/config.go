@@ -23,6 +23,10 @@ type Config struct {
 	Bootstrap
 	*model.Snapshot
 	Digest [sha256.Size]byte // of the file's bytes
+	// Difference says the snapshot was made by applying what the file
+	// changed to the previous one, not by compiling it whole.
+	Difference bool
+	versions   resourceVersions // nil when two resources shared a name
 }
 
 // Bootstrap is what only the replica's own file sets: listeners, stores,
@@ -93,6 +97,14 @@ func Compile(data []byte, lookupEnv func(string) (string, bool)) (*Config, error
 // compileIn compiles with relative file paths (JWKS files, keys, CA
 // bundles) taken relative to baseDir, the config file's directory.
 func compileIn(data []byte, lookupEnv func(string) (string, bool), baseDir string) (*Config, error) {
+	return compileAgainst(data, lookupEnv, baseDir, nil)
+}
+
+// compileAgainst compiles a file; given what the previous load of it
+// left (prev), a file that changes only applications, subscriptions or
+// API keys is applied to the previous snapshot instead (see
+// applyDifference).
+func compileAgainst(data []byte, lookupEnv func(string) (string, bool), baseDir string, prev *previous) (*Config, error) {
 	var f File
 	lines, problems, dropped, err := parse(data, &f, lookupEnv)
 	if err != nil {
@@ -104,9 +116,19 @@ func compileIn(data []byte, lookupEnv func(string) (string, bool), baseDir strin
 	boot.ControlPlane = c.controlPlane(f.ControlPlane, lines)
 	c.emptySecurity(&f, lines)
 	now := time.Now()
-	snap, resourceProblems := model.Compile(model.Input{
-		Settings: settings, Resources: f.Resources(), BaseDir: baseDir, Now: now, Unsure: failed,
-	})
+	res := f.Resources()
+	versions, _ := versionsOf(res)
+	var snap *model.Snapshot
+	var resourceProblems []model.Problem
+	difference := false
+	if prev != nil && prev.versions != nil && versions != nil && len(problems) == 0 && len(c.Problems) == 0 && dropped == 0 {
+		snap, difference = applyDifference(prev, settings, res, versions)
+	}
+	if !difference {
+		snap, resourceProblems = model.Compile(model.Input{
+			Settings: settings, Resources: res, BaseDir: baseDir, Now: now, Unsure: failed,
+		})
+	}
 	// Validation runs on whatever decoded, so that one run reports every
 	// problem; it stays quiet about values that failed to decode.
 	for _, p := range append(c.Problems, resourceProblems...) {
@@ -123,7 +145,7 @@ func compileIn(data []byte, lookupEnv func(string) (string, bool), baseDir strin
 	digest := sha256.Sum256(data)
 	snap.Version = "sha256:" + hex.EncodeToString(digest[:8])
 	snap.LoadedAt = now
-	return &Config{Bootstrap: boot, Snapshot: snap, Digest: digest}, nil
+	return &Config{Bootstrap: boot, Snapshot: snap, Digest: digest, Difference: difference, versions: versions}, nil
 }
 
 // lineOf is the line of path, or of the nearest enclosing mapping or list

@@ -146,7 +146,7 @@ func (r *replica) build(ctx context.Context) error {
 	r.store.Swap(cfg.Snapshot)
 	r.reloader = config.NewReloader(config.ReloaderOptions{
 		Path: r.o.ConfigPath, Store: r.store, Log: log, Observe: metrics.ObserveReload,
-		Running: cfg.Bootstrap, Digest: cfg.Digest, Prepare: prepare, Published: published, Loading: loadPace,
+		Running: cfg.Bootstrap, Digest: cfg.Digest, Prepare: prepare, Published: published, Loading: loadPace, Loaded: cfg,
 	})
 	// The config is in the store now; the process need not keep it.
 	r.cfg = &config.Config{Bootstrap: cfg.Bootstrap}
