@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -29,25 +27,7 @@ func (r *running) addr(role string) string {
 
 func start(t *testing.T, cfg string) *running {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{addrs: map[string]string{}, stop: cancel, done: make(chan error, 1)}
-	go func() {
-		r.done <- Run(ctx, Options{ConfigPath: path, Version: "test", Listening: func(role, addr string) {
-			r.mu.Lock()
-			r.addrs[role] = addr
-			r.mu.Unlock()
-		}})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-r.done
-	})
-	poll(t, "the admin listener", func() bool { return r.addr("admin") != "" })
-	return r
+	return startWith(t, cfg, func(*Options) {})
 }
 
 func poll(t *testing.T, what string, cond func() bool) {
