@@ -104,6 +104,8 @@ func applyDifference(prev *previous, settings model.Settings, r *tollgatev1.Reso
 	if next.Held != 0 {
 		return nil, false // a reference to something the file lacks
 	}
+	// A copy even when nothing changed (next is then the running
+	// snapshot): the caller stamps its version and load time on it.
 	out := *next
 	return &out, true
 }
