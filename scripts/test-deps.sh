@@ -5,6 +5,8 @@
 #   redis-server  the rate-limit store (standalone and a 3-master cluster;
 #   redis-tools   redis-cli creates the cluster)
 #   prometheus    for promtool, which lints the /metrics output
+#   postgresql    the control plane's PostgreSQL store (tests run their own
+#                 server on a free port; Debian keeps its programs off PATH)
 # and builds Traefik (ForwardAuth front end), which Debian does not package,
 # into .cache/bin (scripts/traefik.sh).
 # Safe to run again: it installs and builds only what is missing.
@@ -12,4 +14,7 @@ set -euo pipefail
 here="$(dirname "$0")"
 "$here/install-missing.sh" test \
   nginx=nginx caddy=caddy redis-server=redis-server redis-cli=redis-tools promtool=prometheus
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  "$here/install-missing.sh" test initdb-for-tests=postgresql
+fi
 "$here/traefik.sh"
