@@ -2,10 +2,13 @@ package config
 
 import (
 	"cmp"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/model"
 )
@@ -116,6 +119,7 @@ type ControlPlaneFile struct {
 	Listen ControlPlaneListen `yaml:"listen"`
 	TLS    TLSFiles           `yaml:"tls"`
 	Source Source             `yaml:"source"`
+	Auth   AdminAuth          `yaml:"auth"`
 }
 
 // ControlPlaneListen are the control plane's two listeners.
@@ -126,8 +130,51 @@ type ControlPlaneListen struct {
 
 // Source says where the control plane's resources come from.
 type Source struct {
-	File string `yaml:"file"` // a YAML file or a directory of them, watched
+	File  string      `yaml:"file"` // a YAML file or a directory of them, watched
+	Store StoreSource `yaml:"store"`
 }
+
+// StoreSource is the database behind the admin API: one of the two.
+type StoreSource struct {
+	SQLite   string `yaml:"sqlite"`   // a file path
+	Postgres string `yaml:"postgres"` // postgres://user:password@host/db?sslmode=...
+}
+
+// Set reports whether a database is configured.
+func (s StoreSource) Set() bool { return s.SQLite != "" || s.Postgres != "" }
+
+// AdminAuth says who may call the admin API: bearer tokens that are
+// static (stored as SHA-256) or JWTs from one issuer.
+type AdminAuth struct {
+	Tokens []AdminToken `yaml:"tokens"`
+	Issuer *AdminIssuer `yaml:"issuer"`
+}
+
+// AdminToken is a static bootstrap token.
+type AdminToken struct {
+	Name   string `yaml:"name"`
+	SHA256 string `yaml:"sha256"` // hex SHA-256 of the token
+	Role   string `yaml:"role"`   // admin | publisher | developer
+}
+
+// AdminIssuer accepts JWTs whose roles claim names the caller's role.
+type AdminIssuer struct {
+	Issuer       string   `yaml:"issuer"`
+	JwksURI      string   `yaml:"jwksUri"`
+	JwksFile     string   `yaml:"jwksFile"`
+	JwksCAFile   string   `yaml:"jwksCaFile"`
+	Audiences    []string `yaml:"audiences"`
+	RolesClaim   string   `yaml:"rolesClaim"`   // default "roles": a string or an array
+	SubjectClaim string   `yaml:"subjectClaim"` // default "sub": the caller, and the owner of what a developer creates
+	Leeway       string   `yaml:"leeway"`       // default 30s
+}
+
+// Admin API roles.
+const (
+	RoleAdmin     = "admin"
+	RolePublisher = "publisher"
+	RoleDeveloper = "developer"
+)
 
 // Default control-plane listener addresses.
 const (
@@ -139,7 +186,11 @@ const (
 type ControlPlaneConfig struct {
 	Listen ControlPlaneListen
 	TLS    TLSFiles
-	Source Source // File resolved against cp.yaml's directory
+	Source Source // File and Store.SQLite resolved against cp.yaml's directory
+	Auth   AdminAuth
+	// BaseDir is cp.yaml's directory: relative paths in stored resources
+	// are checked against it, as in a file source.
+	BaseDir string
 }
 
 // LoadControlPlane reads and checks cp.yaml.
@@ -155,16 +206,33 @@ func LoadControlPlane(path string) (*ControlPlaneConfig, error) {
 	}
 	c := compiler{baseDir: filepath.Dir(path)}
 	out := &ControlPlaneConfig{
-		Listen: ControlPlaneListen{XDS: cmp.Or(f.Listen.XDS, DefaultXDSAddr), API: cmp.Or(f.Listen.API, DefaultAPIAddr)},
-		TLS:    c.tlsFiles("tls", f.TLS, false),
-		Source: Source{File: c.path(f.Source.File)},
+		Listen:  ControlPlaneListen{XDS: cmp.Or(f.Listen.XDS, DefaultXDSAddr), API: cmp.Or(f.Listen.API, DefaultAPIAddr)},
+		TLS:     c.tlsFiles("tls", f.TLS, false),
+		Source:  Source{File: c.path(f.Source.File), Store: StoreSource{SQLite: c.path(f.Source.Store.SQLite), Postgres: f.Source.Store.Postgres}},
+		Auth:    c.adminAuth(f.Auth),
+		BaseDir: c.baseDir,
 	}
 	c.plaintextOnLoopback("listen.xds", out.Listen.XDS, out.TLS)
 	if _, _, err := net.SplitHostPort(out.Listen.API); err != nil {
 		c.Addf("listen.api", "want host:port, got %q", out.Listen.API)
 	}
-	if out.Source.File == "" {
-		c.Addf("source.file", "required: the YAML file or directory of resources to serve")
+	switch store := out.Source.Store; {
+	case out.Source.File == "" && !store.Set():
+		c.Addf("source", "required: file (a YAML file or directory of resources) or store (sqlite or postgres)")
+	case out.Source.File != "" && store.Set():
+		c.Addf("source", "set file or store, not both")
+	case store.SQLite != "" && store.Postgres != "":
+		c.Addf("source.store", "set sqlite or postgres, not both")
+	case store.Postgres != "" && !strings.HasPrefix(store.Postgres, "postgres://") && !strings.HasPrefix(store.Postgres, "postgresql://"):
+		c.Addf("source.store.postgres", "want a postgres:// URL")
+	}
+	if out.Source.Store.Set() {
+		if len(out.Auth.Tokens) == 0 && out.Auth.Issuer == nil {
+			c.Addf("auth", "required with a store: tokens or an issuer, since the admin API can change everything")
+		}
+		if host, _, err := net.SplitHostPort(out.Listen.API); err == nil && !out.TLS.Enabled() && !model.IsLoopback(host) {
+			c.Addf("listen.api", "bearer tokens in plaintext are allowed on loopback only: set tls for %s", out.Listen.API)
+		}
 	}
 	for _, p := range c.Problems {
 		problems = append(problems, Problem{Path: p.Path, Msg: p.Msg})
@@ -174,3 +242,45 @@ func LoadControlPlane(path string) (*ControlPlaneConfig, error) {
 	}
 	return out, nil
 }
+
+// adminAuth resolves and checks the auth section.
+func (c *compiler) adminAuth(in AdminAuth) AdminAuth {
+	out := AdminAuth{}
+	names := map[string]bool{}
+	for i, t := range in.Tokens {
+		path := fmt.Sprintf("auth.tokens[%d]", i)
+		c.ID(path+".name", t.Name)
+		if names[t.Name] {
+			c.Addf(path+".name", "duplicate token name %q", t.Name)
+		}
+		names[t.Name] = true
+		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != 32 {
+			c.Addf(path+".sha256", "want the 64 hex characters of the token's SHA-256")
+		}
+		if !validRole(t.Role) {
+			c.Addf(path+".role", "want admin, publisher or developer, got %q", t.Role)
+		}
+		t.SHA256 = strings.ToLower(t.SHA256)
+		out.Tokens = append(out.Tokens, t)
+	}
+	if is := in.Issuer; is != nil {
+		v := *is
+		v.JwksFile, v.JwksCAFile = c.path(is.JwksFile), c.path(is.JwksCAFile)
+		v.RolesClaim = cmp.Or(is.RolesClaim, "roles")
+		v.SubjectClaim = cmp.Or(is.SubjectClaim, "sub")
+		v.Leeway = cmp.Or(is.Leeway, "30s")
+		if v.Issuer == "" {
+			c.Addf("auth.issuer.issuer", "required: the iss value of admin tokens")
+		}
+		if (v.JwksURI == "") == (v.JwksFile == "") {
+			c.Addf("auth.issuer", "set jwksUri or jwksFile")
+		}
+		if d, err := time.ParseDuration(v.Leeway); err != nil || d < 0 {
+			c.Addf("auth.issuer.leeway", "want a duration such as 30s, got %q", v.Leeway)
+		}
+		out.Issuer = &v
+	}
+	return out
+}
+
+func validRole(r string) bool { return r == RoleAdmin || r == RolePublisher || r == RoleDeveloper }

@@ -81,7 +81,7 @@ func TestLoadControlPlane(t *testing.T) {
 	ps := problemsOf(t, err)
 	for _, want := range []struct{ path, msg string }{
 		{"listen.xds", "plaintext is allowed on loopback only"},
-		{"source.file", "required"},
+		{"source", "required"},
 		{"extra", "unknown"},
 	} {
 		if _, ok := findProblem(ps, want.path, want.msg); !ok {
@@ -211,5 +211,52 @@ func TestControlPlaneExample(t *testing.T) {
 	}
 	if replica.ControlPlane.Address != cp.Listen.XDS {
 		t.Fatalf("the replica dials %s, the control plane listens on %s", replica.ControlPlane.Address, cp.Listen.XDS)
+	}
+}
+
+func TestControlPlaneStoreAndAuth(t *testing.T) {
+	token := strings.Repeat("ab", 32)
+	tests := []struct {
+		name, yaml string
+		path, msg  string // a wanted problem; "" for a valid config
+	}{
+		{name: "sqlite with a token", yaml: "source: {store: {sqlite: tollgate.db}}\nauth: {tokens: [{name: ops, sha256: " + token + ", role: admin}]}\n"},
+		{name: "postgres with an issuer", yaml: "source: {store: {postgres: \"postgres://u@db/tollgate\"}}\nauth: {issuer: {issuer: https://idp, jwksUri: https://idp/jwks}}\n"},
+		{name: "store without auth", yaml: "source: {store: {sqlite: tollgate.db}}\n", path: "auth", msg: "required with a store"},
+		{name: "file and store", yaml: "source: {file: r.yaml, store: {sqlite: t.db}}\n", path: "source", msg: "not both"},
+		{name: "two databases", yaml: "source: {store: {sqlite: t.db, postgres: \"postgres://x\"}}\nauth: {tokens: [{name: ops, sha256: " + token + ", role: admin}]}\n",
+			path: "source.store", msg: "not both"},
+		{name: "postgres not a URL", yaml: "source: {store: {postgres: \"host=db\"}}\n", path: "source.store.postgres", msg: "postgres:// URL"},
+		{name: "bad role", yaml: "source: {store: {sqlite: t.db}}\nauth: {tokens: [{name: ops, sha256: " + token + ", role: root}]}\n", path: "auth.tokens[0].role", msg: "want admin"},
+		{name: "plaintext token", yaml: "source: {store: {sqlite: t.db}}\nauth: {tokens: [{name: ops, sha256: secret, role: admin}]}\n", path: "auth.tokens[0].sha256", msg: "64 hex"},
+		{name: "remote api in plaintext", yaml: "listen: {api: \"0.0.0.0:18080\"}\nsource: {store: {sqlite: t.db}}\nauth: {tokens: [{name: ops, sha256: " + token + ", role: admin}]}\n",
+			path: "listen.api", msg: "loopback only"},
+		{name: "issuer without keys", yaml: "source: {store: {sqlite: t.db}}\nauth: {issuer: {issuer: https://idp}}\n", path: "auth.issuer", msg: "jwksUri or jwksFile"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "cp.yaml")
+			if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := LoadControlPlane(p)
+			if tc.msg == "" {
+				if err != nil {
+					t.Fatalf("unexpected problems: %v", err)
+				}
+				if s := cfg.Source.Store.SQLite; s != "" && s != filepath.Join(dir, "tollgate.db") {
+					t.Fatalf("sqlite path %q not resolved against cp.yaml", s)
+				}
+				if is := cfg.Auth.Issuer; is != nil && (is.RolesClaim != "roles" || is.SubjectClaim != "sub") {
+					t.Fatalf("issuer defaults: %+v", is)
+				}
+				return
+			}
+			ps := problemsOf(t, err)
+			if _, ok := findProblem(ps, tc.path, tc.msg); !ok {
+				t.Fatalf("no problem at %s containing %q in:\n%v", tc.path, tc.msg, ps)
+			}
+		})
 	}
 }
