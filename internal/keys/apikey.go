@@ -16,8 +16,9 @@ import (
 	"time"
 )
 
-// APIKeyPrefix starts every key that `enforcer keys new` generates, so a
-// leaked key is recognisable by secret scanners and by people.
+// APIKeyPrefix started the keys that `enforcer keys new` generated before
+// KeyPrefix's checksummed format. Such keys, like any other a deployment
+// brings, are found by their SHA-256 alone.
 const APIKeyPrefix = "tgk_"
 
 // Digest is the SHA-256 of an API key. Only digests are ever stored.
