@@ -91,5 +91,6 @@ func (a apiKeyAuthenticator) verify(c *check) (Identity, *Denial) {
 		Scopes:      key.Scopes(),
 		ScopeText:   key.ScopeText(),
 		KeyName:     key.Name,
+		KeyID:       key.ID,
 	}, nil
 }

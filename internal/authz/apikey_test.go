@@ -1,6 +1,11 @@
 package authz
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -63,6 +68,57 @@ func TestAPIKeyFormats(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAPIKeyIDInLogAndMetadata: a key's id names it in the decision's log
+// line and dynamic metadata; a key without one has none there. The key
+// itself appears in neither.
+func TestAPIKeyIDInLogAndMetadata(t *testing.T) {
+	k, err := keys.GenerateKeyFrom(rand.NewChaCha8([32]byte{3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := testEngine(t, testConfig+"  - {application: mobile, name: generated, id: "+k.ID+", sha256: "+k.Digest.String()+"}\n")
+	var logs bytes.Buffer
+	e := NewEngine(Options{Config: base.config, Clock: base.clock,
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	s := NewGRPCServer(e)
+	cases := []struct {
+		key, name, id string
+	}{
+		{k.Key, "generated", k.ID},
+		{keyMobile, "ci", ""},
+	}
+	for _, tc := range cases {
+		logs.Reset()
+		resp, err := s.Check(context.Background(), checkRequest("GET", "/petstore/v1/pets", map[string]string{"apikey": tc.key}, nil))
+		if err != nil || resp.GetOkResponse() == nil {
+			t.Fatalf("key %s: %v, %v; want an allow", tc.name, resp, err)
+		}
+		if md := wireMetadata(t, resp); md["key_id"] != tc.id {
+			t.Errorf("key %s: metadata key_id %q, want %q", tc.name, md["key_id"], tc.id)
+		}
+		var line struct {
+			Msg     string `json:"msg"`
+			KeyName string `json:"key_name"`
+			KeyID   string `json:"key_id"`
+		}
+		found := false
+		for sc := bufio.NewScanner(&logs); sc.Scan(); {
+			if strings.Contains(sc.Text(), tc.key) {
+				t.Errorf("the log holds the key: %s", sc.Text())
+			}
+			if err := json.Unmarshal(sc.Bytes(), &line); err == nil && line.Msg == "decision" {
+				found = true
+				if line.KeyName != tc.name || line.KeyID != tc.id {
+					t.Errorf("key %s: log names key %q, id %q; want %q, %q", tc.name, line.KeyName, line.KeyID, tc.name, tc.id)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("key %s: no decision log line in %q", tc.name, logs.String())
+		}
 	}
 }
 
