@@ -35,5 +35,6 @@ type Decision struct {
 	Application string
 	Subject     string
 	Credential  string
+	KeyID       string // the API key's id; "" for another credential, or a key without one
 	ClientIP    netip.Addr
 }

@@ -17,7 +17,7 @@ import (
 // request, and each is cut to a fixed length (at a UTF-8 boundary) so that
 // what a caller sends cannot grow what is kept. The limits, in bytes:
 //
-//	method 16; request_id, api_version, credential_type, code 128;
+//	method 16; request_id, api_version, credential_type, key_id, code 128;
 //	host, subject, application, api, user_agent 256; path, operation 1024.
 //
 // Those of frontend, decision and client_ip are fixed by their format.
@@ -34,6 +34,7 @@ type Event struct {
 	Application    string    `json:"application,omitempty"`
 	Subject        string    `json:"subject,omitempty"`
 	CredentialType string    `json:"credential_type,omitempty"`
+	KeyID          string    `json:"key_id,omitempty"` // the API key's id, never the key
 	ClientIP       string    `json:"client_ip,omitempty"`
 	UserAgent      string    `json:"user_agent,omitempty"`
 	Decision       string    `json:"decision"` // allow | deny
@@ -53,7 +54,7 @@ type Latency struct {
 // Length limits of the event's strings, in bytes (see Event).
 const (
 	maxMethodLen = 16
-	maxIDLen     = 128 // request_id, api_version, credential_type, code
+	maxIDLen     = 128 // request_id, api_version, credential_type, key_id, code
 	maxNameLen   = 256 // host, subject, application, api, user_agent
 	maxPathLen   = 1024
 )

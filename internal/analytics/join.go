@@ -67,7 +67,7 @@ const pendingOverhead = 512
 func pendingSize(e *Event) int {
 	return pendingOverhead + len(e.RequestID) + len(e.Frontend) + len(e.API) + len(e.APIVersion) +
 		len(e.Operation) + len(e.Method) + len(e.Host) + len(e.Path) + len(e.Application) + len(e.Subject) +
-		len(e.CredentialType) + len(e.ClientIP) + len(e.UserAgent) + len(e.Decision) + len(e.Code)
+		len(e.CredentialType) + len(e.KeyID) + len(e.ClientIP) + len(e.UserAgent) + len(e.Decision) + len(e.Code)
 }
 
 // NewJoiner returns a joiner; Run must be started.

@@ -370,11 +370,12 @@ func TestEventSchema(t *testing.T) {
 	backend, total := 1.5, 2.5
 	e := Event{Timestamp: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), RequestID: "r", Frontend: "grpc", API: "a",
 		APIVersion: "v1", Operation: "/x", Method: "GET", Host: "h", Path: "/x", Application: "app", Subject: "s",
-		CredentialType: "jwt", ClientIP: "10.0.0.1", UserAgent: "ua", Decision: "allow", Code: "200", UpstreamStatus: 200,
-		Latency: Latency{EnforcerMS: 0.1, BackendMS: &backend, TotalMS: &total}}
+		CredentialType: "apiKey", KeyID: "k3y1d0000042", ClientIP: "10.0.0.1", UserAgent: "ua", Decision: "allow", Code: "200",
+		UpstreamStatus: 200, Latency: Latency{EnforcerMS: 0.1, BackendMS: &backend, TotalMS: &total}}
 	data, _ := json.Marshal(e)
 	want := `{"timestamp":"2026-11-25T12:00:00Z","request_id":"r","frontend":"grpc","api":"a","api_version":"v1",` +
-		`"operation":"/x","method":"GET","host":"h","path":"/x","application":"app","subject":"s","credential_type":"jwt",` +
+		`"operation":"/x","method":"GET","host":"h","path":"/x","application":"app","subject":"s","credential_type":"apiKey",` +
+		`"key_id":"k3y1d0000042",` +
 		`"client_ip":"10.0.0.1","user_agent":"ua","decision":"allow","code":"200","upstream_status":200,` +
 		`"latency":{"enforcer_ms":0.1,"backend_ms":1.5,"total_ms":2.5}}`
 	if string(data) != want {

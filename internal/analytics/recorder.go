@@ -43,6 +43,7 @@ func eventOf(d Decision, at time.Time) *Event {
 		Application:    clip(d.Application, maxNameLen),
 		Subject:        clip(d.Subject, maxNameLen),
 		CredentialType: clip(d.Credential, maxIDLen),
+		KeyID:          clip(d.KeyID, maxIDLen),
 		UserAgent:      clip(d.UserAgent, maxNameLen),
 		Decision:       "allow",
 		Code:           AllowCode,

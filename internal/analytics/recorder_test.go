@@ -33,7 +33,7 @@ func TestEventKeepsNothingOfTheRequest(t *testing.T) {
 	d := Decision{
 		Frontend: FrontendGRPC, API: "petstore", APIVersion: "v1", Allowed: true, Elapsed: time.Millisecond,
 		Method: part("GET"), Host: part("shop.example.com"), Path: part("/pets/1"), RequestID: part("req-1"),
-		Subject: part(principal), Credential: "mtls", UserAgent: part(userAgent),
+		Subject: part(principal), Credential: "mtls+apiKey", KeyID: "k3y1d0000042", UserAgent: part(userAgent),
 		ClientIP: netip.MustParseAddr("10.1.2.3"),
 	}
 	for _, s := range []string{d.Method, d.Host, d.Path, d.RequestID, d.Subject, d.UserAgent} {
@@ -52,7 +52,7 @@ func TestEventKeepsNothingOfTheRequest(t *testing.T) {
 	}
 	want := Event{
 		Timestamp: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), RequestID: "req-1", Frontend: "grpc", API: "petstore", APIVersion: "v1",
-		Method: "GET", Host: "shop.example.com", Path: "/pets/1", Subject: principal, CredentialType: "mtls",
+		Method: "GET", Host: "shop.example.com", Path: "/pets/1", Subject: principal, CredentialType: "mtls+apiKey", KeyID: "k3y1d0000042",
 		ClientIP: "10.1.2.3", UserAgent: "a" + strings.Repeat("é", 127), // 255 bytes: the next é would cross 256
 		Decision: "allow", Code: AllowCode, Latency: Latency{EnforcerMS: 1},
 	}

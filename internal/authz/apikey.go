@@ -4,7 +4,14 @@ import (
 	"cmp"
 
 	"github.com/tollgate/tollgate/internal/catalog"
+	"github.com/tollgate/tollgate/internal/keys"
 )
+
+// maxAPIKeyBytes bounds a presented API key. Keys of the checksummed
+// format are 54 bytes and few keys of other formats exceed a few hundred;
+// the bound leaves room for JWT-shaped keys brought from other gateways
+// while a 60 KiB header costs no hashing.
+const maxAPIKeyBytes = 4 << 10
 
 // apiKeyAuthenticator verifies API keys sent in the API's header or query
 // parameter. Keys are looked up by their SHA-256; the key itself is never
@@ -46,6 +53,18 @@ func (a apiKeyAuthenticator) verify(c *check) (Identity, *Denial) {
 	if c.apiKeyUnclear {
 		return Identity{}, unreadable("The request carries more than one API key, or one under a parameter name spelled differently.")
 	}
+	// Refused before the lookup: a key that cannot be in the index costs
+	// no hash, and a mistyped key says so.
+	if len(presented) > maxAPIKeyBytes {
+		d := denyInvalidCredentials
+		d.Description = "The API key is longer than any key accepted."
+		return Identity{}, &d
+	}
+	if _, formatted, ok := keys.ParseKey(presented); formatted && !ok {
+		d := denyInvalidCredentials
+		d.Description = "The API key is malformed: it is not a whole " + keys.KeyPrefix + " key with a matching checksum."
+		return Identity{}, &d
+	}
 	key, found := c.snap.APIKeys.Lookup(presented)
 	var app *catalog.Application
 	if found {
@@ -72,5 +91,6 @@ func (a apiKeyAuthenticator) verify(c *check) (Identity, *Denial) {
 		Scopes:      key.Scopes(),
 		ScopeText:   key.ScopeText(),
 		KeyName:     key.Name,
+		KeyID:       key.ID,
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/tollgate/tollgate/internal/catalog"
+	"github.com/tollgate/tollgate/internal/keys"
 )
 
 // Identity is who the caller turned out to be.
@@ -11,10 +12,11 @@ type Identity struct {
 	Application *catalog.Application // nil: anonymous
 	Subject     string               // user, owner or workload the credential speaks for
 	Scopes      []string
-	ScopeText   string // Scopes joined by spaces
-	Credential  string // requirement that identified the caller: "apiKey", "mtls+apiKey", "none"
-	KeyName     string // which API key, for analytics (never the key)
-	Principal   string // the workload identity (SPIFFE ID) that called, if known
+	ScopeText   string     // Scopes joined by spaces
+	Credential  string     // requirement that identified the caller: "apiKey", "mtls+apiKey", "none"
+	KeyName     string     // which API key, for analytics (never the key)
+	KeyID       keys.KeyID // the API key's id, for keys that have one
+	Principal   string     // the workload identity (SPIFFE ID) that called, if known
 	// ClaimHeaders are token claims the issuer copies upstream.
 	ClaimHeaders []Header
 }

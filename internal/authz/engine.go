@@ -259,7 +259,8 @@ func (e *Engine) Observe(r *Request, d *Decision, start time.Time) {
 			slog.Bool("allowed", d.Allowed),
 			slog.String("code", d.Code()),
 			slog.String("credential", d.Identity.Credential),
-			slog.String("key_name", d.Identity.KeyName))
+			slog.String("key_name", d.Identity.KeyName),
+			slog.String("key_id", d.Identity.KeyID.String()))
 	}
 }
 
@@ -405,7 +406,7 @@ func merge(id, more *Identity) *Denial {
 		id.ScopeText = strings.Join(id.Scopes, " ")
 	}
 	if id.KeyName == "" {
-		id.KeyName = more.KeyName
+		id.KeyName, id.KeyID = more.KeyName, more.KeyID
 	}
 	if id.Principal == "" {
 		id.Principal = more.Principal

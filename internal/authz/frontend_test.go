@@ -453,3 +453,49 @@ func TestDenyBodyEscapes(t *testing.T) {
 }
 
 var _ http.Handler = (*HTTPHandler)(nil)
+
+// answer is how a front end answered one request.
+type answer struct {
+	status int // HTTP status; 200 for an allow
+	grpc   int32
+	body   denyBody // of a denial
+}
+
+type denyBody struct {
+	Code        string `json:"code"`
+	Message     string `json:"error_message"`
+	Description string `json:"error_description"`
+}
+
+// onBothFrontEnds sends one request to the gRPC front end, as Envoy's
+// CheckRequest, and to the HTTP front end in its envoy shape, as Envoy's
+// http_service, and returns both answers: the decision must read the same
+// on either.
+func onBothFrontEnds(t *testing.T, e *Engine, method, path string, headers map[string]string) (grpcAnswer, httpAnswer answer) {
+	t.Helper()
+	resp, err := NewGRPCServer(e).Check(context.Background(), checkRequest(method, path, headers, nil))
+	if err != nil {
+		t.Fatalf("gRPC Check: %v", err)
+	}
+	grpcAnswer = answer{status: 200, grpc: resp.GetStatus().GetCode()}
+	if den := resp.GetDeniedResponse(); den != nil {
+		grpcAnswer.status = int(den.GetStatus().GetCode())
+		if err := json.Unmarshal([]byte(den.GetBody()), &grpcAnswer.body); err != nil {
+			t.Fatalf("gRPC deny body %q: %v", den.GetBody(), err)
+		}
+	}
+	r := httptest.NewRequest(method, path, nil)
+	r.Host = "api.example.com"
+	for k, v := range headers {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	NewHTTPHandler(e).ServeHTTP(w, r)
+	httpAnswer = answer{status: w.Code}
+	if w.Code != 200 {
+		if err := json.Unmarshal(w.Body.Bytes(), &httpAnswer.body); err != nil {
+			t.Fatalf("HTTP deny body %q: %v", w.Body, err)
+		}
+	}
+	return grpcAnswer, httpAnswer
+}

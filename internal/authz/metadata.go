@@ -10,6 +10,10 @@ import (
 // metadataValues returns them.
 var metadataKeys = [...]string{"api", "operation", "application", "subject", "credential_type", "code", "source_principal"}
 
+// metadataKeyID names the API key's id, written from its packed form
+// rather than as a string (which would be an allocation per check).
+const metadataKeyID = "key_id"
+
 func metadataValues(d *Decision) [len(metadataKeys)]string {
 	values := [len(metadataKeys)]string{d.APIID(), d.OperationPath(), "", d.Identity.Subject, d.Identity.Credential, d.Code(), d.Identity.Principal}
 	if app := d.Identity.Application; app != nil {
@@ -38,14 +42,11 @@ const (
 // dynamic_metadata field; in this process resp.DynamicMetadata stays nil.
 func setDynamicMetadata(resp *authv3.CheckResponse, d *Decision) {
 	values := metadataValues(d)
-	var entries [len(metadataKeys)]int // each entry's length
-	structLen := 0
+	var idBuf [16]byte
+	keyID := d.Identity.KeyID.Append(idBuf[:0])
+	structLen := metadataFieldSize(metadataKeyID, keyID)
 	for i, v := range values {
-		if v == "" {
-			continue
-		}
-		entries[i] = metadataEntrySize(metadataKeys[i], v)
-		structLen += protowire.SizeTag(structFields) + protowire.SizeBytes(entries[i])
+		structLen += metadataFieldSize(metadataKeys[i], v)
 	}
 	if structLen == 0 {
 		return
@@ -54,28 +55,46 @@ func setDynamicMetadata(resp *authv3.CheckResponse, d *Decision) {
 	b = protowire.AppendTag(b, checkResponseDynamicMetadata, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(structLen))
 	for i, v := range values {
-		if v == "" {
-			continue
-		}
-		b = protowire.AppendTag(b, structFields, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(entries[i]))
-		b = protowire.AppendTag(b, mapEntryKey, protowire.BytesType)
-		b = protowire.AppendString(b, metadataKeys[i])
-		b = protowire.AppendTag(b, mapEntryValue, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(stringValueSize(v)))
-		b = protowire.AppendTag(b, valueStringValue, protowire.BytesType)
-		b = protowire.AppendString(b, v)
+		b = appendMetadataField(b, metadataKeys[i], v)
 	}
+	b = appendMetadataField(b, metadataKeyID, keyID)
 	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
 }
 
-// stringValueSize is the length of a Value holding string v.
-func stringValueSize(v string) int {
-	return protowire.SizeTag(valueStringValue) + protowire.SizeBytes(len(v))
+// metadataFieldSize is the length of one Struct field {key, Value{v}} with
+// its tag; 0 for an empty v, which is left out.
+func metadataFieldSize[V string | []byte](key string, v V) int {
+	if len(v) == 0 {
+		return 0
+	}
+	return protowire.SizeTag(structFields) + protowire.SizeBytes(metadataEntrySize(key, len(v)))
 }
 
-// metadataEntrySize is the length of one map entry {key, Value{v}}.
-func metadataEntrySize(key, v string) int {
+// appendMetadataField appends one Struct field {key, Value{v}}; nothing
+// for an empty v.
+func appendMetadataField[V string | []byte](b []byte, key string, v V) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, structFields, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(metadataEntrySize(key, len(v))))
+	b = protowire.AppendTag(b, mapEntryKey, protowire.BytesType)
+	b = protowire.AppendString(b, key)
+	b = protowire.AppendTag(b, mapEntryValue, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(stringValueSize(len(v))))
+	b = protowire.AppendTag(b, valueStringValue, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+// stringValueSize is the length of a Value holding a string of n bytes.
+func stringValueSize(n int) int {
+	return protowire.SizeTag(valueStringValue) + protowire.SizeBytes(n)
+}
+
+// metadataEntrySize is the length of one map entry {key, Value{v}}, v n
+// bytes long.
+func metadataEntrySize(key string, n int) int {
 	return protowire.SizeTag(mapEntryKey) + protowire.SizeBytes(len(key)) +
-		protowire.SizeTag(mapEntryValue) + protowire.SizeBytes(stringValueSize(v))
+		protowire.SizeTag(mapEntryValue) + protowire.SizeBytes(stringValueSize(n))
 }

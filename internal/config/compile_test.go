@@ -67,6 +67,7 @@ subscriptions:
 apiKeys:
   - application: mobile
     name: ci
+    id: k3y1d0000042
     sha256: %s
     scopes: ["pets:write", "pets:read"]
     expiresAt: 2027-01-01T00:00:00Z
@@ -286,8 +287,8 @@ func TestCompileValid(t *testing.T) {
 		if !ok {
 			t.Fatalf("Lookup(%q) = nil, want the key whose sha256 is %s", mobileKey, sha256Hex(mobileKey))
 		}
-		if k.AppID != "mobile" || k.Name != "ci" {
-			t.Errorf("mobile key: application %q, name %q; want mobile, ci", k.AppID, k.Name)
+		if k.AppID != "mobile" || k.Name != "ci" || k.ID.String() != "k3y1d0000042" {
+			t.Errorf("mobile key: application %q, name %q, id %q; want mobile, ci, k3y1d0000042", k.AppID, k.Name, k.ID)
 		}
 		if want := []string{"pets:write", "pets:read"}; !slices.Equal(k.Scopes(), want) || k.ScopeText() != "pets:write pets:read" {
 			t.Errorf("mobile key scopes = %q (%q), want %q", k.Scopes(), k.ScopeText(), want)
@@ -478,6 +479,7 @@ func TestCompileInvalid(t *testing.T) {
 		{"duplicate-key-hash", "apiKeys[1].sha256", "the same key is already listed at apiKeys[0]", 8},
 		{"key-unknown-application", "apiKeys[0].application", `unknown application "desktop"`, 4},
 		{"bad-cidr", "apiKeys[0].allowedCidrs[1]", `not an address or CIDR: "10.0.0.0/33"`, 6},
+		{"bad-key-id", "apiKeys[0].id", `a key id is 12 characters of 0-9 and a-z`, 6},
 
 		// listeners, client IP and the rest
 		{"bad-listen-no-port", "listen.http", `want host:port (port 0 picks a free one), got "localhost"`, 3},

@@ -16,8 +16,9 @@ import (
 	"time"
 )
 
-// APIKeyPrefix starts every key that `enforcer keys new` generates, so a
-// leaked key is recognisable by secret scanners and by people.
+// APIKeyPrefix started the keys that `enforcer keys new` generated before
+// KeyPrefix's checksummed format. Such keys, like any other a deployment
+// brings, are found by their SHA-256 alone.
 const APIKeyPrefix = "tgk_"
 
 // Digest is the SHA-256 of an API key. Only digests are ever stored.
@@ -41,12 +42,15 @@ func ParseDigest(s string) (Digest, error) {
 func (d Digest) String() string { return hex.EncodeToString(d[:]) }
 
 // APIKey is the stored form of one key: never the key itself. It is kept
-// small (64 bytes), since a replica may hold millions, and stored by
+// small (72 bytes), since a replica may hold millions, and stored by
 // value in its index.
 type APIKey struct {
 	// Name is the key's name; "" for a key named after its digest, which
 	// Lookup fills in (a million such names stored would cost 16 MB).
 	Name string
+	// ID is the key id of a key in the checksummed format (KeyPrefix);
+	// zero for a key without one.
+	ID KeyID
 	// AppID names the key's application, which each request looks up in
 	// its snapshot: keys then outlive changes to applications and
 	// subscriptions, so those never rebuild a million keys. A key whose
@@ -111,7 +115,7 @@ func (k APIKey) AllowsAddr(addr netip.Addr) bool {
 // the shards those keys fall in: a key added to a million costs a copy of
 // about four thousand entries, and every other shard is shared. A shard is
 // two sorted slices rather than a map: exactly the room its keys need
-// (96 bytes a key), where maps keep up to twice that.
+// (104 bytes a key), where maps keep up to twice that.
 type APIKeyIndex struct {
 	shards [apiKeyShards]apiKeyShard
 	n      int

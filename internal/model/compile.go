@@ -356,8 +356,12 @@ func (c *compiler) apiKey(path string, k *tollgatev1.ApiKey, apps map[string]*ca
 		c.Addf(path+".sha256", "%v (run `enforcer keys new` for a key and its hash)", err)
 	}
 	c.Text(path+".name", k.GetName())
+	id, idOK := keys.ParseKeyID(k.GetId())
+	if !idOK {
+		c.Addf(path+".id", "a key id is 12 characters of 0-9 and a-z (the part after tg_ of a key from `enforcer keys new`), got %q", k.GetId())
+	}
 	// No name: Lookup names it after its digest (keys.DefaultKeyName).
-	key := keys.APIKey{Name: k.GetName(), AppID: k.GetApplication()}
+	key := keys.APIKey{Name: k.GetName(), ID: id, AppID: k.GetApplication()}
 	if app != nil {
 		key.AppID = app.ID // one copy of the id for all its keys
 	}
@@ -369,7 +373,7 @@ func (c *compiler) apiKey(path string, k *tollgatev1.ApiKey, apps map[string]*ca
 	if len(cidrs) > 0 || len(k.GetScopes()) > 0 {
 		key.Limits = &keys.KeyLimits{AllowedCIDRs: cidrs, Scopes: k.GetScopes(), ScopeText: strings.Join(k.GetScopes(), " ")}
 	}
-	if err != nil || (app == nil && !c.in.Partial) {
+	if err != nil || !idOK || (app == nil && !c.in.Partial) {
 		return keys.Entry{}, false
 	}
 	c.holdIf(app == nil)

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tollgate/tollgate/internal/catalog"
 	"github.com/tollgate/tollgate/internal/keys"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
@@ -164,5 +165,37 @@ func TestApplyAPIKeys(t *testing.T) {
 	if e, problems := CompileAPIKey(&tollgatev1.ApiKey{Application: "shop", Sha256: strings.ToUpper(hex(10))}, base.Applications); len(problems) > 0 ||
 		e.Digest != digest(10) || e.Key.Name != "" || keys.DefaultKeyName(e.Digest) != "key-00000000" {
 		t.Errorf("an upper-case hash: %v, %+v", problems, e)
+	}
+}
+
+// TestCompileAPIKeyID: a key's id, when set, is 12 characters of [0-9a-z]
+// and is kept packed beside the key; a key with a bad id is refused.
+func TestCompileAPIKeyID(t *testing.T) {
+	apps := map[string]*catalog.Application{"shop": {ID: "shop"}}
+	cases := []struct {
+		id   string
+		want string // "" with a problem at id, or for no id
+		bad  bool
+	}{
+		{id: "", want: ""},
+		{id: "k3y1d0000042", want: "k3y1d0000042"},
+		{id: "000000000000", want: "000000000000"},
+		{id: "K3Y1D0000042", bad: true},
+		{id: "k3y1d000004", bad: true},
+		{id: "tg_k3y1d0000042", bad: true},
+		{id: "k3y1d000004-", bad: true},
+	}
+	for _, tc := range cases {
+		k := &tollgatev1.ApiKey{Application: "shop", Sha256: fmt.Sprintf("%064x", 1), Id: tc.id}
+		e, problems := CompileAPIKey(k, apps)
+		if tc.bad {
+			if len(problems) != 1 || problems[0].Path != "id" || !strings.Contains(problems[0].Msg, "12 characters of 0-9 and a-z") {
+				t.Errorf("id %q: problems %v, want one at id", tc.id, problems)
+			}
+			continue
+		}
+		if len(problems) > 0 || e.Key.ID.String() != tc.want || (tc.want == "") != (e.Key.ID == 0) {
+			t.Errorf("id %q: %v, key id %q; want %q", tc.id, problems, e.Key.ID, tc.want)
+		}
 	}
 }

@@ -30,6 +30,7 @@ func (r decisionRecorder) ObserveDecision(req *authz.Request, d *authz.Decision,
 		a.RequestID, a.Method, a.Host = req.RequestID, req.Method, req.Host
 		a.Path, a.UserAgent = d.LogPath(req), req.Headers.Get("user-agent")
 		a.Subject, a.Credential, a.ClientIP = d.Identity.Subject, d.Identity.Credential, d.ClientIP
+		a.KeyID = d.Identity.KeyID.String()
 		if d.API != nil {
 			a.APIVersion = d.API.Version
 		}

@@ -488,11 +488,15 @@ type ApiKey struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Application string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
 	// Hex SHA-256 of the key.
-	Sha256        string                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	AllowedCidrs  []string               `protobuf:"bytes,5,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
-	Scopes        []string               `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Sha256       string                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Name         string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	ExpiresAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	AllowedCidrs []string               `protobuf:"bytes,5,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
+	Scopes       []string               `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The key id of a key in the checksummed format (tg_<id>_...): 12
+	// characters of [0-9a-z], shown in logs and events. Optional: keys in
+	// other formats have none.
+	Id            string `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -567,6 +571,13 @@ func (x *ApiKey) GetScopes() []string {
 		return x.Scopes
 	}
 	return nil
+}
+
+func (x *ApiKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 // Issuer is a JWT issuer whose access tokens are accepted. Resource name: name.
@@ -1096,7 +1107,7 @@ const file_tollgate_v1_resources_proto_rawDesc = "" +
 	"\x03api\x18\x02 \x01(\tR\x03api\x12\x1d\n" +
 	"\n" +
 	"rate_limit\x18\x03 \x01(\tR\trateLimit\x12\x14\n" +
-	"\x05state\x18\x04 \x01(\tR\x05state\"\xce\x01\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\"\xde\x01\n" +
 	"\x06ApiKey\x12 \n" +
 	"\vapplication\x18\x01 \x01(\tR\vapplication\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
@@ -1104,7 +1115,8 @@ const file_tollgate_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12#\n" +
 	"\rallowed_cidrs\x18\x05 \x03(\tR\fallowedCidrs\x12\x16\n" +
-	"\x06scopes\x18\x06 \x03(\tR\x06scopes\"\xb0\x05\n" +
+	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x12\x0e\n" +
+	"\x02id\x18\a \x01(\tR\x02id\"\xb0\x05\n" +
 	"\x06Issuer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x19\n" +
