@@ -22,6 +22,8 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tollgate/tollgate/internal/keys"
 )
 
 const keyNew = "tgk_e2e_added_later"
@@ -398,17 +400,24 @@ subscriptions: [{application: ghost, api: a, state: active}]
 	})
 	t.Run("keys new", func(t *testing.T) {
 		code, out, _ := runCommand(t, nil, "keys", "new")
-		m := regexp.MustCompile(`key:\s+(tgk_[A-Za-z0-9_-]{43})\nsha256: ([0-9a-f]{64})`).FindStringSubmatch(out)
+		m := regexp.MustCompile(`^id:\s+([0-9a-z]{12})\nkey:\s+(tg_[0-9a-z]{12}_[0-9A-Za-z]{38})\nsha256: ([0-9a-f]{64})\n`).FindStringSubmatch(out)
 		if code != 0 || m == nil {
 			t.Fatalf("exit %d, output %q", code, out)
 		}
-		sum := sha256.Sum256([]byte(m[1]))
-		if hex.EncodeToString(sum[:]) != m[2] {
+		id, key, hash := m[1], m[2], m[3]
+		if parsed, _, ok := keys.ParseKey(key); !ok || parsed != id {
+			t.Fatalf("key %q does not parse, or not as id %q", key, id)
+		}
+		sum := sha256.Sum256([]byte(key))
+		if hex.EncodeToString(sum[:]) != hash {
 			t.Fatalf("printed hash does not match the key")
 		}
+		if hint := "{application: <app-id>, name: <label>, id: " + id + ", sha256: " + hash + "}"; !strings.Contains(out, hint) {
+			t.Errorf("output lacks the config line %q:\n%s", hint, out)
+		}
 		_, again, _ := runCommand(t, nil, "keys", "new")
-		if strings.Contains(again, m[1]) {
-			t.Fatal("two keys are the same")
+		if strings.Contains(again, key) || strings.Contains(again, id) {
+			t.Fatal("two keys share a key or an id")
 		}
 	})
 	t.Run("keys jwks publishes the bundled test key's public half", func(t *testing.T) {

@@ -4,7 +4,7 @@
 //	enforcer serve    --config FILE   run the enforcer
 //	enforcer controlplane --config F  serve resources to replicas over xDS
 //	enforcer validate --config FILE   check a config file, report every problem
-//	enforcer keys new                 generate an API key and its SHA-256
+//	enforcer keys new                 generate an API key, its id and its SHA-256
 //	enforcer keys jwks --key FILE     print the public JWK Set of a private key
 //	enforcer token --key FILE ...     mint a test access token
 //	enforcer version                  print the version
@@ -36,7 +36,7 @@ Usage:
   enforcer controlplane --config FILE [--log-level info]
                                                        serve resources to enforcers over Delta xDS
   enforcer validate --config FILE                      check a config file
-  enforcer keys new                                    generate an API key and its SHA-256
+  enforcer keys new                                    generate an API key, its id and its SHA-256
   enforcer keys jwks --key FILE                        print the public JWK Set of a private key
   enforcer token --key FILE --issuer ISS [--sub S] [--client-id C] [--scope S]... [--aud A]... [--ttl 1h]
                                                        mint an access token for testing
@@ -135,14 +135,13 @@ func keysCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 1 || args[0] != "new" {
 		return usageError{"keys: the subcommands are `keys new` and `keys jwks --key FILE`"}
 	}
-	key, err := keys.NewAPIKey()
+	k, err := keys.GenerateKey()
 	if err != nil {
 		return err
 	}
-	digest := keys.HashAPIKey(key)
-	fmt.Fprintf(stdout, "key:    %s\nsha256: %s\n\n", key, digest)
-	fmt.Fprintf(stdout, "Give the key to its owner; it is not stored anywhere. Add the hash to the config:\n\n"+
-		"apiKeys:\n  - {application: <app-id>, name: <label>, sha256: %s}\n", digest)
+	fmt.Fprintf(stdout, "id:     %s\nkey:    %s\nsha256: %s\n\n", k.ID, k.Key, k.Digest)
+	fmt.Fprintf(stdout, "Give the key to its owner; it is not stored anywhere. Add its id and hash to the config:\n\n"+
+		"apiKeys:\n  - {application: <app-id>, name: <label>, id: %s, sha256: %s}\n", k.ID, k.Digest)
 	return nil
 }
 

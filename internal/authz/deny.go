@@ -37,6 +37,10 @@ var (
 		Description: "The request cannot be read unambiguously."}
 	denyInternal = Denial{Status: 500, Code: "900500", Message: "Internal Server Error",
 		Description: "The request could not be authorized because of an internal error."}
+	// denyAPIBlocked has the code and texts of the gateways Tollgate
+	// replaces, whose clients may know them.
+	denyAPIBlocked = Denial{Status: 503, Code: "700700", Message: "API Blocked",
+		Description: "This API has been blocked temporarily. Please try again later or contact the API owner."}
 )
 
 // unreadable returns the 400 denial with description desc.

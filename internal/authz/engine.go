@@ -195,6 +195,10 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 		e.allow(&c, &d)
 		return d
 	}
+	if c.api.Blocked { // decided on the match alone: no credential work
+		d.Denial = denyAPIBlocked
+		return d
+	}
 
 	denial = e.methodOverride(&c)
 	var id Identity

@@ -109,6 +109,9 @@ type API struct {
 	// partial set of resources from the control plane): every request to
 	// it is refused until the policy is there.
 	Held bool
+	// Blocked marks an API its owner has blocked: every request matched
+	// to it is refused, before any credential is read.
+	Blocked bool
 
 	// Audiences, if set, must intersect a token's aud (on top of its
 	// issuer's audiences): a token minted for another API is refused.

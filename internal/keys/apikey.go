@@ -2,9 +2,7 @@ package keys
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -455,16 +453,6 @@ func (x *APIKeyIndex) Len() int {
 		return 0
 	}
 	return x.n
-}
-
-// NewAPIKey returns a fresh random key: the prefix and 32 random bytes
-// (256 bits) in unpadded base64url.
-func NewAPIKey() (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("reading random bytes: %w", err)
-	}
-	return APIKeyPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // ParseCIDR accepts a prefix ("10.0.0.0/8") or a single address.

@@ -12,21 +12,6 @@ import (
 	"time"
 )
 
-func TestNewAPIKey(t *testing.T) {
-	a, err := NewAPIKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := NewAPIKey()
-	if a == b {
-		t.Fatal("two generated keys are equal")
-	}
-	// prefix + 32 bytes in unpadded base64url
-	if !strings.HasPrefix(a, APIKeyPrefix) || len(a) != len(APIKeyPrefix)+43 || strings.ContainsAny(a, "+/=") {
-		t.Fatalf("key %q has the wrong shape", a)
-	}
-}
-
 func TestDigest(t *testing.T) {
 	sum := sha256.Sum256([]byte("secret"))
 	d, err := ParseDigest(hex.EncodeToString(sum[:]))

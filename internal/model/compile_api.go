@@ -42,6 +42,7 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 			BasePath:           cmp.Or(a.GetBasePath(), "/"),
 			ForwardCredentials: a.GetForwardCredentials(),
 			APIKeyHeader:       DefaultAPIKeyHeader,
+			Blocked:            a.GetBlocked(),
 		}
 		base, err := catalog.ParseTemplate(api.BasePath)
 		if err != nil {

@@ -148,3 +148,18 @@ func TestOverlapAcrossTenants(t *testing.T) {
 		t.Fatalf("want the ten shared operations reported once each, got %v", problems)
 	}
 }
+
+// TestCompileBlockedAPI: an API's blocked flag reaches the catalog, on the
+// API alone.
+func TestCompileBlockedAPI(t *testing.T) {
+	for _, blocked := range []bool{false, true} {
+		r := &tollgatev1.Resources{Apis: []*tollgatev1.Api{
+			{Id: "shop", BasePath: "/shop", Security: []string{"none"}, Blocked: blocked, Operations: []*tollgatev1.Operation{{Path: "/x"}}},
+			{Id: "other", BasePath: "/other", Security: []string{"none"}, Operations: []*tollgatev1.Operation{{Path: "/x"}}},
+		}}
+		snap := compileOK(t, r)
+		if got := snap.Catalog.API("shop").Blocked; got != blocked || snap.Catalog.API("other").Blocked {
+			t.Errorf("blocked %v: shop compiled blocked=%v, other blocked=%v", blocked, got, snap.Catalog.API("other").Blocked)
+		}
+	}
+}

@@ -59,8 +59,11 @@ type Api struct {
 	Audiences []string `protobuf:"bytes,12,rep,name=audiences,proto3" json:"audiences,omitempty"`
 	// remove (default) | deny.
 	MethodOverride string `protobuf:"bytes,13,opt,name=method_override,json=methodOverride,proto3" json:"method_override,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Refuse every request to the API (503, code 700700) until cleared,
+	// before any credential is read.
+	Blocked       bool `protobuf:"varint,14,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Api) Reset() {
@@ -182,6 +185,13 @@ func (x *Api) GetMethodOverride() string {
 		return x.MethodOverride
 	}
 	return ""
+}
+
+func (x *Api) GetBlocked() bool {
+	if x != nil {
+		return x.Blocked
+	}
+	return false
 }
 
 // ApiKeyLocation says where an API's callers send their key.
@@ -1061,7 +1071,7 @@ var File_tollgate_v1_resources_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x1btollgate/v1/resources.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x03\n" +
+	"\x1btollgate/v1/resources.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x03\n" +
 	"\x03Api\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -1079,7 +1089,8 @@ const file_tollgate_v1_resources_proto_rawDesc = "" +
 	"operations\x18\v \x03(\v2\x16.tollgate.v1.OperationR\n" +
 	"operations\x12\x1c\n" +
 	"\taudiences\x18\f \x03(\tR\taudiences\x12'\n" +
-	"\x0fmethod_override\x18\r \x01(\tR\x0emethodOverride\">\n" +
+	"\x0fmethod_override\x18\r \x01(\tR\x0emethodOverride\x12\x18\n" +
+	"\ablocked\x18\x0e \x01(\bR\ablocked\">\n" +
 	"\x0eApiKeyLocation\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\tR\x05query\"\x8c\x01\n" +
