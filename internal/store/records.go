@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -79,8 +80,9 @@ func (s *Store) Get(ctx context.Context, kind Kind, id string) (Record, error) {
 
 // Filter selects records of one kind; empty fields match everything.
 type Filter struct {
-	Parent, Ref, Owner, State string
-	Offset, Limit             int // Limit 0: no limit
+	Parent, Ref, Owner string
+	States             []string // any of them
+	Offset, Limit      int      // Limit 0: no limit
 }
 
 // List returns one page of live records of a kind in id order, and how
@@ -92,10 +94,16 @@ func (s *Store) List(ctx context.Context, kind Kind, f Filter) ([]Record, int, e
 func (s *Store) list(ctx context.Context, q querier, kind Kind, f Filter) ([]Record, int, error) {
 	where := " FROM records WHERE kind = ? AND deleted = 0"
 	args := []any{string(kind)}
-	for _, c := range []struct{ col, v string }{{"parent", f.Parent}, {"ref", f.Ref}, {"owner", f.Owner}, {"state", f.State}} {
+	for _, c := range []struct{ col, v string }{{"parent", f.Parent}, {"ref", f.Ref}, {"owner", f.Owner}} {
 		if c.v != "" {
 			where += " AND " + c.col + " = ?"
 			args = append(args, c.v)
+		}
+	}
+	if len(f.States) > 0 {
+		where += " AND state IN (?" + strings.Repeat(", ?", len(f.States)-1) + ")"
+		for _, st := range f.States {
+			args = append(args, st)
 		}
 	}
 	var total int

@@ -117,9 +117,10 @@ func (t *Tx) Update(r Record) (Record, error) {
 	return r, nil
 }
 
-// Delete turns a live record into a tombstone.
+// Delete turns a live record into a tombstone. The body stays, so that a
+// reader can tell what the deleted record named (a key's digest).
 func (t *Tx) Delete(kind Kind, id string) error {
-	res, err := t.exec("UPDATE records SET deleted = 1, body = '', version = version + 1, revision = ?, updated_us = ? WHERE kind = ? AND id = ? AND deleted = 0",
+	res, err := t.exec("UPDATE records SET deleted = 1, version = version + 1, revision = ?, updated_us = ? WHERE kind = ? AND id = ? AND deleted = 0",
 		t.revision, t.s.micros(t.s.now()), string(kind), id)
 	if err != nil {
 		return fmt.Errorf("deleting %s %q: %w", kind, id, err)
