@@ -97,6 +97,15 @@ func (c *caches) counts() map[string]int {
 	return out
 }
 
+// total is the number of resources held.
+func (c *caches) total() int {
+	n := 0
+	for _, k := range c.counts() {
+		n += k
+	}
+	return n
+}
+
 // quietLogger drops go-control-plane's debug chatter; Tollgate logs what
 // matters itself.
 type quietLogger struct{}
@@ -105,3 +114,46 @@ func (quietLogger) Debugf(string, ...any) {}
 func (quietLogger) Infof(string, ...any)  {}
 func (quietLogger) Warnf(string, ...any)  {}
 func (quietLogger) Errorf(string, ...any) {}
+
+// patch updates only the named resources: update holds new or changed
+// ones, remove names those that are gone. Kinds go in dependency order;
+// a resource equal to what the cache holds is not sent again.
+func (c *caches) patch(update resources.Set, remove map[string][]string) ([]Change, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var changes []Change
+	for _, t := range resources.Types {
+		cur := c.current[t]
+		send := map[string]types.Resource{}
+		for name, m := range update[t] {
+			if old, ok := cur[name]; !ok || !proto.Equal(old, m) {
+				send[name] = m
+			}
+		}
+		var gone []string
+		for _, name := range remove[t] {
+			if _, ok := cur[name]; ok {
+				if _, updated := send[name]; !updated {
+					gone = append(gone, name)
+				}
+			}
+		}
+		if len(send) == 0 && len(gone) == 0 {
+			continue
+		}
+		slices.Sort(gone)
+		if err := c.byType[t].UpdateResources(send, gone); err != nil {
+			return changes, fmt.Errorf("updating %s: %w", resources.ShortName(t), err)
+		}
+		// current is shared with earlier readers of counts only; a copy
+		// per change would cost O(all) for one key.
+		for name, m := range send {
+			cur[name] = m.(proto.Message)
+		}
+		for _, name := range gone {
+			delete(cur, name)
+		}
+		changes = append(changes, Change{Type: t, Updated: len(send), Removed: len(gone)})
+	}
+	return changes, nil
+}

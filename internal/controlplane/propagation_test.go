@@ -116,7 +116,7 @@ func propagationBase(b *testing.B, nkeys, apps int) resources.Set {
 	return set
 }
 
-func propagationReplica(b *testing.B, addr, node string) *model.Store {
+func propagationReplica(b testing.TB, addr, node string) *model.Store {
 	store := model.NewStore(&model.Snapshot{})
 	c, err := xdssource.New(xdssource.Options{Address: addr, Node: node, Store: store,
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})

@@ -73,9 +73,23 @@ func Run(ctx context.Context, o Options) error {
 	// across restarts; the counter after it counts changes since.
 	prefix := o.Now().UTC().Format("20060102T150405.000Z") + "/"
 	cs := newCaches(prefix, o.ChunkBytes)
-	src := &source{path: o.Config.Source.File, caches: cs, metrics: m, log: log, now: o.Now, poll: o.PollInterval}
-	if err := src.load(); err != nil {
-		return fmt.Errorf("cannot start: %w", err)
+	var (
+		src   resourceSource
+		admin *adminAPI
+	)
+	if store := o.Config.Source.Store; store.Set() {
+		st, handler, err := openStore(ctx, o, cs, m)
+		if err != nil {
+			return fmt.Errorf("cannot start: %w", err)
+		}
+		defer st.st.Close()
+		src, admin = st, handler
+	} else {
+		fileSrc := &source{path: o.Config.Source.File, caches: cs, metrics: m, log: log, now: o.Now, poll: o.PollInterval}
+		if err := fileSrc.load(); err != nil {
+			return fmt.Errorf("cannot start: %w", err)
+		}
+		src = fileSrc
 	}
 
 	grpcOpts := []grpc.ServerOption{
@@ -108,6 +122,17 @@ func Run(ctx context.Context, o Options) error {
 		xdsL.Close()
 		return fmt.Errorf("api listener: %w", err)
 	}
+	if o.Config.Source.Store.Set() && o.Config.TLS.Enabled() {
+		// Bearer tokens cross this listener: it gets the control plane's
+		// certificate too (client certificates are for replicas only).
+		cert, err := tls.LoadX509KeyPair(o.Config.TLS.CertFile, o.Config.TLS.KeyFile)
+		if err != nil {
+			xdsL.Close()
+			apiL.Close()
+			return fmt.Errorf("api listener: %w", err)
+		}
+		apiL = tls.NewListener(apiL, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	for _, l := range []struct {
 		role string
 		l    net.Listener
@@ -119,7 +144,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var ready atomic.Bool
 	apiServer := &http.Server{
-		Handler:           apiMux(m, reps, src, &ready),
+		Handler:           apiMux(m, reps, src, admin, &ready),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -145,7 +170,7 @@ func Run(ctx context.Context, o Options) error {
 		src.watch(watchCtx)
 	}()
 	ready.Store(true)
-	log.Info("control plane started", "source", o.Config.Source.File, "resources", src.total())
+	log.Info("control plane started", "source", src.status().Source, "resources", cs.total())
 
 	var runErr error
 	select {
@@ -202,13 +227,27 @@ func serverTLS(files config.TLSFiles) (credentials.TransportCredentials, error) 
 	return credentials.NewTLS(cfg), nil
 }
 
-func apiMux(m *metrics, reps *replicas, src *source, ready *atomic.Bool) *http.ServeMux {
+// resourceSource is where the served resources come from: a file or
+// directory, or the store.
+type resourceSource interface {
+	watch(ctx context.Context)
+	status() sourceStatus
+}
+
+// apiMux serves the API listener. With a store, admin is the admin API,
+// and the replicas listing and status need its authentication too.
+func apiMux(m *metrics, reps *replicas, src resourceSource, admin *adminAPI, ready *atomic.Bool) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/replicas", reps.handleList)
-	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+	var replicasList, status http.Handler = http.HandlerFunc(reps.handleList), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(src.status())
 	})
+	if admin != nil {
+		replicasList, status = admin.Authorized(replicasList), admin.Authorized(status)
+		mux.Handle("/api/v1/", admin)
+	}
+	mux.Handle("GET /api/v1/replicas", replicasList)
+	mux.Handle("GET /api/v1/status", status)
 	mux.Handle("GET /metrics", m.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")

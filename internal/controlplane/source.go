@@ -152,13 +152,7 @@ func (s *source) signature() string {
 	return string(h.Sum(nil))
 }
 
-func (s *source) total() int {
-	n := 0
-	for _, c := range s.caches.counts() {
-		n += c
-	}
-	return n
-}
+
 
 // sourceStatus is GET /api/v1/status.
 type sourceStatus struct {
