@@ -152,8 +152,6 @@ func (s *source) signature() string {
 	return string(h.Sum(nil))
 }
 
-
-
 // sourceStatus is GET /api/v1/status.
 type sourceStatus struct {
 	Source     string         `json:"source"`

@@ -63,7 +63,10 @@ func TestRecords(t *testing.T) {
 			if a.Version != 1 || a.Revision != 1 {
 				t.Fatalf("first record: version %d revision %d, want 1 and 1", a.Version, a.Revision)
 			}
-			_, err := s.Write(ctx, func(tx *Tx) error { _, err := tx.Create(Record{Kind: KindApplication, ID: "mobile", Body: []byte(`{}`)}); return err })
+			_, err := s.Write(ctx, func(tx *Tx) error {
+				_, err := tx.Create(Record{Kind: KindApplication, ID: "mobile", Body: []byte(`{}`)})
+				return err
+			})
 			if !errors.Is(err, ErrExists) {
 				t.Fatalf("second create: %v, want ErrExists", err)
 			}
