@@ -47,7 +47,7 @@ type ControlPlaneSettings struct {
 
 // resourceKeys are the File's resource sections, which a replica wired to
 // a control plane must not set.
-var resourceKeys = []string{"issuers", "revokedTokens", "apis", "applications", "subscriptions", "apiKeys", "mtls", "rateLimitPolicies"}
+var resourceKeys = []string{"issuers", "revokedTokens", "apis", "applications", "subscriptions", "apiKeys", "mtls", "rateLimitPolicies", "management"}
 
 func (c *compiler) controlPlane(in ControlPlane, lines map[string]int) ControlPlaneSettings {
 	if _, set := lines["controlPlane"]; !set {

@@ -395,6 +395,9 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
 		d.addf(n, path, "expected %s, got %s", want, describe(n))
 		return "", false
 	}
+	if d.env == nil { // DecodeMessage: values are taken as they are
+		return n.Value, true
+	}
 	s, err := expandEnv(n.Value, d.env)
 	if err != nil {
 		d.addf(n, path, "%v", err)

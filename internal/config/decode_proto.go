@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -20,6 +21,27 @@ var (
 	durationName  = (&durationpb.Duration{}).ProtoReflect().Descriptor().FullName()
 	timestampName = (&timestamppb.Timestamp{}).ProtoReflect().Descriptor().FullName()
 )
+
+// DecodeMessage reads one JSON or YAML object into m by the rules of a
+// config file: its keys, durations such as "24h", unknown or repeated
+// keys refused, every problem reported with its path. Unlike a file,
+// ${VAR} is not expanded: this reads the admin API's request bodies.
+func DecodeMessage(data []byte, m proto.Message) Problems {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return Problems{syntaxProblem(err)}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return Problems{{Msg: "want an object"}}
+	}
+	d := &decoder{lines: map[string]int{}, budget: 10*countNodes(root) + aliasAllowance}
+	d.decodeMessage(root, m.ProtoReflect(), "")
+	return capProblems(d.problems, d.dropped)
+}
 
 func (d *decoder) decodeMessage(n *yaml.Node, m protoreflect.Message, path string) {
 	fields := m.Descriptor().Fields()

@@ -32,6 +32,9 @@ type File struct {
 	HostMatching      HostMatching                  `yaml:"hostMatching"`
 	Limits            Limits                        `yaml:"limits"`
 	ControlPlane      ControlPlane                  `yaml:"controlPlane"`
+	// Management is what `enforcer admin export` writes beside the
+	// resources; only `enforcer admin import` reads it.
+	Management *tollgatev1.Management `yaml:"management"`
 }
 
 // HTTPFrontEnd says which proxy calls the HTTP front end, and so where the

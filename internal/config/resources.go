@@ -144,7 +144,23 @@ func parseResources(data []byte) (r *tollgatev1.Resources, lines map[string]int,
 	for _, p := range c.Problems {
 		problems = append(problems, Problem{Path: p.Path, Line: lineOf(lines, p.Path), Msg: p.Msg})
 	}
-	return f.Resources(), lines, problems, misplaced
+	r = f.Resources()
+	r.Management = f.Management
+	return r, lines, problems, misplaced
+}
+
+// ParseResources decodes one document of resource sections and its
+// management section (what `enforcer admin import` sends). Problems of
+// the document itself are reported with their lines; the resources are
+// validated by the receiver, which holds what they may refer to and the
+// files they may name.
+func ParseResources(data []byte) (*tollgatev1.Resources, error) {
+	r, _, problems, misplaced := parseResources(data)
+	problems = append(problems, misplaced...)
+	if len(problems) > 0 {
+		return nil, capProblems(problems, 0)
+	}
+	return r, nil
 }
 
 // fileSpan says where one file's list items start in the merged set.

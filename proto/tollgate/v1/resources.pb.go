@@ -977,8 +977,10 @@ type Resources struct {
 	ApiKeys           []*ApiKey              `protobuf:"bytes,6,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
 	Mtls              *MtlsSettings          `protobuf:"bytes,7,opt,name=mtls,proto3" json:"mtls,omitempty"`
 	RateLimitPolicies []*RateLimitPolicy     `protobuf:"bytes,8,rep,name=rate_limit_policies,json=rateLimitPolicies,proto3" json:"rate_limit_policies,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// What a control plane's store keeps beside the served resources.
+	Management    *Management `protobuf:"bytes,9,opt,name=management,proto3" json:"management,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Resources) Reset() {
@@ -1065,6 +1067,159 @@ func (x *Resources) GetRateLimitPolicies() []*RateLimitPolicy {
 		return x.RateLimitPolicies
 	}
 	return nil
+}
+
+func (x *Resources) GetManagement() *Management {
+	if x != nil {
+		return x.Management
+	}
+	return nil
+}
+
+// Management is what the control plane's store knows that replicas are
+// not served: API lifecycles, APIs not (or no longer) served,
+// subscriptions waiting for approval, revoked keys. `enforcer admin
+// export` writes it and `enforcer admin import` reads it; an enforcer or
+// a control plane serving a file ignores it.
+type Management struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Apis  []*ApiManagement       `protobuf:"bytes,1,rep,name=apis,proto3" json:"apis,omitempty"`
+	// APIs that are created (not yet published) or retired.
+	HeldApis []*Api `protobuf:"bytes,2,rep,name=held_apis,json=heldApis,proto3" json:"held_apis,omitempty"`
+	// Subscriptions waiting for approval; their state is pending.
+	PendingSubscriptions []*Subscription `protobuf:"bytes,3,rep,name=pending_subscriptions,json=pendingSubscriptions,proto3" json:"pending_subscriptions,omitempty"`
+	RevokedKeys          []*ApiKey       `protobuf:"bytes,4,rep,name=revoked_keys,json=revokedKeys,proto3" json:"revoked_keys,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *Management) Reset() {
+	*x = Management{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Management) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Management) ProtoMessage() {}
+
+func (x *Management) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Management.ProtoReflect.Descriptor instead.
+func (*Management) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Management) GetApis() []*ApiManagement {
+	if x != nil {
+		return x.Apis
+	}
+	return nil
+}
+
+func (x *Management) GetHeldApis() []*Api {
+	if x != nil {
+		return x.HeldApis
+	}
+	return nil
+}
+
+func (x *Management) GetPendingSubscriptions() []*Subscription {
+	if x != nil {
+		return x.PendingSubscriptions
+	}
+	return nil
+}
+
+func (x *Management) GetRevokedKeys() []*ApiKey {
+	if x != nil {
+		return x.RevokedKeys
+	}
+	return nil
+}
+
+// ApiManagement is an API's lifecycle and catalog settings.
+type ApiManagement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// created | published | deprecated | blocked | retired.
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// Developers' subscriptions wait for a publisher's approval.
+	RequiresApproval bool   `protobuf:"varint,3,opt,name=requires_approval,json=requiresApproval,proto3" json:"requires_approval,omitempty"`
+	Description      string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ApiManagement) Reset() {
+	*x = ApiManagement{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiManagement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiManagement) ProtoMessage() {}
+
+func (x *ApiManagement) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiManagement.ProtoReflect.Descriptor instead.
+func (*ApiManagement) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ApiManagement) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ApiManagement) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ApiManagement) GetRequiresApproval() bool {
+	if x != nil {
+		return x.RequiresApproval
+	}
+	return false
+}
+
+func (x *ApiManagement) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
 }
 
 var File_tollgate_v1_resources_proto protoreflect.FileDescriptor
@@ -1163,7 +1318,7 @@ const file_tollgate_v1_resources_proto_rawDesc = "" +
 	"\fMtlsSettings\x12=\n" +
 	"\x1btrust_forwarded_client_cert\x18\x01 \x01(\bR\x18trustForwardedClientCert\x12\x17\n" +
 	"\aca_file\x18\x02 \x01(\tR\x06caFile\x12!\n" +
-	"\fforwarded_by\x18\x03 \x01(\tR\vforwardedBy\"\xce\x03\n" +
+	"\fforwarded_by\x18\x03 \x01(\tR\vforwardedBy\"\x87\x04\n" +
 	"\tResources\x12-\n" +
 	"\aissuers\x18\x01 \x03(\v2\x13.tollgate.v1.IssuerR\aissuers\x12@\n" +
 	"\x0erevoked_tokens\x18\x02 \x03(\v2\x19.tollgate.v1.RevokedTokenR\rrevokedTokens\x12$\n" +
@@ -1172,7 +1327,21 @@ const file_tollgate_v1_resources_proto_rawDesc = "" +
 	"\rsubscriptions\x18\x05 \x03(\v2\x19.tollgate.v1.SubscriptionR\rsubscriptions\x12.\n" +
 	"\bapi_keys\x18\x06 \x03(\v2\x13.tollgate.v1.ApiKeyR\aapiKeys\x12-\n" +
 	"\x04mtls\x18\a \x01(\v2\x19.tollgate.v1.MtlsSettingsR\x04mtls\x12L\n" +
-	"\x13rate_limit_policies\x18\b \x03(\v2\x1c.tollgate.v1.RateLimitPolicyR\x11rateLimitPoliciesB;Z9github.com/tollgate/tollgate/proto/tollgate/v1;tollgatev1b\x06proto3"
+	"\x13rate_limit_policies\x18\b \x03(\v2\x1c.tollgate.v1.RateLimitPolicyR\x11rateLimitPolicies\x127\n" +
+	"\n" +
+	"management\x18\t \x01(\v2\x17.tollgate.v1.ManagementR\n" +
+	"management\"\xf3\x01\n" +
+	"\n" +
+	"Management\x12.\n" +
+	"\x04apis\x18\x01 \x03(\v2\x1a.tollgate.v1.ApiManagementR\x04apis\x12-\n" +
+	"\theld_apis\x18\x02 \x03(\v2\x10.tollgate.v1.ApiR\bheldApis\x12N\n" +
+	"\x15pending_subscriptions\x18\x03 \x03(\v2\x19.tollgate.v1.SubscriptionR\x14pendingSubscriptions\x126\n" +
+	"\frevoked_keys\x18\x04 \x03(\v2\x13.tollgate.v1.ApiKeyR\vrevokedKeys\"\x84\x01\n" +
+	"\rApiManagement\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12+\n" +
+	"\x11requires_approval\x18\x03 \x01(\bR\x10requiresApproval\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescriptionB;Z9github.com/tollgate/tollgate/proto/tollgate/v1;tollgatev1b\x06proto3"
 
 var (
 	file_tollgate_v1_resources_proto_rawDescOnce sync.Once
@@ -1186,7 +1355,7 @@ func file_tollgate_v1_resources_proto_rawDescGZIP() []byte {
 	return file_tollgate_v1_resources_proto_rawDescData
 }
 
-var file_tollgate_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_tollgate_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_tollgate_v1_resources_proto_goTypes = []any{
 	(*Api)(nil),                   // 0: tollgate.v1.Api
 	(*ApiKeyLocation)(nil),        // 1: tollgate.v1.ApiKeyLocation
@@ -1200,21 +1369,23 @@ var file_tollgate_v1_resources_proto_goTypes = []any{
 	(*Limit)(nil),                 // 9: tollgate.v1.Limit
 	(*MtlsSettings)(nil),          // 10: tollgate.v1.MtlsSettings
 	(*Resources)(nil),             // 11: tollgate.v1.Resources
-	nil,                           // 12: tollgate.v1.Issuer.ClaimHeadersEntry
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*Management)(nil),            // 12: tollgate.v1.Management
+	(*ApiManagement)(nil),         // 13: tollgate.v1.ApiManagement
+	nil,                           // 14: tollgate.v1.Issuer.ClaimHeadersEntry
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
 }
 var file_tollgate_v1_resources_proto_depIdxs = []int32{
 	1,  // 0: tollgate.v1.Api.api_key:type_name -> tollgate.v1.ApiKeyLocation
 	2,  // 1: tollgate.v1.Api.operations:type_name -> tollgate.v1.Operation
-	13, // 2: tollgate.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 3: tollgate.v1.Issuer.jwks_refresh_interval:type_name -> google.protobuf.Duration
-	14, // 4: tollgate.v1.Issuer.jwks_min_refresh_interval:type_name -> google.protobuf.Duration
-	14, // 5: tollgate.v1.Issuer.leeway:type_name -> google.protobuf.Duration
-	12, // 6: tollgate.v1.Issuer.claim_headers:type_name -> tollgate.v1.Issuer.ClaimHeadersEntry
-	13, // 7: tollgate.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 2: tollgate.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 3: tollgate.v1.Issuer.jwks_refresh_interval:type_name -> google.protobuf.Duration
+	16, // 4: tollgate.v1.Issuer.jwks_min_refresh_interval:type_name -> google.protobuf.Duration
+	16, // 5: tollgate.v1.Issuer.leeway:type_name -> google.protobuf.Duration
+	14, // 6: tollgate.v1.Issuer.claim_headers:type_name -> tollgate.v1.Issuer.ClaimHeadersEntry
+	15, // 7: tollgate.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
 	9,  // 8: tollgate.v1.RateLimitPolicy.limits:type_name -> tollgate.v1.Limit
-	14, // 9: tollgate.v1.Limit.per:type_name -> google.protobuf.Duration
+	16, // 9: tollgate.v1.Limit.per:type_name -> google.protobuf.Duration
 	6,  // 10: tollgate.v1.Resources.issuers:type_name -> tollgate.v1.Issuer
 	7,  // 11: tollgate.v1.Resources.revoked_tokens:type_name -> tollgate.v1.RevokedToken
 	0,  // 12: tollgate.v1.Resources.apis:type_name -> tollgate.v1.Api
@@ -1223,11 +1394,16 @@ var file_tollgate_v1_resources_proto_depIdxs = []int32{
 	5,  // 15: tollgate.v1.Resources.api_keys:type_name -> tollgate.v1.ApiKey
 	10, // 16: tollgate.v1.Resources.mtls:type_name -> tollgate.v1.MtlsSettings
 	8,  // 17: tollgate.v1.Resources.rate_limit_policies:type_name -> tollgate.v1.RateLimitPolicy
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	12, // 18: tollgate.v1.Resources.management:type_name -> tollgate.v1.Management
+	13, // 19: tollgate.v1.Management.apis:type_name -> tollgate.v1.ApiManagement
+	0,  // 20: tollgate.v1.Management.held_apis:type_name -> tollgate.v1.Api
+	4,  // 21: tollgate.v1.Management.pending_subscriptions:type_name -> tollgate.v1.Subscription
+	5,  // 22: tollgate.v1.Management.revoked_keys:type_name -> tollgate.v1.ApiKey
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_resources_proto_init() }
@@ -1243,7 +1419,7 @@ func file_tollgate_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_v1_resources_proto_rawDesc), len(file_tollgate_v1_resources_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
