@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/store"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
@@ -113,12 +114,22 @@ func (in input) into(m proto.Message) error {
 	if err != nil {
 		return invalid("the body could not be read")
 	}
-	if err := protojson.Unmarshal(b, m); err != nil {
-		// protojson's messages name the field, never a secret: bodies hold
-		// key digests at most.
-		return invalid("the body does not describe this resource: " + strings.TrimPrefix(err.Error(), "proto: "))
+	return decodeInto(b, m)
+}
+
+// decodeInto reads a body into m by the rules of a config file, so that
+// a resource is written the same way in both ("24h", the YAML keys).
+func decodeInto(b []byte, m proto.Message) error {
+	proto.Reset(m)
+	ps := config.DecodeMessage(b, m)
+	if len(ps) == 0 {
+		return nil
 	}
-	return nil
+	e := invalid("the body does not describe this resource")
+	for _, p := range ps {
+		e.Details = append(e.Details, Detail{Path: p.Path, Message: p.Msg})
+	}
+	return e
 }
 
 // only refuses fields other than the named ones (what a role may set).

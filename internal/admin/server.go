@@ -27,8 +27,9 @@ type Options struct {
 	// (cp.yaml's directory, as for a file source).
 	BaseDir string
 	// MaxBodyBytes bounds a request body (default 1 MiB); an OpenAPI
-	// import may be up to MaxImportBytes (default 4 MiB).
-	MaxBodyBytes, MaxImportBytes int64
+	// import may be up to MaxImportBytes (default 4 MiB), a resource
+	// import up to MaxTransferBytes (default 64 MiB).
+	MaxBodyBytes, MaxImportBytes, MaxTransferBytes int64
 	// RegenerateGrace is how long a regenerated key's predecessor keeps
 	// working when the request names no grace (default 24h).
 	RegenerateGrace time.Duration
@@ -56,6 +57,9 @@ func New(o Options) *Server {
 	}
 	if o.MaxImportBytes <= 0 {
 		o.MaxImportBytes = 4 << 20
+	}
+	if o.MaxTransferBytes <= 0 {
+		o.MaxTransferBytes = 64 << 20
 	}
 	if o.RegenerateGrace <= 0 {
 		o.RegenerateGrace = 24 * time.Hour

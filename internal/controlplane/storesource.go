@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -44,52 +43,6 @@ type storeSource struct {
 var storeKinds = []store.Kind{store.KindPolicy, store.KindIssuer, store.KindMtls, store.KindAPI,
 	store.KindApplication, store.KindSubscription, store.KindAPIKey, store.KindRevokedToken}
 
-// served is what replicas get of one record: its type URL, resource name
-// and message, or ok false when they get nothing (a created or retired
-// API, a pending subscription, a revoked key, a deleted record).
-func served(r store.Record) (typeURL, name string, msg proto.Message, ok bool, err error) {
-	decode := func(m proto.Message) (proto.Message, error) {
-		_, err := store.DecodeBody(r.Body, m)
-		return m, err
-	}
-	switch r.Kind {
-	case store.KindPolicy:
-		msg, err = decode(&tollgatev1.RateLimitPolicy{})
-		return resources.RateLimitPolicy, r.ID, msg, !r.Deleted, err
-	case store.KindIssuer:
-		msg, err = decode(&tollgatev1.Issuer{})
-		return resources.Issuer, r.ID, msg, !r.Deleted, err
-	case store.KindMtls:
-		msg, err = decode(&tollgatev1.MtlsSettings{})
-		return resources.MtlsSettings, resources.MtlsName, msg, !r.Deleted, err
-	case store.KindRevokedToken:
-		msg, err = decode(&tollgatev1.RevokedToken{})
-		return resources.RevokedToken, r.ID, msg, !r.Deleted, err
-	case store.KindApplication:
-		msg, err = decode(&tollgatev1.Application{})
-		return resources.Application, r.ID, msg, !r.Deleted, err
-	case store.KindAPI:
-		var a proto.Message
-		a, err = decode(&tollgatev1.Api{})
-		api := a.(*tollgatev1.Api)
-		api.Blocked = r.State == store.APIBlocked
-		on := r.State == store.APIPublished || r.State == store.APIDeprecated || r.State == store.APIBlocked
-		return resources.Api, r.ID, api, on && !r.Deleted, err
-	case store.KindSubscription:
-		var m proto.Message
-		m, err = decode(&tollgatev1.Subscription{})
-		sub := m.(*tollgatev1.Subscription)
-		sub.State = r.State
-		return resources.Subscription, r.ID, sub, r.State != store.SubPending && !r.Deleted, err
-	case store.KindAPIKey:
-		var m proto.Message
-		m, err = decode(&tollgatev1.ApiKey{})
-		k := m.(*tollgatev1.ApiKey)
-		return resources.ApiKey, strings.ToLower(k.GetSha256()), k, r.State == store.KeyActive && !r.Deleted, err
-	}
-	return "", "", nil, false, fmt.Errorf("record of unknown kind %q", r.Kind)
-}
-
 // load reads every record and makes the caches hold what replicas get.
 // The whole set is held to the data plane's rules once, as a file is.
 func (s *storeSource) load(ctx context.Context) error {
@@ -102,7 +55,7 @@ func (s *storeSource) load(ctx context.Context) error {
 	s.apiServed, s.subsByAPI = map[string]bool{}, map[string]map[string]*tollgatev1.Subscription{}
 	var subs []*tollgatev1.Subscription
 	rev, err := s.st.Snapshot(ctx, storeKinds, func(r store.Record) error {
-		t, name, msg, ok, err := served(r)
+		t, name, msg, ok, err := store.Served(r)
 		if err != nil {
 			return fmt.Errorf("%s %q: %w", r.Kind, r.ID, err)
 		}
@@ -184,7 +137,7 @@ func (s *storeSource) catchUp(ctx context.Context) error {
 		remove[t] = append(remove[t], name)
 	}
 	for _, r := range recs {
-		t, name, msg, ok, err := served(r)
+		t, name, msg, ok, err := store.Served(r)
 		if err != nil {
 			// Nothing of this batch is applied; it is read again next time.
 			return fmt.Errorf("%s %q: %w", r.Kind, r.ID, err)
