@@ -3,6 +3,7 @@
 //
 //	enforcer serve    --config FILE   run the enforcer
 //	enforcer controlplane --config F  serve resources to replicas over xDS
+//	enforcer admin ...                the control plane's admin API (apis, apps, keys, ...)
 //	enforcer validate --config FILE   check a config file, report every problem
 //	enforcer keys new                 generate an API key, its id and its SHA-256
 //	enforcer keys jwks --key FILE     print the public JWK Set of a private key
@@ -11,6 +12,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tollgate/tollgate/internal/adminclient"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/server"
@@ -35,6 +38,9 @@ Usage:
   enforcer serve    --config FILE [--log-level info]   run the enforcer
   enforcer controlplane --config FILE [--log-level info]
                                                        serve resources to enforcers over Delta xDS
+  enforcer admin [--server URL] [--token T] <resource> <verb> ...
+                                                       manage APIs, applications, subscriptions and keys
+                                                       through a control plane (enforcer admin help)
   enforcer validate --config FILE                      check a config file
   enforcer keys new                                    generate an API key, its id and its SHA-256
   enforcer keys jwks --key FILE                        print the public JWK Set of a private key
@@ -61,6 +67,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveCommand(args[1:], stderr)
 	case "controlplane":
 		err = controlPlaneCommand(args[1:], stderr)
+	case "admin":
+		if len(args) < 2 || args[1] == "help" || args[1] == "-h" || args[1] == "--help" {
+			fmt.Fprint(stdout, adminclient.Usage)
+			return 0
+		}
+		if err := adminclient.Run(context.Background(), args[1:], adminclient.IO{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}); err != nil {
+			fmt.Fprintln(stderr, err)
+			if code := adminclient.ExitCode(err); code == 2 {
+				fmt.Fprint(stderr, "\n"+adminclient.Usage)
+				return code
+			}
+			return 1
+		}
+		return 0
 	case "validate":
 		err = validateCommand(args[1:], stdout, stderr)
 	case "keys":
