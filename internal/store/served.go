@@ -55,4 +55,3 @@ func Served(r Record) (typeURL, name string, msg proto.Message, ok bool, err err
 	}
 	return "", "", nil, false, fmt.Errorf("record of unknown kind %q", r.Kind)
 }
-
