@@ -248,7 +248,9 @@ func (im *importer) operation(s *spec, sec *secMapper, p pathSpec, o opSpec, roo
 		if !ok {
 			return nil
 		}
-		b.security, b.scopes = sec.resolve(label, list.loc, alts)
+		// With x-tollgate-scopes the document's scopes are not used.
+		quiet := o.ext.values["x-tollgate-scopes"] != nil
+		b.security, b.scopes = sec.resolve(label, list.loc, alts, quiet)
 		if list == s.security {
 			im.rootSecurity = b.security
 		}

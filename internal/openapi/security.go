@@ -212,7 +212,7 @@ func (m *secMapper) requirement(r requirement) (a alt, why string, ok bool) {
 const maxScopeEntries = 64
 
 // resolve turns an operation's alternatives into Tollgate's security list
-// and scopes.
+// and scopes; quiet leaves the scopes out (x-tollgate-scopes gives them).
 //
 // Tollgate checks one list of scopes per operation, for every credential
 // but none (API keys carry scopes too; client certificates carry none),
@@ -222,7 +222,7 @@ const maxScopeEntries = 64
 // sets, so a caller it admits would have been admitted by the document
 // with the same credentials. Where that makes an alternative stricter
 // than the document, a warning says so.
-func (m *secMapper) resolve(label, loc string, alts []alt) (security, scopes []string) {
+func (m *secMapper) resolve(label, loc string, alts []alt, quiet bool) (security, scopes []string) {
 	var masks []uint8
 	families := map[uint8][][]string{}
 	none := false
@@ -244,6 +244,9 @@ func (m *secMapper) resolve(label, loc string, alts []alt) (security, scopes []s
 		// Last, so that a caller who presents credentials is identified
 		// by them: Tollgate takes the first alternative that applies.
 		security = append(security, "none")
+	}
+	if quiet {
+		return security, nil
 	}
 	combined := [][]string{{}}
 	for _, mask := range masks {
