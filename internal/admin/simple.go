@@ -280,6 +280,7 @@ func (s *Server) routes() {
 	s.handle("PATCH /api/v1/apis/{id}", s.changeAPI(false))
 	s.handle("DELETE /api/v1/apis/{id}", s.deleteAPI)
 	s.handle("GET /api/v1/apis/{id}/openapi", s.getAPIDocument)
+	s.handleLimited("POST /api/v1/apis/import", s.o.MaxImportBytes, s.importOpenAPI)
 
 	s.handle("GET /api/v1/applications", s.listApplications)
 	s.handle("POST /api/v1/applications", s.createApplication)
