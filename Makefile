@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 IMAGE ?= ghcr.io/tollgate/enforcer:$(VERSION)
 
-.PHONY: all build run run-controlplane test test-deps unit fuzz bench microbench vet image proto
+.PHONY: all build run run-controlplane run-store test test-deps unit fuzz bench microbench vet image proto
 
 all: build
 
@@ -23,6 +23,13 @@ run-controlplane: build
 	bin/enforcer controlplane --config examples/controlplane/cp.yaml & cp=$$!; \
 	trap 'kill $$cp 2>/dev/null' EXIT INT TERM; \
 	bin/enforcer serve --config examples/controlplane/replica.yaml
+
+# A control plane on SQLite with its admin API, and one enforcer wired to
+# it (README, "API management"); Ctrl-C stops both.
+run-store: build
+	bin/enforcer controlplane --config examples/store/cp.yaml & cp=$$!; \
+	trap 'kill $$cp 2>/dev/null' EXIT INT TERM; \
+	bin/enforcer serve --config examples/store/replica.yaml
 
 test: test-deps vet unit fuzz
 

@@ -26,6 +26,8 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate/tollgate/internal/testpg"
 )
 
 // enforcerBin is the binary under test, built once by TestMain.
@@ -45,6 +47,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testpg.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

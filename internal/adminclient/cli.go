@@ -360,7 +360,11 @@ func (x *cli) apis(verb string, args []string) error {
 			return err
 		}
 		path := "/api/v1/apis/import" + query("id", *id, "publish", map[bool]string{true: "true"}[*publish])
-		return x.show(x.send(http.MethodPost, path, doc))
+		a := x.send(http.MethodPost, path, doc)
+		if a.err != nil || x.json {
+			return x.show(a)
+		}
+		return x.importSummary(a.data)
 	}
 	if target, ok := states[verb]; ok {
 		pos, err := flags(fs, args, 1)
@@ -628,6 +632,37 @@ func (x *cli) importResources(args []string) error {
 		return err
 	}
 	return x.show(x.send(http.MethodPost, "/api/v1/import", body))
+}
+
+// importSummary prints what an OpenAPI import did, briefly.
+func (x *cli) importSummary(data []byte) error {
+	var r struct {
+		API struct {
+			ID         string `json:"id"`
+			State      string `json:"state"`
+			BasePath   string `json:"basePath"`
+			Operations []any  `json:"operations"`
+		} `json:"api"`
+		SpecVersion string   `json:"specVersion"`
+		Created     bool     `json:"created"`
+		Changes     []string `json:"changes"`
+		Warnings    []string `json:"warnings"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return x.printJSON(data)
+	}
+	verb := "updated"
+	if r.Created {
+		verb = "created"
+	}
+	fmt.Fprintf(x.io.Stdout, "%s API %s (%s, %s, %d operations) from OpenAPI %s\n", verb, r.API.ID, r.API.State, r.API.BasePath, len(r.API.Operations), r.SpecVersion)
+	for _, c := range r.Changes {
+		fmt.Fprintf(x.io.Stdout, "  changed: %s\n", c)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(x.io.Stdout, "  warning: %s\n", w)
+	}
+	return nil
 }
 
 // ExitCode is what a failed command exits with: 2 for usage, 1 otherwise.
