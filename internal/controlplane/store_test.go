@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 const storeToken = "test-admin-token"
 
 // startStorePlane runs a control plane on a store, with one admin token.
-func startStorePlane(t *testing.T, store config.StoreSource) (xds, api string, stop func()) {
+func startStorePlane(t testing.TB, store config.StoreSource) (xds, api string, stop func()) {
 	t.Helper()
 	sum := sha256.Sum256([]byte(storeToken))
 	addrs := make(chan [2]string, 2)

@@ -55,6 +55,7 @@ type Options struct {
 // Store is the control plane's system of record.
 type Store struct {
 	db       *sql.DB
+	writes   *sql.DB // SQLite: one connection, so writers queue in order instead of retrying on a busy file
 	postgres bool
 	url      string
 	log      *slog.Logger
@@ -102,28 +103,37 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		// readers run beside the writer.
 		dsn := "file:" + o.SQLite + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		s.db, err = sql.Open("sqlite", dsn)
+		if err == nil {
+			s.writes, err = sql.Open("sqlite", dsn)
+		}
+		if err == nil {
+			s.writes.SetMaxOpenConns(1)
+		}
 		dialect, dir = goose.DialectSQLite3, "migrations/sqlite"
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	if s.writes == nil {
+		s.writes = s.db // PostgreSQL queues writers on the revision row
+	}
 	if err := s.db.PingContext(ctx); err != nil {
-		s.db.Close()
+		s.Close()
 		return nil, fmt.Errorf("store: connecting: %w", err)
 	}
 	sub, err := fs.Sub(migrations, dir)
 	if err != nil {
-		s.db.Close()
+		s.Close()
 		return nil, err
 	}
 	provider, err := goose.NewProvider(dialect, s.db, sub, opts...)
 	if err != nil {
-		s.db.Close()
+		s.Close()
 		return nil, fmt.Errorf("store: migrations: %w", err)
 	}
 	applied, err := provider.Up(ctx)
 	if err != nil {
-		s.db.Close()
+		s.Close()
 		return nil, fmt.Errorf("store: applying migrations: %w", err)
 	}
 	for _, r := range applied {
@@ -133,7 +143,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.writes != nil && s.writes != s.db {
+		s.writes.Close()
+	}
+	return s.db.Close()
+}
 
 // Kind names the store's backend for logs and status.
 func (s *Store) Kind() string {

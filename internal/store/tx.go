@@ -22,7 +22,7 @@ type Tx struct {
 // fn reads stays true until it commits. It returns the revision of the
 // writes, or the previous revision when fn wrote nothing.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) (int64, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.writes.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("store: %w", err)
 	}
