@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&o.soakRate, "soak-rate", 2000, "Checks per second during the soak")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report file")
 	flag.StringVar(&o.profiles, "profiles", "", "write a CPU profile of Tollgate's first round of each scenario, and a heap profile at the end of the hostile attack, here")
-	flag.StringVar(&o.only, "only", "", `run only this scenario: "hostile" (memory under attack) or "scale" (a large key set from the file and over xDS)`)
+	flag.StringVar(&o.only, "only", "", `run only this scenario: "hostile" (memory under attack), "scale" (a large key set from the file and over xDS) or "admin" (the admin API's writes and propagation)`)
 	flag.IntVar(&o.scale.keys, "scale-keys", 1_000_000, "API keys in the scale scenario (0 skips it)")
 	flag.IntVar(&o.scale.apps, "scale-apps", 100_000, "applications the scale scenario's keys belong to")
 	flag.IntVar(&o.scale.apis, "scale-apis", 10_000, "APIs of ten operations in the scale scenario's many-APIs part (0 skips it)")
@@ -95,12 +95,13 @@ type report struct {
 	soak    *soakResult
 	hostile *hostileResult
 	scale   *scaleResult
+	admin   *adminResult
 }
 
 func run(o options) error {
 	switch {
-	case o.only != "" && o.only != "hostile" && o.only != "scale":
-		return fmt.Errorf(`-only %q: the scenarios that run alone are "hostile" and "scale"`, o.only)
+	case o.only != "" && o.only != "hostile" && o.only != "scale" && o.only != "admin":
+		return fmt.Errorf(`-only %q: the scenarios that run alone are "hostile", "scale" and "admin"`, o.only)
 	case o.only == "hostile" && o.hostile.checks <= 0:
 		return fmt.Errorf("-only hostile with -hostile-checks %d: nothing to run", o.hostile.checks)
 	case o.only == "scale" && (o.scale.keys <= 0 || o.scale.apps <= 0):
@@ -125,16 +126,21 @@ func run(o options) error {
 			return err
 		}
 	}
-	if o.hostile.checks > 0 && o.only != "scale" {
+	if o.hostile.checks > 0 && (o.only == "" || o.only == "hostile") {
 		// The cached-JWT scenario's config and request: an operation that
 		// requires a JWT, and an ordinary Check for the warm-up.
 		if rep.hostile, err = runHostile(o, scens[1]); err != nil {
 			return fmt.Errorf("hostile: %w", err)
 		}
 	}
-	if o.scale.keys > 0 && o.scale.apps > 0 && o.only != "hostile" {
+	if o.scale.keys > 0 && o.scale.apps > 0 && (o.only == "" || o.only == "scale") {
 		if rep.scale, err = runScale(o); err != nil {
 			return fmt.Errorf("scale: %w", err)
+		}
+	}
+	if o.only == "" || o.only == "admin" {
+		if rep.admin, err = runAdmin(); err != nil {
+			return fmt.Errorf("admin: %w", err)
 		}
 	}
 	text := render(o, rep)

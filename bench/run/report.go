@@ -28,6 +28,9 @@ func render(o options, rep report) string {
 			renderAPIs(&b, rep.scale.apis)
 		}
 	}
+	if rep.admin != nil {
+		renderAdmin(&b, rep.admin)
+	}
 	return b.String()
 }
 
