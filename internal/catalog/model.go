@@ -211,8 +211,11 @@ type Operation struct {
 	Path     string   // template relative to the API's base path, as configured
 	Template Template // base path + Path
 	Methods  []string // upper case; empty means every method
-	Scopes   []string // any of them admits the request
-	Security Security // the operation's own, else the API's
+	Scopes   []string // as configured: entries of one or more space-separated scopes
+	// ScopeSets is Scopes compiled: a credential must hold every scope of
+	// one entry.
+	ScopeSets ScopeSets
+	Security  Security // the operation's own, else the API's
 
 	RateLimit *ratelimit.Binding // for the operation, all callers together
 

@@ -163,3 +163,51 @@ func TestCompileBlockedAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestOperationScopeSets: an operation's scope entry is one scope-token or
+// several separated by single spaces; other spacing is refused with a
+// problem at the entry, and the valid entries become sets.
+func TestOperationScopeSets(t *testing.T) {
+	cases := []struct {
+		name    string
+		entries []string
+		sets    [][]string
+		problem string // in the problem at scopes[at]; "" for none
+		at      int
+	}{
+		{name: "single scopes", entries: []string{"pets:read", "pets:write"}, sets: [][]string{{"pets:read"}, {"pets:write"}}},
+		{name: "a set", entries: []string{"write:pets read:pets", "admin"}, sets: [][]string{{"write:pets", "read:pets"}, {"admin"}}},
+		{name: "none", entries: nil, sets: nil},
+		{name: "empty", entries: []string{""}, problem: "cannot be empty"},
+		{name: "leading space", entries: []string{"a", " b"}, problem: "starts or ends with a space", at: 1},
+		{name: "trailing space", entries: []string{"a b "}, problem: "starts or ends with a space"},
+		{name: "a space alone", entries: []string{" "}, problem: "starts or ends with a space"},
+		{name: "double space", entries: []string{"a  b"}, problem: "two spaces in a row"},
+		{name: "tab", entries: []string{"a\tb"}, problem: `got "a\tb"`},
+		{name: "no-break space in a set", entries: []string{"a b\u00a0c"}, problem: `in "a b\u00a0c"`},
+		{name: "quote", entries: []string{`a "b"`}, problem: `got "\"b\""`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Checker
+			sets := c.ScopeSets("scopes", tc.entries)
+			if tc.problem == "" {
+				if len(c.Problems) > 0 || !slices.EqualFunc(sets, tc.sets, slices.Equal) {
+					t.Fatalf("sets %q, problems %v; want %q", sets, c.Problems, tc.sets)
+				}
+				return
+			}
+			want := "scopes[" + strconv.Itoa(tc.at) + "]"
+			if len(c.Problems) != 1 || c.Problems[0].Path != want || !strings.Contains(c.Problems[0].Msg, tc.problem) {
+				t.Fatalf("problems %v; want one at %s saying %q", c.Problems, want, tc.problem)
+			}
+		})
+	}
+	// Compiled into the operation: a credential needs all of a set.
+	snap := compileOK(t, &tollgatev1.Resources{Apis: []*tollgatev1.Api{{Id: "shop", BasePath: "/shop", Security: []string{"none"},
+		Operations: []*tollgatev1.Operation{{Path: "/x", Scopes: []string{"write:pets read:pets", "admin"}}}}}})
+	op := snap.Catalog.API("shop").Operations[0]
+	if op.ScopeSets.Allow([]string{"write:pets"}) || !op.ScopeSets.Allow([]string{"read:pets", "write:pets"}) || !op.ScopeSets.Allow([]string{"admin"}) {
+		t.Errorf("compiled scopes %q do not read as (write:pets and read:pets) or admin", op.Scopes)
+	}
+}
