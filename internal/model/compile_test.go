@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tollgate/tollgate/internal/keys"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
@@ -210,4 +211,26 @@ func TestOperationScopeSets(t *testing.T) {
 	if op.ScopeSets.Allow([]string{"write:pets"}) || !op.ScopeSets.Allow([]string{"read:pets", "write:pets"}) || !op.ScopeSets.Allow([]string{"admin"}) {
 		t.Errorf("compiled scopes %q do not read as (write:pets and read:pets) or admin", op.Scopes)
 	}
+}
+
+// FuzzOperationScopeSets: an entry is accepted exactly when splitting it
+// at each single space gives scope-tokens only, and then its set is those
+// tokens; one entry gives at most one problem.
+func FuzzOperationScopeSets(f *testing.F) {
+	for _, s := range []string{"pets:read", "write:pets read:pets", "", " a", "a ", "a  b", "a\tb", `a "b"`, "a b\u00a0c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, entry string) {
+		var c Checker
+		sets := c.ScopeSets("scopes", []string{entry})
+		want := !slices.ContainsFunc(strings.Split(entry, " "), func(s string) bool { return !keys.ValidScope(s) })
+		switch {
+		case len(c.Problems) > 1:
+			t.Fatalf("%q: %d problems: %v", entry, len(c.Problems), c.Problems)
+		case (len(c.Problems) == 0) != want || len(sets) != btoi(want):
+			t.Fatalf("%q: sets %q, problems %v; want accepted %v", entry, sets, c.Problems, want)
+		case want && strings.Join(sets[0], " ") != entry:
+			t.Fatalf("%q: set %q", entry, sets[0])
+		}
+	})
 }
