@@ -257,3 +257,18 @@ func FuzzParseKeyID(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseKey is what a presented key of the format costs before
+// its lookup.
+func BenchmarkParseKey(b *testing.B) {
+	k, err := GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok := ParseKey(k.Key); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
