@@ -212,16 +212,17 @@ type Operation struct {
 	Template Template // base path + Path
 	Methods  []string // upper case; empty means every method
 	Scopes   []string // as configured: entries of one or more space-separated scopes
-	// ScopeSets is Scopes compiled: a credential must hold every scope of
-	// one entry.
-	ScopeSets ScopeSets
-	Security  Security // the operation's own, else the API's
+	Security Security // the operation's own, else the API's
 
 	RateLimit *ratelimit.Binding // for the operation, all callers together
 
 	// Challenge is the WWW-Authenticate value of the operation's 401s: one
 	// challenge per scheme it accepts. Filled in by New.
 	Challenge string
+	// ScopeSets is Scopes compiled: a credential must hold every scope of
+	// one entry. Filled in by New, so that no operation with Scopes can be
+	// without it.
+	ScopeSets ScopeSets
 
 	order int // place in the catalog, the last tie-breaker; set by New
 }

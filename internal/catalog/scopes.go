@@ -13,24 +13,27 @@ import (
 // (a and b) or c, and a list of single scopes keeps its meaning "any of
 // them".
 //
-// The sets are built once, when the config is compiled; checking them
-// allocates nothing.
+// The sets are built once, by New as it indexes the operation; checking
+// them allocates nothing.
 type ScopeSets struct {
 	sets        [][]string // each without repeats; nil: no requirement
 	description string
 }
 
-// NewScopeSets compiles sets of scope-tokens (validated by the caller);
-// repeats within a set are dropped.
-func NewScopeSets(sets [][]string) ScopeSets {
-	if len(sets) == 0 {
+// NewScopeSets compiles an operation's configured scope entries, each
+// split at its spaces; repeats within an entry are dropped. The config
+// compiler refuses entries with other spacing, but one that reached here
+// would hold an empty scope, which no credential carries: an entry never
+// asks less than it says.
+func NewScopeSets(entries []string) ScopeSets {
+	if len(entries) == 0 {
 		return ScopeSets{}
 	}
-	out := ScopeSets{sets: make([][]string, len(sets))}
+	out := ScopeSets{sets: make([][]string, len(entries))}
 	single := true
-	for i, set := range sets {
+	for i, entry := range entries {
 		var unique []string
-		for _, s := range set {
+		for s := range strings.SplitSeq(entry, " ") {
 			if !slices.Contains(unique, s) {
 				unique = append(unique, s)
 			}

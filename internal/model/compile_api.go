@@ -187,7 +187,7 @@ func (c *compiler) operation(path string, o *tollgatev1.Operation, api *catalog.
 		}
 		op.Methods = append(op.Methods, up)
 	}
-	op.ScopeSets = catalog.NewScopeSets(c.ScopeSets(path+".scopes", o.GetScopes()))
+	c.OperationScopes(path+".scopes", o.GetScopes())
 	if len(o.GetSecurity()) > 0 {
 		op.Security = c.security(path+".security", o.GetSecurity())
 	}

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tollgate/tollgate/internal/catalog"
 	"github.com/tollgate/tollgate/internal/keys"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
@@ -165,20 +166,19 @@ func TestCompileBlockedAPI(t *testing.T) {
 	}
 }
 
-// TestOperationScopeSets: an operation's scope entry is one scope-token or
+// TestOperationScopes: an operation's scope entry is one scope-token or
 // several separated by single spaces; other spacing is refused with a
-// problem at the entry, and the valid entries become sets.
-func TestOperationScopeSets(t *testing.T) {
+// problem at the entry, and the entries compile into sets.
+func TestOperationScopes(t *testing.T) {
 	cases := []struct {
 		name    string
 		entries []string
-		sets    [][]string
 		problem string // in the problem at scopes[at]; "" for none
 		at      int
 	}{
-		{name: "single scopes", entries: []string{"pets:read", "pets:write"}, sets: [][]string{{"pets:read"}, {"pets:write"}}},
-		{name: "a set", entries: []string{"write:pets read:pets", "admin"}, sets: [][]string{{"write:pets", "read:pets"}, {"admin"}}},
-		{name: "none", entries: nil, sets: nil},
+		{name: "single scopes", entries: []string{"pets:read", "pets:write"}},
+		{name: "a set", entries: []string{"write:pets read:pets", "admin"}},
+		{name: "none", entries: nil},
 		{name: "empty", entries: []string{""}, problem: "cannot be empty"},
 		{name: "leading space", entries: []string{"a", " b"}, problem: "starts or ends with a space", at: 1},
 		{name: "trailing space", entries: []string{"a b "}, problem: "starts or ends with a space"},
@@ -191,10 +191,10 @@ func TestOperationScopeSets(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Checker
-			sets := c.ScopeSets("scopes", tc.entries)
+			c.OperationScopes("scopes", tc.entries)
 			if tc.problem == "" {
-				if len(c.Problems) > 0 || !slices.EqualFunc(sets, tc.sets, slices.Equal) {
-					t.Fatalf("sets %q, problems %v; want %q", sets, c.Problems, tc.sets)
+				if len(c.Problems) > 0 {
+					t.Fatalf("problems %v, want none", c.Problems)
 				}
 				return
 			}
@@ -213,24 +213,30 @@ func TestOperationScopeSets(t *testing.T) {
 	}
 }
 
-// FuzzOperationScopeSets: an entry is accepted exactly when splitting it
-// at each single space gives scope-tokens only, and then its set is those
-// tokens; one entry gives at most one problem.
-func FuzzOperationScopeSets(f *testing.F) {
-	for _, s := range []string{"pets:read", "write:pets read:pets", "", " a", "a ", "a  b", "a\tb", `a "b"`, "a b\u00a0c"} {
+// FuzzOperationScopes: an entry is accepted exactly when splitting it at
+// each single space gives scope-tokens only, with one problem otherwise;
+// an accepted entry is met by its own scopes and by no fewer.
+func FuzzOperationScopes(f *testing.F) {
+	for _, s := range []string{"pets:read", "write:pets read:pets", "", " a", "a ", "a  b", "a\tb", `a "b"`, "a b\u00a0c", "a a b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, entry string) {
 		var c Checker
-		sets := c.ScopeSets("scopes", []string{entry})
-		want := !slices.ContainsFunc(strings.Split(entry, " "), func(s string) bool { return !keys.ValidScope(s) })
-		switch {
-		case len(c.Problems) > 1:
-			t.Fatalf("%q: %d problems: %v", entry, len(c.Problems), c.Problems)
-		case (len(c.Problems) == 0) != want || len(sets) != btoi(want):
-			t.Fatalf("%q: sets %q, problems %v; want accepted %v", entry, sets, c.Problems, want)
-		case want && strings.Join(sets[0], " ") != entry:
-			t.Fatalf("%q: set %q", entry, sets[0])
+		c.OperationScopes("scopes", []string{entry})
+		words := strings.Split(entry, " ")
+		want := !slices.ContainsFunc(words, func(s string) bool { return !keys.ValidScope(s) })
+		if len(c.Problems) > 1 || (len(c.Problems) == 0) != want {
+			t.Fatalf("%q: problems %v; want accepted %v", entry, c.Problems, want)
+		}
+		if !want {
+			return
+		}
+		sets := catalog.NewScopeSets([]string{entry})
+		if !sets.Allow(words) {
+			t.Fatalf("%q is not met by its own scopes", entry)
+		}
+		if fewer := slices.DeleteFunc(slices.Clone(words), func(s string) bool { return s == words[0] }); sets.Allow(fewer) {
+			t.Fatalf("%q is met without %q", entry, words[0])
 		}
 	})
 }

@@ -84,13 +84,12 @@ func (c *Checker) Scopes(path string, scopes []string) {
 	}
 }
 
-// ScopeSets reads an operation's scopes: each entry is one scope-token, or
-// several separated by single spaces, all of which a credential must
-// hold. Spaces anywhere else are refused rather than tidied: " a" or
-// "a  b" is more likely a mistake than a way of writing "a" or "a b".
-// The sets of the valid entries are returned.
-func (c *Checker) ScopeSets(path string, entries []string) [][]string {
-	var sets [][]string
+// OperationScopes checks an operation's scopes: each entry is one
+// scope-token, or several separated by single spaces, all of which a
+// credential must hold (catalog.ScopeSets). Spaces anywhere else are
+// refused rather than tidied: " a" or "a  b" is more likely a mistake
+// than a way of writing "a" or "a b".
+func (c *Checker) OperationScopes(path string, entries []string) {
 	for i, entry := range entries {
 		at := fmt.Sprintf("%s[%d]", path, i)
 		switch {
@@ -105,10 +104,8 @@ func (c *Checker) ScopeSets(path string, entries []string) [][]string {
 			continue
 		}
 		set := strings.Split(entry, " ")
-		ok := true
 		for _, s := range set {
 			if !keys.ValidScope(s) {
-				ok = false
 				if len(set) == 1 {
 					c.Addf(at, "a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749), got %q", s)
 				} else {
@@ -117,11 +114,7 @@ func (c *Checker) ScopeSets(path string, entries []string) [][]string {
 				break
 			}
 		}
-		if ok {
-			sets = append(sets, set)
-		}
 	}
-	return sets
 }
 
 // Text requires printable text: names and owners are sent upstream in
