@@ -60,7 +60,8 @@ func (a apiKeyAuthenticator) verify(c *check) (Identity, *Denial) {
 		d.Description = "The API key is longer than any key accepted."
 		return Identity{}, &d
 	}
-	if _, formatted, ok := keys.ParseKey(presented); formatted && !ok {
+	presentedID, formatted, ok := keys.ParseKey(presented)
+	if formatted && !ok {
 		d := denyInvalidCredentials
 		d.Description = "The API key is malformed: it is not a whole " + keys.KeyPrefix + " key with a matching checksum."
 		return Identity{}, &d
@@ -85,12 +86,19 @@ func (a apiKeyAuthenticator) verify(c *check) (Identity, *Denial) {
 		d.Description = "The API key may not be used from this address."
 		return Identity{}, &d
 	}
+	// A key of the format names itself: its digest matched, so its id is
+	// the one it was made with, whatever the config wrote beside it (or
+	// left out). Other keys have the id the config gives them, if any.
+	id := key.ID
+	if formatted {
+		id, _ = keys.ParseKeyID(presentedID)
+	}
 	return Identity{
 		Application: app,
 		Subject:     cmp.Or(app.Owner, app.ID),
 		Scopes:      key.Scopes(),
 		ScopeText:   key.ScopeText(),
 		KeyName:     key.Name,
-		KeyID:       key.ID,
+		KeyID:       id,
 	}, nil
 }

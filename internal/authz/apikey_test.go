@@ -72,14 +72,25 @@ func TestAPIKeyFormats(t *testing.T) {
 }
 
 // TestAPIKeyIDInLogAndMetadata: a key's id names it in the decision's log
-// line and dynamic metadata; a key without one has none there. The key
+// line and dynamic metadata; a key without one has none there. A key of
+// the checksummed format carries its id, which is the one shown whatever
+// the config says; another key has the id the config gives it. The key
 // itself appears in neither.
 func TestAPIKeyIDInLogAndMetadata(t *testing.T) {
-	k, err := keys.GenerateKeyFrom(rand.NewChaCha8([32]byte{3}))
-	if err != nil {
-		t.Fatal(err)
+	gen := func(seed byte) keys.GeneratedKey {
+		k, err := keys.GenerateKeyFrom(rand.NewChaCha8([32]byte{seed}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
 	}
-	base := testEngine(t, testConfig+"  - {application: mobile, name: generated, id: "+k.ID+", sha256: "+k.Digest.String()+"}\n")
+	listed, unlisted, mislabelled := gen(3), gen(4), gen(6)
+	const legacyWithID = "tgk_test_legacy_with_id"
+	base := testEngine(t, testConfig+
+		"  - {application: mobile, name: listed, id: "+listed.ID+", sha256: "+listed.Digest.String()+"}\n"+
+		"  - {application: mobile, name: unlisted, sha256: "+unlisted.Digest.String()+"}\n"+
+		"  - {application: mobile, name: mislabelled, id: wrongid00000, sha256: "+mislabelled.Digest.String()+"}\n"+
+		"  - {application: mobile, name: legacy, id: legacy000001, sha256: "+sha(legacyWithID)+"}\n")
 	var logs bytes.Buffer
 	e := NewEngine(Options{Config: base.config, Clock: base.clock,
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -87,7 +98,10 @@ func TestAPIKeyIDInLogAndMetadata(t *testing.T) {
 	cases := []struct {
 		key, name, id string
 	}{
-		{k.Key, "generated", k.ID},
+		{listed.Key, "listed", listed.ID},
+		{unlisted.Key, "unlisted", unlisted.ID},
+		{mislabelled.Key, "mislabelled", mislabelled.ID},
+		{legacyWithID, "legacy", "legacy000001"},
 		{keyMobile, "ci", ""},
 	}
 	for _, tc := range cases {

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate/tollgate/internal/catalog"
+	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/model"
 )
 
@@ -31,6 +32,13 @@ func benchHeaders(extra ...string) map[string]string {
 // BenchmarkDecide measures the decision alone: match, API-key lookup,
 // subscription, scopes, and the upstream header plan.
 func BenchmarkDecide(b *testing.B) {
+	// A key of the checksummed format, which is parsed before its lookup.
+	generated, err := keys.GenerateKeyFrom(rand.NewChaCha8([32]byte{9}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	withGenerated := testConfig + "  - {application: mobile, name: gen, id: " + generated.ID + ", sha256: " + generated.Digest.String() +
+		", scopes: [\"pets:write\", extra]}\n" // as the ci key, so that only the format differs
 	cases := []struct {
 		name    string
 		method  string
@@ -39,13 +47,14 @@ func BenchmarkDecide(b *testing.B) {
 		allowed bool
 	}{
 		{"apikey-allow", "GET", "/petstore/v1/pets", benchHeaders("apikey", keyMobile), true},
+		{"apikey-allow-checksummed", "GET", "/petstore/v1/pets", benchHeaders("apikey", generated.Key), true},
 		{"apikey-allow-scoped", "DELETE", "/petstore/v1/pets/42", benchHeaders("apikey", keyMobile), true},
 		{"apikey-deny-unknown", "GET", "/petstore/v1/pets", benchHeaders("apikey", "tgk_unknown_key_value"), false},
 		{"apikey-deny-missing", "GET", "/petstore/v1/pets", benchHeaders(), false},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			e := testEngine(b, testConfig)
+			e := testEngine(b, withGenerated)
 			r := &Request{Method: tc.method, Host: "api.example.com", Target: tc.path, Headers: headersOf(tc.headers)}
 			b.ReportAllocs()
 			for b.Loop() {

@@ -7,10 +7,12 @@
 //     CheckRequest, a path with escaped separators, a malformed host, a
 //     repeated credential;
 //  1. match     the request to an API operation (catalog), or use the
-//     API/operation that Envoy named in context_extensions;
+//     API/operation that Envoy named in context_extensions; refuse a
+//     blocked API (503) there;
 //  2. authenticate with the operation's security alternatives, each scheme
 //     behind the authenticator interface (present, verify);
-//  3. authorize: subscription state, API-key CIDRs, scopes;
+//  3. authorize: subscription state, API-key CIDRs, scopes (any entry, all
+//     of its scopes);
 //  4. rate-limit;
 //  5. respond: identity headers, removal of credentials, method overrides
 //     and every header only Tollgate may set, or a Denial from the deny

@@ -445,23 +445,12 @@ func (e *Engine) authorize(c *check, id *Identity) *Denial {
 			return &denySubscriptionOnHold
 		}
 	}
-	if len(c.op.Scopes) > 0 && !anyScope(id.Scopes, c.op.Scopes) {
+	if !c.op.ScopeSets.Allow(id.Scopes) {
 		d := denyScopeMissing
-		d.Description = "The operation requires one of the scopes: " + strings.Join(c.op.Scopes, " ")
+		d.Description = c.op.ScopeSets.Description()
 		return &d
 	}
 	return nil
-}
-
-func anyScope(have, want []string) bool {
-	for _, w := range want {
-		for _, h := range have {
-			if h == w {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // allow fills in the upstream changes (step 5): identity headers, and the

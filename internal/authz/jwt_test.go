@@ -118,6 +118,7 @@ apis:
     operations:
       - {path: /pets, methods: [GET]}
       - {path: "/pets/{id}", methods: [DELETE], scopes: ["pets:write", "pets:admin"]}
+      - {path: "/pets/{id}", methods: [PUT], scopes: ["pets:read pets:write", "pets:admin"]}
   - id: fwd
     basePath: /fwd
     security: [jwt, apiKey]
@@ -485,6 +486,46 @@ func TestJWTScopes(t *testing.T) {
 				case status == 403 && (d.Code() != "900910" || !strings.Contains(d.Denial.Description, "pets:write pets:admin")),
 					status == 401 && d.Code() != "900901":
 					t.Errorf("denial %s %q", d.Code(), d.Denial.Description)
+				}
+			}
+			if status != tc.status {
+				t.Fatalf("status %d, want %d", status, tc.status)
+			}
+		})
+	}
+}
+
+// TestJWTAllOfScopes: an operation's entry of several scopes needs all of
+// them from the token, whichever form its scope claim takes.
+func TestJWTAllOfScopes(t *testing.T) {
+	f := newJWTFixture(t)
+	cases := []struct {
+		name   string
+		scope  any // the scope claim; nil: none
+		status int
+	}{
+		{"both of the set", "pets:read pets:write", 200},
+		{"both, in the other order", "pets:write pets:read", 200},
+		{"both, as an array", []any{"pets:write", "pets:read"}, 200},
+		{"the other entry", "pets:admin", 200},
+		{"one of the set", "pets:write", 403},
+		{"the other one of the set", []any{"pets:read"}, 403},
+		{"none", nil, 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			claims := f.claims(func(c jwt.MapClaims) {
+				delete(c, "scope")
+				if tc.scope != nil {
+					c["scope"] = tc.scope
+				}
+			})
+			d := f.decide("PUT", "/petstore/v1/pets/1", sign(t, jwt.SigningMethodEdDSA, "ed", claims))
+			status := 200
+			if !d.Allowed {
+				status = d.Denial.Status
+				if want := "pets:read and pets:write, or pets:admin"; d.Code() != "900910" || !strings.Contains(d.Denial.Description, want) {
+					t.Errorf("denial %s %q, want 900910 naming %q", d.Code(), d.Denial.Description, want)
 				}
 			}
 			if status != tc.status {

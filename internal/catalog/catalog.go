@@ -68,6 +68,7 @@ func New(apis []*API, o Options) *Catalog {
 		exact := a.exactHosts()
 		for _, op := range a.Operations {
 			op.Challenge = op.challenge()
+			op.ScopeSets = NewScopeSets(op.Scopes)
 			op.order = order
 			order++
 			c.all.insert(op.Template.segments, op).index(op, exact)

@@ -211,7 +211,7 @@ type Operation struct {
 	Path     string   // template relative to the API's base path, as configured
 	Template Template // base path + Path
 	Methods  []string // upper case; empty means every method
-	Scopes   []string // any of them admits the request
+	Scopes   []string // as configured: entries of one or more space-separated scopes
 	Security Security // the operation's own, else the API's
 
 	RateLimit *ratelimit.Binding // for the operation, all callers together
@@ -219,6 +219,10 @@ type Operation struct {
 	// Challenge is the WWW-Authenticate value of the operation's 401s: one
 	// challenge per scheme it accepts. Filled in by New.
 	Challenge string
+	// ScopeSets is Scopes compiled: a credential must hold every scope of
+	// one entry. Filled in by New, so that no operation with Scopes can be
+	// without it.
+	ScopeSets ScopeSets
 
 	order int // place in the catalog, the last tie-breaker; set by New
 }

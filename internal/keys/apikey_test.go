@@ -25,6 +25,25 @@ func TestDigest(t *testing.T) {
 	}
 }
 
+// TestHashAPIKey: the digest is SHA-256 of the key, whether the key is
+// hashed from the stack or not, and a key of the generated length costs
+// no allocation.
+func TestHashAPIKey(t *testing.T) {
+	for _, n := range []int{0, 1, 32, 33, keyLen, hashBufferBytes - 1, hashBufferBytes, hashBufferBytes + 1, 4096} {
+		key := strings.Repeat("k", n)
+		if got, want := HashAPIKey(key), Digest(sha256.Sum256([]byte(key))); got != want {
+			t.Errorf("%d bytes: digest %s, want %s", n, got, want)
+		}
+	}
+	k, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { HashAPIKey(k.Key) }); n != 0 {
+		t.Errorf("hashing a generated key allocates %v times", n)
+	}
+}
+
 func TestIndexLookup(t *testing.T) {
 	x := NewAPIKeyIndex([]Entry{{Digest: HashAPIKey("secret"), Key: APIKey{Name: "ci"}}})
 	found := func(x *APIKeyIndex, presented string) bool { _, ok := x.Lookup(presented); return ok }

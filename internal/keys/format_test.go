@@ -236,3 +236,39 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseKeyID: ParseKeyID accepts exactly the valid ids (and no id),
+// and an id reads back as the text it was parsed from; every packed value
+// in range reads back to itself.
+func FuzzParseKeyID(f *testing.F) {
+	f.Add("k3y1d0000042", uint64(0))
+	f.Add("", uint64(1))
+	f.Add("zzzzzzzzzzzz", uint64(1<<63))
+	f.Add("K3Y1D0000042", uint64(4738381338321616895))
+	f.Fuzz(func(t *testing.T, s string, n uint64) {
+		id, ok := ParseKeyID(s)
+		if ok != (s == "" || ValidKeyID(s)) || ok && id.String() != s || !ok && id != 0 {
+			t.Fatalf("ParseKeyID(%q) = %d (%q), %v", s, id, id.String(), ok)
+		}
+		const ids = 4738381338321616896 // 36^12
+		k := KeyID(n%ids + 1)
+		if back, ok := ParseKeyID(k.String()); !ok || back != k {
+			t.Fatalf("KeyID %d reads as %q, which parses to %d, %v", k, k.String(), back, ok)
+		}
+	})
+}
+
+// BenchmarkParseKey is what a presented key of the format costs before
+// its lookup.
+func BenchmarkParseKey(b *testing.B) {
+	k, err := GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok := ParseKey(k.Key); !ok {
+			b.Fatal("refused")
+		}
+	}
+}

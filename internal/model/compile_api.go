@@ -187,7 +187,7 @@ func (c *compiler) operation(path string, o *tollgatev1.Operation, api *catalog.
 		}
 		op.Methods = append(op.Methods, up)
 	}
-	c.Scopes(path+".scopes", o.GetScopes())
+	c.OperationScopes(path+".scopes", o.GetScopes())
 	if len(o.GetSecurity()) > 0 {
 		op.Security = c.security(path+".security", o.GetSecurity())
 	}

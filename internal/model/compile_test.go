@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tollgate/tollgate/internal/catalog"
+	"github.com/tollgate/tollgate/internal/keys"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
@@ -162,4 +164,79 @@ func TestCompileBlockedAPI(t *testing.T) {
 			t.Errorf("blocked %v: shop compiled blocked=%v, other blocked=%v", blocked, got, snap.Catalog.API("other").Blocked)
 		}
 	}
+}
+
+// TestOperationScopes: an operation's scope entry is one scope-token or
+// several separated by single spaces; other spacing is refused with a
+// problem at the entry, and the entries compile into sets.
+func TestOperationScopes(t *testing.T) {
+	cases := []struct {
+		name    string
+		entries []string
+		problem string // in the problem at scopes[at]; "" for none
+		at      int
+	}{
+		{name: "single scopes", entries: []string{"pets:read", "pets:write"}},
+		{name: "a set", entries: []string{"write:pets read:pets", "admin"}},
+		{name: "none", entries: nil},
+		{name: "empty", entries: []string{""}, problem: "cannot be empty"},
+		{name: "leading space", entries: []string{"a", " b"}, problem: "starts or ends with a space", at: 1},
+		{name: "trailing space", entries: []string{"a b "}, problem: "starts or ends with a space"},
+		{name: "a space alone", entries: []string{" "}, problem: "starts or ends with a space"},
+		{name: "double space", entries: []string{"a  b"}, problem: "two spaces in a row"},
+		{name: "tab", entries: []string{"a\tb"}, problem: `got "a\tb"`},
+		{name: "no-break space in a set", entries: []string{"a b\u00a0c"}, problem: `in "a b\u00a0c"`},
+		{name: "quote", entries: []string{`a "b"`}, problem: `got "\"b\""`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Checker
+			c.OperationScopes("scopes", tc.entries)
+			if tc.problem == "" {
+				if len(c.Problems) > 0 {
+					t.Fatalf("problems %v, want none", c.Problems)
+				}
+				return
+			}
+			want := "scopes[" + strconv.Itoa(tc.at) + "]"
+			if len(c.Problems) != 1 || c.Problems[0].Path != want || !strings.Contains(c.Problems[0].Msg, tc.problem) {
+				t.Fatalf("problems %v; want one at %s saying %q", c.Problems, want, tc.problem)
+			}
+		})
+	}
+	// Compiled into the operation: a credential needs all of a set.
+	snap := compileOK(t, &tollgatev1.Resources{Apis: []*tollgatev1.Api{{Id: "shop", BasePath: "/shop", Security: []string{"none"},
+		Operations: []*tollgatev1.Operation{{Path: "/x", Scopes: []string{"write:pets read:pets", "admin"}}}}}})
+	op := snap.Catalog.API("shop").Operations[0]
+	if op.ScopeSets.Allow([]string{"write:pets"}) || !op.ScopeSets.Allow([]string{"read:pets", "write:pets"}) || !op.ScopeSets.Allow([]string{"admin"}) {
+		t.Errorf("compiled scopes %q do not read as (write:pets and read:pets) or admin", op.Scopes)
+	}
+}
+
+// FuzzOperationScopes: an entry is accepted exactly when splitting it at
+// each single space gives scope-tokens only, with one problem otherwise;
+// an accepted entry is met by its own scopes and by no fewer.
+func FuzzOperationScopes(f *testing.F) {
+	for _, s := range []string{"pets:read", "write:pets read:pets", "", " a", "a ", "a  b", "a\tb", `a "b"`, "a b\u00a0c", "a a b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, entry string) {
+		var c Checker
+		c.OperationScopes("scopes", []string{entry})
+		words := strings.Split(entry, " ")
+		want := !slices.ContainsFunc(words, func(s string) bool { return !keys.ValidScope(s) })
+		if len(c.Problems) > 1 || (len(c.Problems) == 0) != want {
+			t.Fatalf("%q: problems %v; want accepted %v", entry, c.Problems, want)
+		}
+		if !want {
+			return
+		}
+		sets := catalog.NewScopeSets([]string{entry})
+		if !sets.Allow(words) {
+			t.Fatalf("%q is not met by its own scopes", entry)
+		}
+		if fewer := slices.DeleteFunc(slices.Clone(words), func(s string) bool { return s == words[0] }); sets.Allow(fewer) {
+			t.Fatalf("%q is met without %q", entry, words[0])
+		}
+	})
 }

@@ -84,6 +84,39 @@ func (c *Checker) Scopes(path string, scopes []string) {
 	}
 }
 
+// OperationScopes checks an operation's scopes: each entry is one
+// scope-token, or several separated by single spaces, all of which a
+// credential must hold (catalog.ScopeSets). Spaces anywhere else are
+// refused rather than tidied: " a" or "a  b" is more likely a mistake
+// than a way of writing "a" or "a b".
+func (c *Checker) OperationScopes(path string, entries []string) {
+	for i, entry := range entries {
+		at := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case entry == "":
+			c.Addf(at, "a scope cannot be empty")
+			continue
+		case entry[0] == ' ' || entry[len(entry)-1] == ' ':
+			c.Addf(at, "%q starts or ends with a space: an entry requiring several scopes separates them by single spaces", entry)
+			continue
+		case strings.Contains(entry, "  "):
+			c.Addf(at, "%q has two spaces in a row: an entry requiring several scopes separates them by single spaces", entry)
+			continue
+		}
+		set := strings.Split(entry, " ")
+		for _, s := range set {
+			if !keys.ValidScope(s) {
+				if len(set) == 1 {
+					c.Addf(at, "a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749), got %q", s)
+				} else {
+					c.Addf(at, "in %q: a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749), got %q", entry, s)
+				}
+				break
+			}
+		}
+	}
+}
+
 // Text requires printable text: names and owners are sent upstream in
 // headers and written to logs.
 func (c *Checker) Text(path, s string) {

@@ -503,9 +503,10 @@ type ApiKey struct {
 	ExpiresAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	AllowedCidrs []string               `protobuf:"bytes,5,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
 	Scopes       []string               `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
-	// The key id of a key in the checksummed format (tg_<id>_...): 12
-	// characters of [0-9a-z], shown in logs and events. Optional: keys in
-	// other formats have none.
+	// The key's id: 12 characters of [0-9a-z], shown in logs and events.
+	// Optional. A key in the checksummed format (tg_<id>_...) carries its
+	// own, which is the one shown; a key in another format has the id
+	// given here, if any.
 	Id            string `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
