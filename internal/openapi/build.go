@@ -48,7 +48,7 @@ func (im *importer) run(doc []byte) *Result {
 		im.problems.addf("", "neither JSON nor YAML: %v", err)
 		return nil
 	}
-	p := pruner{ps: &im.problems}
+	p := newPruner(&im.problems, len(doc))
 	pruned := p.prune(&root)
 	if im.problems.any() {
 		return nil

@@ -19,8 +19,6 @@ import (
 // costs a bounded amount of work.
 
 const (
-	// maxVisits bounds the nodes visited while pruning, aliases expanded.
-	maxVisits = 1 << 21
 	// maxDepth bounds nesting inside the parts copied as they are
 	// (extension values): Tollgate reads nothing nested deeper.
 	maxDepth = 16
@@ -37,10 +35,16 @@ const (
 
 // pruner copies the parts of a document Tollgate reads.
 type pruner struct {
-	ps     *problems
-	kind   specKind
-	visits int
-	over   bool // the visit budget ran out; reported once
+	ps   *problems
+	kind specKind
+	// budget bounds the nodes visited, aliases expanded: a document has
+	// fewer nodes than bytes, so only aliases can exhaust it.
+	budget int
+	over   bool // the budget ran out; reported once
+}
+
+func newPruner(ps *problems, size int) *pruner {
+	return &pruner{ps: ps, budget: size + 1<<16}
 }
 
 // entry is one key of a mapping, merge keys applied.
@@ -50,10 +54,10 @@ type entry struct {
 }
 
 func (p *pruner) visit(loc string) bool {
-	p.visits++
-	if p.visits > maxVisits {
+	p.budget--
+	if p.budget < 0 {
 		if !p.over {
-			p.ps.addf(loc, "the document expands to more than %d nodes (YAML aliases)", maxVisits)
+			p.ps.addf(loc, "the document's YAML aliases expand it to more nodes than it has bytes")
 			p.over = true
 		}
 		return false
@@ -176,7 +180,8 @@ func scalarNode(value, tag string) *yaml.Node {
 func strNode(s string) *yaml.Node { return scalarNode(s, "!!str") }
 
 // copyValue copies an extension's value as it is, aliases expanded,
-// bounded in depth.
+// bounded in depth. Problems inside it are reported at loc, the
+// extension: building a location per node would cost more than the copy.
 func (p *pruner) copyValue(n *yaml.Node, loc string, depth int) *yaml.Node {
 	n = p.resolve(n)
 	if n == nil {
@@ -194,18 +199,22 @@ func (p *pruner) copyValue(n *yaml.Node, loc string, depth int) *yaml.Node {
 		return scalarNode(n.Value, coreTag(n))
 	case yaml.SequenceNode:
 		out := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		for i, c := range n.Content {
-			if v := p.copyValue(c, loc+"["+strconv.Itoa(i)+"]", depth+1); v != nil {
-				out.Content = append(out.Content, v)
+		for _, c := range n.Content {
+			v := p.copyValue(c, loc, depth+1)
+			if v == nil {
+				return nil
 			}
+			out.Content = append(out.Content, v)
 		}
 		return out
 	case yaml.MappingNode:
 		out := newMapping()
 		for _, e := range p.entries(n, loc) {
-			if v := p.copyValue(e.val, join(loc, e.key), depth+1); v != nil {
-				out.set(e.key, v)
+			v := p.copyValue(e.val, loc, depth+1)
+			if v == nil {
+				return nil
 			}
+			out.set(e.key, v)
 		}
 		return out.Node
 	}
@@ -236,6 +245,10 @@ func isTollgateExt(key string) bool { return strings.HasPrefix(key, "x-tollgate-
 
 // prune returns the parts of the document Tollgate reads, or nil.
 func (p *pruner) prune(root *yaml.Node) *yaml.Node {
+	if root.Kind == 0 {
+		p.ps.addf("", "the document is empty")
+		return nil
+	}
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {
 			p.ps.addf("", "the document is empty")
@@ -405,6 +418,12 @@ func (p *pruner) operation(n *yaml.Node, loc string) *yaml.Node {
 		switch {
 		case e.key == "security":
 			v = p.security(e.val, join(loc, e.key))
+			if v != nil && len(v.Content) == 0 && p.kind == swagger2 {
+				// The library's Swagger 2.0 model drops an empty list,
+				// which on an operation means "no security". One empty
+				// requirement object means the same and is kept.
+				v.Content = append(v.Content, newMapping().Node)
+			}
 		case p.kind == openapi3 && e.key == "servers":
 			v = p.servers(e.val, join(loc, e.key))
 		case isTollgateExt(e.key):

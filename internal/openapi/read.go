@@ -93,6 +93,9 @@ func (im *importer) read(pruned []byte, kind specKind) *spec {
 		// not make the control plane open its files or fetch URLs.
 		SkipExternalRefResolution: true,
 		ExcludeExtensionRefs:      true,
+		// Its JSON form only serves a duplicate-key check, done while
+		// pruning already; on a large document it is most of the cost.
+		SkipJSONConversion: true,
 	}
 	doc, err := libopenapi.NewDocumentWithConfiguration(pruned, cfg)
 	if err != nil {
