@@ -6,6 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 // fuzzEnv is a fixed environment for the fuzz targets: some variables set,
@@ -91,6 +96,34 @@ func FuzzExpandEnv(f *testing.F) {
 		if out, err := expandEnv(s, noEnv); err == nil && !strings.Contains(s, "$${") && !strings.Contains(s, ":-") &&
 			strings.Contains(out, "${") {
 			t.Errorf("expandEnv(%q) with nothing set = %q, still holding ${", s, out)
+		}
+	})
+}
+
+// FuzzDecodeMessage reads admin API bodies: any input gives problems or a
+// message, never a panic; a message that decodes whole decodes again the
+// same from its own JSON form.
+func FuzzDecodeMessage(f *testing.F) {
+	f.Add([]byte(`{"id": "petstore", "basePath": "/p", "security": ["apiKey"], "operations": [{"path": "/pets", "methods": ["GET"]}]}`))
+	f.Add([]byte(`{"rateLimitPolicies": [{"name": "gold", "limits": [{"requests": "10", "per": "24h", "burst": 3}]}]}`))
+	f.Add([]byte("apiKeys: [{application: a, sha256: ab, expiresAt: 2030-01-01T00:00:00Z}]\nmanagement: {apis: [{id: x, state: retired}]}\n"))
+	f.Add([]byte(`{"id": "${HOST}", "hosts": [1, {"a": 2}]}`))
+	f.Add(aliasBomb(4))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := &tollgatev1.Resources{}
+		if ps := DecodeMessage(data, r); len(ps) > 0 {
+			return
+		}
+		b, err := protojson.Marshal(r)
+		if err != nil {
+			t.Fatalf("a decoded message does not encode: %v", err)
+		}
+		again := &tollgatev1.Resources{}
+		if ps := DecodeMessage(b, again); len(ps) > 0 {
+			t.Fatalf("its JSON does not decode: %v\n%s", ps, b)
+		}
+		if !proto.Equal(r, again) {
+			t.Fatalf("round trip differs:\n%v\n%v", r, again)
 		}
 	})
 }
