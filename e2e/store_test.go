@@ -96,7 +96,20 @@ func TestStoreWalkthrough(t *testing.T) {
 				}
 			}
 
-			admin(t, cp, "keys", "revoke", "mobile", id[1])
+			// Regenerated with a grace period: both keys work, then only the
+			// new one.
+			out = admin(t, cp, "keys", "regenerate", "mobile", id[1], "--grace", "2s")
+			m2, id2 := printedKey.FindStringSubmatch(out), printedID.FindStringSubmatch(out)
+			if m2 == nil || id2 == nil {
+				t.Fatalf("keys regenerate printed no key and id:\n%s", out)
+			}
+			withinASecond(t, "the regenerated key allowed", replicas, "/petstore/v1/pets", m2[1], 200)
+			withinASecond(t, "the old key in its grace period", replicas, "/petstore/v1/pets", key, 200)
+			everyReplica(t, "the old key after its grace period", replicas, "/petstore/v1/pets", key, 401)
+			withinASecond(t, "the regenerated key still allowed", replicas, "/petstore/v1/pets", m2[1], 200)
+			key = m2[1]
+
+			admin(t, cp, "keys", "revoke", "mobile", id2[1])
 			withinASecond(t, "the revoked key refused", replicas, "/petstore/v1/pets", key, 401)
 			if strings.Contains(cp.Logs(), key) {
 				t.Fatal("the control plane logged the secret")
