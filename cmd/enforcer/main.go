@@ -68,19 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "controlplane":
 		err = controlPlaneCommand(args[1:], stderr)
 	case "admin":
-		if len(args) < 2 || args[1] == "help" || args[1] == "-h" || args[1] == "--help" {
-			fmt.Fprint(stdout, adminclient.Usage)
-			return 0
-		}
-		if err := adminclient.Run(context.Background(), args[1:], adminclient.IO{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}); err != nil {
-			fmt.Fprintln(stderr, err)
-			if code := adminclient.ExitCode(err); code == 2 {
-				fmt.Fprint(stderr, "\n"+adminclient.Usage)
-				return code
-			}
-			return 1
-		}
-		return 0
+		return adminCommand(args[1:], stdout, stderr)
 	case "validate":
 		err = validateCommand(args[1:], stdout, stderr)
 	case "keys":
@@ -108,6 +96,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+}
+
+// adminCommand runs `enforcer admin`, which exits 2 for a command line
+// that makes no sense and 1 for a call that failed.
+func adminCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, adminclient.Usage)
+		return 0
+	}
+	err := adminclient.Run(context.Background(), args, adminclient.IO{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, err)
+	code := adminclient.ExitCode(err)
+	if code == 2 {
+		fmt.Fprint(stderr, "\n"+adminclient.Usage)
+	}
+	return code
 }
 
 type usageError struct{ msg string }
