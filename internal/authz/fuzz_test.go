@@ -26,6 +26,8 @@ func FuzzDecide(f *testing.F) {
 		{"DELETE", "/petstore/v1/pets/%2e%2e/pets/1", keyReadOnly, "garbage,,", "[::1]:443"},
 		{"PUT", "/internal/../petstore/v1/maybe?apikey=", "", "::ffff:192.168.0.1", "INTERNAL.example.com."},
 		{"", "", "", "", ""},
+		{"GET", "/petstore/v1/pets", "tg_000000000000_000000000000000000000000000000002tCSgW", "", ""}, // well formed, unknown
+		{"GET", "/petstore/v1/pets", "tg_000000000000_000000000000000000000000000000002tCSgX", "", ""}, // a wrong checksum
 	}
 	for _, s := range seeds {
 		f.Add(s[0], s[1], s[2], s[3], s[4])

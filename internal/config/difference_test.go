@@ -70,7 +70,7 @@ func snapshotsDecideAlike(got, want *model.Snapshot) string {
 		if !ok {
 			return "-"
 		}
-		return fmt.Sprintf("%s of %s scopes %v", k.Name, k.AppID, k.Limits)
+		return fmt.Sprintf("%s (id %q) of %s scopes %v", k.Name, k.ID, k.AppID, k.Limits)
 	}
 	for n := range 10 {
 		if g, w := keyOf(got, n), keyOf(want, n); g != w {
@@ -142,6 +142,10 @@ func TestReloadAppliesTheDifference(t *testing.T) {
 		{"key added", func(f diffFile) diffFile { f.keys = append(f.keys, diffKey(3, "a1", "")); return f }, false, "difference", ""},
 		{"key revoked", func(f diffFile) diffFile { f.keys = without(f.keys, k1); return f }, false, "difference", ""},
 		{"key's scopes changed", func(f diffFile) diffFile { f.keys = replaced(f.keys, k0, diffKey(0, "a0", "read, write")); return f }, false, "difference", ""},
+		{"key's id set", func(f diffFile) diffFile {
+			f.keys = replaced(f.keys, k2, strings.Replace(k2, "name: k2,", "name: k2, id: k3y1d0000042,", 1))
+			return f
+		}, false, "difference", ""},
 		{"subscription blocked", func(f diffFile) diffFile {
 			f.subs = replaced(f.subs, s0, strings.Replace(s0, "active", "blocked", 1))
 			return f

@@ -80,7 +80,7 @@ func (d *Differ) Result() (set []Entry, remove []Digest) {
 
 // Equal reports whether k and o are the same key.
 func (k APIKey) Equal(o APIKey) bool {
-	if k.Name != o.Name || k.AppID != o.AppID || !k.ExpiresAt.Equal(o.ExpiresAt) || (k.Limits == nil) != (o.Limits == nil) {
+	if k.Name != o.Name || k.ID != o.ID || k.AppID != o.AppID || !k.ExpiresAt.Equal(o.ExpiresAt) || (k.Limits == nil) != (o.Limits == nil) {
 		return false
 	}
 	return k.Limits == nil || slices.Equal(k.Limits.AllowedCIDRs, o.Limits.AllowedCIDRs) &&

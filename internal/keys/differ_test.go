@@ -3,7 +3,9 @@ package keys
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
+	"time"
 )
 
 // TestDifferFindsTheChange compares random lists with random indexes
@@ -71,7 +73,36 @@ func TestDifferFindsTheChange(t *testing.T) {
 			}
 		}
 	}
-	if (APIKey{Limits: &KeyLimits{Scopes: []string{"a"}}}).Equal(APIKey{Limits: &KeyLimits{Scopes: []string{"b"}}}) {
-		t.Error("keys with other scopes are equal")
+}
+
+// TestAPIKeyEqual: keys differing in any field are not equal, so that a
+// change to any one of them is applied.
+func TestAPIKeyEqual(t *testing.T) {
+	id, _ := ParseKeyID("k3y1d0000042")
+	other, _ := ParseKeyID("k3y1d0000043")
+	base := APIKey{Name: "ci", ID: id, AppID: "mobile", ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		Limits: &KeyLimits{AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Scopes: []string{"a"}, ScopeText: "a"}}
+	cases := []struct {
+		name string
+		edit func(k *APIKey)
+		same bool
+	}{
+		{"the same", func(*APIKey) {}, true},
+		{"the same expiry in another zone", func(k *APIKey) { k.ExpiresAt = k.ExpiresAt.In(time.FixedZone("CET", 3600)) }, true},
+		{"name", func(k *APIKey) { k.Name = "cd" }, false},
+		{"id", func(k *APIKey) { k.ID = other }, false},
+		{"no id", func(k *APIKey) { k.ID = 0 }, false},
+		{"application", func(k *APIKey) { k.AppID = "web" }, false},
+		{"expiry", func(k *APIKey) { k.ExpiresAt = time.Time{} }, false},
+		{"no limits", func(k *APIKey) { k.Limits = nil }, false},
+		{"scopes", func(k *APIKey) { k.Limits = &KeyLimits{AllowedCIDRs: base.Limits.AllowedCIDRs, Scopes: []string{"b"}} }, false},
+		{"addresses", func(k *APIKey) { k.Limits = &KeyLimits{Scopes: base.Limits.Scopes} }, false},
+	}
+	for _, tc := range cases {
+		k := base
+		tc.edit(&k)
+		if got := k.Equal(base); got != tc.same || base.Equal(k) != got {
+			t.Errorf("%s: Equal = %v, want %v", tc.name, got, tc.same)
+		}
 	}
 }
