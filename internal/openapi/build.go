@@ -214,6 +214,7 @@ func (im *importer) operations(s *spec, base catalog.Template) []*built {
 			out = append(out, b)
 		}
 	}
+	sec.finish()
 	if len(out) == 0 && !im.problems.any() {
 		im.problems.addf("paths", "the document has no operation to import")
 	}
@@ -245,6 +246,7 @@ func (im *importer) operation(s *spec, sec *secMapper, p pathSpec, o opSpec, roo
 	case list == nil || len(list.reqs) == 0:
 		b.security = []string{"none"}
 	default:
+		sec.uses(list, label)
 		alts, ok := sec.alternatives(list)
 		if !ok {
 			return nil
