@@ -92,9 +92,10 @@ type built struct {
 }
 
 // settings are what an operation enforces: methods with equal settings
-// on one path become one operation.
+// on one path become one operation. (A scope may hold a comma, never a
+// control character.)
 func (b *built) settings() string {
-	return strings.Join(b.security, ",") + "\x00" + strings.Join(b.scopes, ",") + "\x00" + b.rate
+	return strings.Join(b.security, "\x01") + "\x00" + strings.Join(b.scopes, "\x01") + "\x00" + b.rate
 }
 
 func (im *importer) build(s *spec) *Result {
@@ -213,6 +214,7 @@ func (im *importer) operations(s *spec, base catalog.Template) []*built {
 			out = append(out, b)
 		}
 	}
+	sec.finish()
 	if len(out) == 0 && !im.problems.any() {
 		im.problems.addf("paths", "the document has no operation to import")
 	}
@@ -244,6 +246,7 @@ func (im *importer) operation(s *spec, sec *secMapper, p pathSpec, o opSpec, roo
 	case list == nil || len(list.reqs) == 0:
 		b.security = []string{"none"}
 	default:
+		sec.uses(list, label)
 		alts, ok := sec.alternatives(list)
 		if !ok {
 			return nil
@@ -368,7 +371,7 @@ func (im *importer) assemble(api *tollgatev1.Api, ops []*built) {
 		g := groups[canon]
 		methods := slices.SortedFunc(maps.Keys(g.methods), func(a, b string) int { return methodRank(a) - methodRank(b) })
 		bySettings := map[string]*op{}
-		var keys []string
+		var seen []string
 		for _, m := range methods {
 			b := g.methods[m]
 			k := b.settings()
@@ -376,10 +379,10 @@ func (im *importer) assemble(api *tollgatev1.Api, ops []*built) {
 				o.o.Methods = append(o.o.Methods, m)
 				continue
 			}
-			bySettings[k] = &op{o: &tollgatev1.Operation{Path: g.path, Methods: []string{m}, Scopes: b.scopes, Security: b.security, RateLimit: b.rate}, loc: b.loc}
-			keys = append(keys, k)
+			bySettings[k] = &op{o: &tollgatev1.Operation{Path: g.path, Methods: []string{m}, Scopes: slices.Clone(b.scopes), Security: slices.Clone(b.security), RateLimit: b.rate}, loc: b.loc}
+			seen = append(seen, k)
 		}
-		for _, k := range keys {
+		for _, k := range seen {
 			result = append(result, *bySettings[k])
 		}
 	}

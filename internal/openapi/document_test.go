@@ -3,7 +3,9 @@ package openapi
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -329,6 +331,11 @@ paths:
 			warnings: []string{"LINK /search: not imported, it is public and Tollgate does not match the method LINK; requests to it match no operation of the API"},
 		},
 		{
+			name:  "a scope with a comma is not two scopes",
+			paths: "  /c: {get: {x-tollgate-scopes: ['a,b']}, post: {x-tollgate-scopes: [a, b]}}\n",
+			want:  []string{"GET /c security=- scopes=[a,b]", "POST /c security=- scopes=[a b]"},
+		},
+		{
 			name:  "methods with other settings are operations of their own",
 			paths: "  /a: {get: {x-tollgate-rate-limit: r}, head: {x-tollgate-rate-limit: r}, post: {}, put: {}, trace: {security: []}}\n",
 			want:  []string{"GET,HEAD /a security=- rateLimit=r", "POST,PUT /a security=-", "TRACE /a security=[none]"},
@@ -358,4 +365,26 @@ func TestNames(t *testing.T) {
 	if !strings.HasPrefix(res.Title, "Line\none") {
 		t.Errorf("title %q: the result keeps the document's", res.Title)
 	}
+}
+
+// The admin API may import several documents at once.
+func TestConcurrentImports(t *testing.T) {
+	docs := [][]byte{readTestdata(t, "petstore-2.0.yaml"), readTestdata(t, "security-schemes-3.1.yaml")}
+	want := make([][]string, len(docs))
+	for i, d := range docs {
+		want[i] = describe(mustImport(t, d, Options{}).API)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 5 {
+				d := (g + i) % len(docs)
+				res, err := Import(docs[d], Options{})
+				if err != nil || !slices.Equal(describe(res.API), want[d]) {
+					t.Errorf("import %d of document %d: %v", i, d, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

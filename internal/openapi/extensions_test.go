@@ -100,19 +100,22 @@ components:
 	}
 }
 
-// An extension on a path item is not read there; saying so beats
-// ignoring what was meant to protect the path.
+// An extension on a path item or on the paths is not read there; saying
+// so beats ignoring what was meant to protect the path.
 func TestExtensionOnPathItem(t *testing.T) {
 	doc := []byte(`openapi: 3.0.3
 info: {title: Orders, version: v1}
 x-tollgate-public: true
 paths:
+  x-tollgate-rate-limit: gold
+  x-other-tool: ignored
   /orders:
     x-tollgate-scopes: [a]
     get: {}
 `)
 	equalLines(t, "problems", importError(t, doc, Options{}), []string{
-		"paths./orders.x-tollgate-scopes: Tollgate reads its extensions on operations and at the top of the document, not on path items",
+		"paths.x-tollgate-rate-limit: Tollgate reads its extensions on operations and at the top of the document, not here",
+		"paths./orders.x-tollgate-scopes: Tollgate reads its extensions on operations and at the top of the document, not here",
 	})
 }
 

@@ -343,8 +343,12 @@ func (p *pruner) paths(n *yaml.Node, loc string) *yaml.Node {
 	out := newMapping()
 	count := 0
 	for _, e := range p.entries(n, loc) {
+		if isTollgateExt(e.key) {
+			p.ps.addf(join(loc, e.key), "Tollgate reads its extensions on operations and at the top of the document, not here")
+			continue
+		}
 		if strings.HasPrefix(e.key, "x-") {
-			continue // extensions of the Paths object itself
+			continue // other tools' extensions of the Paths object
 		}
 		if count++; count > maxPaths {
 			p.ps.addf(loc, "more than %d paths", maxPaths)
@@ -386,7 +390,7 @@ func (p *pruner) pathItem(n *yaml.Node, loc string) *yaml.Node {
 		case p.kind == openapi3 && e.key == "additionalOperations":
 			v = p.additional(e.val, join(loc, e.key))
 		case isTollgateExt(e.key):
-			p.ps.addf(join(loc, e.key), "Tollgate reads its extensions on operations and at the top of the document, not on path items")
+			p.ps.addf(join(loc, e.key), "Tollgate reads its extensions on operations and at the top of the document, not here")
 		}
 		if v != nil {
 			out.set(e.key, v)

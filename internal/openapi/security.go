@@ -99,10 +99,16 @@ type secMapper struct {
 	keyIn     string
 	keyName   string
 	mapped    map[*securityList][]alt
+	// root is the top-level security: what is dropped from it is said
+	// once every operation that takes it is known (rootDropped), naming
+	// them (rootUsers).
+	root        *securityList
+	rootDropped []string
+	rootUsers   []string
 }
 
 func newSecMapper(im *importer, s *spec) *secMapper {
-	m := &secMapper{im: im, schemes: s.schemes, mapped: map[*securityList][]alt{}}
+	m := &secMapper{im: im, schemes: s.schemes, mapped: map[*securityList][]alt{}, root: s.security}
 	for _, name := range sortedKeys(s.schemes) {
 		if sc := s.schemes[name]; sc.invalid != "" {
 			im.problems.addf(sc.loc, "%s", sc.invalid)
@@ -146,7 +152,11 @@ func (m *secMapper) alternatives(l *securityList) ([]alt, bool) {
 		case !ok:
 			failed = true
 		case why != "":
-			m.im.warnf("%s (%s) is not imported: %s", r.loc, strings.Join(r.names, ", "), why)
+			if l == m.root {
+				m.rootDropped = append(m.rootDropped, fmt.Sprintf("%s (%s) is not imported for %%s: %s", r.loc, strings.Join(r.names, ", "), why))
+			} else {
+				m.im.warnf("%s (%s) is not imported: %s", r.loc, strings.Join(r.names, ", "), why)
+			}
 			dropped = append(dropped, why)
 		default:
 			alts = append(alts, a)
@@ -161,6 +171,25 @@ func (m *secMapper) alternatives(l *securityList) ([]alt, bool) {
 	}
 	m.mapped[l] = alts
 	return alts, alts != nil
+}
+
+// uses records that an operation takes the top-level security.
+func (m *secMapper) uses(l *securityList, label string) {
+	if l == m.root {
+		m.rootUsers = append(m.rootUsers, label)
+	}
+}
+
+// finish says what was dropped from the top-level security, for which
+// operations.
+func (m *secMapper) finish() {
+	users := strings.Join(m.rootUsers, ", ")
+	if len(m.rootUsers) > 3 {
+		users = fmt.Sprintf("%s and %d more", strings.Join(m.rootUsers[:3], ", "), len(m.rootUsers)-3)
+	}
+	for _, w := range m.rootDropped {
+		m.im.warnf(w, users)
+	}
 }
 
 // requirement maps one requirement object. why says why it is dropped;

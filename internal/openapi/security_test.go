@@ -102,7 +102,20 @@ func TestSecurity(t *testing.T) {
 				"api id=shop-2 base=/api security=[apiKey] apiKey=header x-api-key",
 				"GET /items security=-",
 			},
-			warnings: []string{"security[0] (basic) is not imported: HTTP basic authentication is not supported"},
+			warnings: []string{"security[0] (basic) is not imported for GET /items: HTTP basic authentication is not supported"},
+		},
+		{
+			name:     "what is dropped from the top-level security names the operations that take it",
+			security: "security: [{basic: []}, {key: []}]",
+			paths:    "  /a: {get: {}, post: {}, put: {}}\n  /b: {get: {}, post: {security: [{bearer: []}]}}\n  /c: {get: {}}\n",
+			want: []string{
+				"api id=shop-2 base=/api security=[apiKey] apiKey=header x-api-key",
+				"GET,POST,PUT /a security=-",
+				"GET /b security=-",
+				"POST /b security=[jwt]",
+				"GET /c security=-",
+			},
+			warnings: []string{"security[0] (basic) is not imported for GET /a, PUT /a, POST /a and 2 more: HTTP basic authentication is not supported"},
 		},
 		{
 			name:     "an AND set with an unsupported scheme is dropped whole",
@@ -112,7 +125,7 @@ func TestSecurity(t *testing.T) {
 				"api id=shop-2 base=/api security=[jwt]",
 				"GET /items security=-",
 			},
-			warnings: []string{"security[0] (key, digest) is not imported: HTTP digest authentication is not supported"},
+			warnings: []string{"security[0] (key, digest) is not imported for GET /items: HTTP digest authentication is not supported"},
 		},
 		{
 			name:     "an operation left without alternatives is refused, not made public",
@@ -154,7 +167,7 @@ func TestSecurity(t *testing.T) {
 				"api id=shop-2 base=/api security=[jwt]",
 				"GET /items security=-",
 			},
-			warnings: []string{"security[0] (key, queryKey) is not imported: it needs two API keys in different places, and Tollgate reads one"},
+			warnings: []string{"security[0] (key, queryKey) is not imported for GET /items: it needs two API keys in different places, and Tollgate reads one"},
 		},
 		{
 			name:     "operations with other security than the API's keep their own",
