@@ -272,6 +272,7 @@ func (s *Server) me(w http.ResponseWriter, c *call) error {
 }
 
 func (s *Server) routes() {
+	s.mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 	s.handle("GET /api/v1/me", s.me)
 	s.handle("GET /api/v1/apis", s.listAPIs)
 	s.handle("POST /api/v1/apis", s.createAPI)
