@@ -506,3 +506,15 @@ func TestBadInputGetsTheErrorShape(t *testing.T) {
 		}
 	}
 }
+
+// Unknown routes, and methods a route does not have, answer in the error
+// shape too.
+func TestUnknownRoutes(t *testing.T) {
+	a := startAPI(t, "sqlite")
+	for _, r := range [][2]string{{"GET", "/api/v1/nothing-here"}, {"PUT", "/api/v1/revoked-tokens/x"}, {"POST", "/api/v1/audit"}} {
+		got := a.do(t, adminToken, r[0], r[1], nil)
+		if got.status != 404 || got.json(t)["code"] != CodeNotFound {
+			t.Errorf("%s %s: %d %s", r[0], r[1], got.status, got.body)
+		}
+	}
+}

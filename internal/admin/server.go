@@ -267,7 +267,7 @@ func paging(c *call) (offset, limit int, err error) {
 // never hold a secret.
 func (s *Server) audit(tx *store.Tx, c *call, action string, kind store.Kind, id string, before, after any) error {
 	enc := func(v any) string {
-		if v == nil {
+		if o, isObject := v.(object); v == nil || isObject && o == nil {
 			return ""
 		}
 		b, _ := json.Marshal(v)

@@ -1,6 +1,7 @@
 package adminclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -360,6 +361,11 @@ func (x *cli) apis(verb string, args []string) error {
 			return err
 		}
 		path := "/api/v1/apis/import" + query("id", *id, "publish", map[bool]string{true: "true"}[*publish])
+		ct := "application/yaml"
+		if t := bytes.TrimSpace(doc); len(t) > 0 && t[0] == '{' {
+			ct = "application/json"
+		}
+		x.header = http.Header{"Content-Type": {ct}}
 		a := x.send(http.MethodPost, path, doc)
 		if a.err != nil || x.json {
 			return x.show(a)
