@@ -20,7 +20,9 @@ import (
 // benchStores are the two databases the admin API runs on.
 func benchStores(b *testing.B) map[string]func() config.StoreSource {
 	return map[string]func() config.StoreSource{
-		"sqlite":   func() config.StoreSource { return config.StoreSource{SQLite: filepath.Join(b.TempDir(), "tollgate.db")} },
+		"sqlite": func() config.StoreSource {
+			return config.StoreSource{SQLite: filepath.Join(b.TempDir(), "tollgate.db")}
+		},
 		"postgres": func() config.StoreSource { return config.StoreSource{Postgres: testpg.Database(b)} },
 	}
 }
