@@ -235,6 +235,22 @@ func TestOnboarding(t *testing.T) {
 		if got := a.must(t, 200, aliceToken, "GET", "/api/v1/applications/alice-app/keys/"+id, nil).json(t); got["state"] != "revoked" {
 			t.Fatalf("after revoke: %v", got)
 		}
+		// Nor does any error about the key, or the log.
+		for _, r := range []struct{ method, path string }{
+			{"POST", "/api/v1/applications/alice-app/keys/" + id + "/regenerate"},
+			{"POST", "/api/v1/applications/alice-app/keys/" + id + "/revoke"},
+			{"GET", "/api/v1/applications/alice-app/keys/" + secret},
+			{"POST", "/api/v1/applications/alice-app/keys/" + secret + "/revoke"},
+			{"GET", "/api/v1/applications/" + secret + "/keys"},
+			{"POST", "/api/v1/subscriptions/" + secret + "/petstore/approve"},
+		} {
+			if got := a.do(t, aliceToken, r.method, r.path, nil); bytes.Contains(got.body, []byte(secret)) {
+				t.Fatalf("%s %s shows the secret: %s", r.method, r.path, got.body)
+			}
+		}
+		if got := a.do(t, bobToken, "POST", "/api/v1/applications/alice-app/keys", map[string]any{"name": "x"}); bytes.Contains(got.body, []byte(secret)) {
+			t.Fatal("an error shows the secret")
+		}
 		if strings.Contains(a.log.String(), secret) {
 			t.Fatal("the secret is in the log")
 		}

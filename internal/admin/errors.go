@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/store"
@@ -84,7 +85,7 @@ func asError(err error, log *slog.Logger) *Error {
 		return &Error{Status: http.StatusPreconditionFailed, Code: CodePreconditionFailed,
 			Message: err.Error() + ": it changed since it was read; read it again and retry"}
 	}
-	log.Error("admin API request failed", "error", err.Error())
+	log.Error("admin API request failed", "error", redact(err.Error()))
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error; see the control plane's log"}
 }
 
@@ -96,7 +97,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
+// keyLike is a whole key of Tollgate's format, wherever it appears.
+var keyLike = regexp.MustCompile(`tg_([0-9a-z]{12})_[0-9A-Za-z]{38}`)
+
+// redact keeps a key's id and drops its secret: an error may quote what
+// a caller sent, and a caller may send a key where it does not belong.
+func redact(s string) string { return keyLike.ReplaceAllString(s, "tg_${1}_…") }
+
 func writeError(w http.ResponseWriter, e *Error) {
+	red := *e
+	red.Message = redact(e.Message)
+	red.Details = make([]Detail, len(e.Details))
+	for i, d := range e.Details {
+		red.Details[i] = Detail{Path: redact(d.Path), Message: redact(d.Message)}
+	}
+	e = &red
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
 	}

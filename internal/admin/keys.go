@@ -43,6 +43,11 @@ func appKey(c *call, get func(store.Kind, string) (store.Record, error)) (store.
 	if err != nil {
 		return app, store.Record{}, err
 	}
+	// A key id is 12 characters of [0-9a-z]; anything else (a whole key
+	// pasted into the path, say) is not found and never echoed.
+	if !keys.ValidKeyID(c.r.PathValue("keyId")) {
+		return app, store.Record{}, notFound("no such key: a key id is 12 characters of 0-9 and a-z")
+	}
 	k, err := get(store.KindAPIKey, c.r.PathValue("keyId"))
 	if err == nil && k.Parent != app.ID {
 		err = notFound(fmt.Sprintf("key %q: not found", c.r.PathValue("keyId")))

@@ -274,7 +274,8 @@ func (s *Server) me(w http.ResponseWriter, c *call) error {
 func (s *Server) routes() {
 	// Anything else under /api/v1 gets the one error shape too.
 	s.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, notFound(fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
+		// The path is not echoed: it may hold what was never meant for it.
+		writeError(w, notFound("no such route in the admin API; see /api/v1/openapi.json"))
 	})
 	s.mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 	s.handle("GET /api/v1/me", s.me)
