@@ -34,7 +34,11 @@ func runAdmin() (*adminResult, error) {
 				continue
 			}
 			name := strings.TrimPrefix(fields[0], b.name+"/")
-			name = name[:strings.LastIndex(name, "-")] // the GOMAXPROCS suffix
+			if i := strings.LastIndex(name, "-"); i > 0 {
+				if _, err := strconv.Atoi(name[i+1:]); err == nil {
+					name = name[:i] // the GOMAXPROCS suffix, absent when it is 1
+				}
+			}
 			metrics := map[string]float64{}
 			for i := 1; i+1 < len(fields); i++ {
 				if v, err := strconv.ParseFloat(fields[i], 64); err == nil && strings.ContainsAny(fields[i+1], "/-") {
@@ -59,7 +63,8 @@ func renderAdmin(b *strings.Builder, r *adminResult) {
 	fmt.Fprintf(b, "`BenchmarkAdminWrites` and `BenchmarkAdminPropagation` (internal/controlplane): a control plane in "+
 		"process with its admin API on loopback HTTP, on SQLite (a file in the temp directory) and on the test suite's "+
 		"PostgreSQL (Debian's, started on a free port with `fsync=off`: the figures are the control plane's, not a "+
-		"durable disk's). A write is `POST /api/v1/applications`: authenticated, validated by the data plane's rules, "+
+		"durable disk's). Everything of this part — client, control planes, replicas and the database — runs on the "+
+		"CPUs the bench itself has (one, under `make bench`'s pinning). A write is `POST /api/v1/applications`: authenticated, validated by the data plane's rules, "+
 		"written with its audit record in one transaction, then pushed to the replicas.\n\n")
 	fmt.Fprintf(b, "| store | 1 client | 8 clients |\n|---|---|---|\n")
 	for _, st := range []string{"sqlite", "postgres"} {
