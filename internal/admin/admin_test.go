@@ -402,10 +402,11 @@ func TestIdempotentPost(t *testing.T) {
 	backendsOf(t, func(t *testing.T, a *testAPI) {
 		seed(t, a)
 		body := map[string]any{"name": "ci"}
-		first := a.must(t, 201, aliceToken, "POST", "/api/v1/applications/alice-app/keys", body, "Idempotency-Key", "k-1").json(t)
+		firstAnswer := a.must(t, 201, aliceToken, "POST", "/api/v1/applications/alice-app/keys", body, "Idempotency-Key", "k-1")
+		first := firstAnswer.json(t)
 		again := a.must(t, 201, aliceToken, "POST", "/api/v1/applications/alice-app/keys", body, "Idempotency-Key", "k-1")
 		replayed := again.json(t)
-		if again.header.Get("Idempotent-Replayed") != "true" || replayed["id"] != first["id"] {
+		if again.header.Get("Idempotent-Replayed") != "true" || replayed["id"] != first["id"] || again.header.Get("ETag") != firstAnswer.header.Get("ETag") {
 			t.Fatalf("replay: %v (first %v)", replayed, first)
 		}
 		if _, has := replayed["key"]; has {

@@ -185,7 +185,7 @@ func (s *Server) commit(w http.ResponseWriter, c *call, fn func(tx *store.Tx) (r
 			if err != nil {
 				return err
 			}
-			return tx.Remember(c.caller.Name, key, store.Remembered{Request: request, Status: res.status, Body: b})
+			return tx.Remember(c.caller.Name, key, store.Remembered{Request: request, Status: res.status, Body: b, ETag: res.etag})
 		}
 		return nil
 	})
@@ -195,6 +195,9 @@ func (s *Server) commit(w http.ResponseWriter, c *call, fn func(tx *store.Tx) (r
 	if replay != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Idempotent-Replayed", "true")
+		if replay.ETag > 0 {
+			w.Header().Set("ETag", etag(replay.ETag))
+		}
 		w.WriteHeader(replay.Status)
 		var out bytes.Buffer
 		if json.Indent(&out, replay.Body, "", "  ") == nil {

@@ -85,12 +85,13 @@ type Remembered struct {
 	Request string // a digest of the method, path and body it answered
 	Status  int
 	Body    []byte
+	ETag    int64 // the version the answer named, 0 for none
 }
 
 // Recall finds the response kept for an actor's idempotency key.
 func (t *Tx) Recall(actor, key string) (Remembered, bool, error) {
 	var r Remembered
-	err := t.tx.QueryRowContext(t.ctx, t.s.rebind("SELECT request, status, body FROM idempotency WHERE actor = ? AND key = ?"), actor, key).Scan(&r.Request, &r.Status, &r.Body)
+	err := t.tx.QueryRowContext(t.ctx, t.s.rebind("SELECT request, status, body, etag FROM idempotency WHERE actor = ? AND key = ?"), actor, key).Scan(&r.Request, &r.Status, &r.Body, &r.ETag)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Remembered{}, false, nil
 	}
@@ -99,8 +100,8 @@ func (t *Tx) Recall(actor, key string) (Remembered, bool, error) {
 
 // Remember keeps a response for an actor's idempotency key.
 func (t *Tx) Remember(actor, key string, r Remembered) error {
-	_, err := t.exec("INSERT INTO idempotency (actor, key, request, status, body, created_us) VALUES (?, ?, ?, ?, ?, ?)",
-		actor, key, r.Request, r.Status, string(r.Body), t.s.micros(t.s.now()))
+	_, err := t.exec("INSERT INTO idempotency (actor, key, request, status, body, etag, created_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		actor, key, r.Request, r.Status, string(r.Body), r.ETag, t.s.micros(t.s.now()))
 	return err
 }
 

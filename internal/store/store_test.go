@@ -190,6 +190,7 @@ func TestChangesAndWatch(t *testing.T) {
 			defer cancel()
 			woken := make(chan struct{}, 16)
 			go s.Watch(ctx, func() { woken <- struct{}{} })
+			waitWoken(t, woken) // watching: a write from now on is news
 
 			rev, err := s.Snapshot(ctx, []Kind{KindApplication}, func(Record) error { return nil })
 			if err != nil || rev != 0 {
@@ -238,7 +239,9 @@ func TestNotifyAcrossControlPlanes(t *testing.T) {
 	defer cancel()
 	woken := make(chan struct{}, 16)
 	go b.Watch(ctx, func() { woken <- struct{}{} })
-	// The listener reports in once connected; then a write is news.
+	// Once for the watch beginning and once for the listener connected;
+	// then a write can only be news through a notification.
+	waitWoken(t, woken)
 	waitWoken(t, woken)
 	create(t, a, Record{Kind: KindAPI, ID: "petstore", Body: []byte(`{}`)})
 	deadline := time.After(10 * time.Second)

@@ -23,7 +23,8 @@ func (s *Store) changed() {
 // changed, until ctx is done: after writes through this Store at once,
 // after writes by other control planes on PostgreSQL through
 // LISTEN/NOTIFY, and every poll interval in any case, so that a lost
-// notification only delays a change. fn reads what changed with Changes.
+// notification only delays a change; and once as soon as it is watching.
+// fn reads what changed with Changes.
 func (s *Store) Watch(ctx context.Context, fn func()) {
 	wake := make(chan struct{}, 1)
 	s.mu.Lock()
@@ -44,6 +45,9 @@ func (s *Store) Watch(ctx context.Context, fn func()) {
 	}
 	t := time.NewTicker(s.poll)
 	defer t.Stop()
+	// Once at once: a write made before the watch began is caught up with,
+	// and every later one wakes it.
+	fn()
 	for {
 		select {
 		case <-ctx.Done():
