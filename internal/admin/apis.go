@@ -206,26 +206,8 @@ func (s *Server) putAPI(tx *store.Tx, c *call, rec store.Record, spec *tollgatev
 	if err := s.checkAPI(tx, spec); err != nil {
 		return rec, err
 	}
-	body, err := store.EncodeBody(spec, meta)
-	if err != nil {
-		return rec, err
-	}
-	rec.Body = body
-	action := "update"
-	if before == nil {
-		action = "create"
-		rec, err = tx.Create(rec)
-	} else {
-		rec, err = tx.Update(rec)
-	}
-	if err != nil {
-		return rec, err
-	}
-	after, err := apiObject(rec)
-	if err != nil {
-		return rec, err
-	}
-	return rec, s.audit(tx, c, action, store.KindAPI, rec.ID, before, after)
+	rec, _, err := s.writeRecord(tx, c, rec, spec, meta, before, apiObject)
+	return rec, err
 }
 
 // changeAPI is PUT (replace the definition) and PATCH (merge fields, move

@@ -142,22 +142,8 @@ func (s *Server) putApplication(tx *store.Tx, c *call, rec store.Record, spec *t
 			return rec, err
 		}
 	}
-	body, err := store.EncodeBody(spec, store.Meta{})
-	if err != nil {
-		return rec, err
-	}
-	rec.Body, rec.Owner = body, spec.GetOwner()
-	action := "update"
-	if before == nil {
-		action = "create"
-		rec, err = tx.Create(rec)
-	} else {
-		rec, err = tx.Update(rec)
-	}
-	if err != nil {
-		return rec, err
-	}
-	after, err := applicationObject(rec)
+	rec.Owner = spec.GetOwner()
+	rec, after, err := s.writeRecord(tx, c, rec, spec, store.Meta{}, before, applicationObject)
 	if err != nil {
 		return rec, err
 	}
@@ -167,7 +153,7 @@ func (s *Server) putApplication(tx *store.Tx, c *call, rec store.Record, spec *t
 			return rec, err
 		}
 	}
-	return rec, s.audit(tx, c, action, store.KindApplication, rec.ID, before, after)
+	return rec, nil
 }
 
 // reown moves an application's subscriptions and keys to a new owner.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/tollgate/tollgate/internal/store"
 )
 
@@ -264,6 +266,33 @@ func paging(c *call) (offset, limit int, err error) {
 		}
 	}
 	return offset, limit, nil
+}
+
+// writeRecord stores spec (and meta) as rec's body, creates the record
+// (before nil) or updates it from the version read, and audits the
+// write. It returns the record as stored and as shown.
+func (s *Server) writeRecord(tx *store.Tx, c *call, rec store.Record, spec proto.Message, meta store.Meta, before object,
+	show func(store.Record) (object, error)) (store.Record, object, error) {
+	body, err := store.EncodeBody(spec, meta)
+	if err != nil {
+		return rec, nil, err
+	}
+	rec.Body = body
+	action := "update"
+	if before == nil {
+		action = "create"
+		rec, err = tx.Create(rec)
+	} else {
+		rec, err = tx.Update(rec)
+	}
+	if err != nil {
+		return rec, nil, err
+	}
+	after, err := show(rec)
+	if err != nil {
+		return rec, nil, err
+	}
+	return rec, after, s.audit(tx, c, action, rec.Kind, rec.ID, before, after)
 }
 
 // audit records a write; before and after are representations, which

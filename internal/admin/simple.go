@@ -148,19 +148,11 @@ func (s *Server) putPlain(w http.ResponseWriter, c *call, k *plainKind, id strin
 	if err := s.validate("the "+k.noun, k.bundle(m)); err != nil {
 		return err
 	}
-	body, err := store.EncodeBody(m, store.Meta{})
-	if err != nil {
-		return err
-	}
 	return s.commit(w, c, func(tx *store.Tx) (result, error) {
-		rec := store.Record{Kind: k.kind, ID: k.idOf(m), Body: body}
+		rec := store.Record{Kind: k.kind, ID: k.idOf(m)}
 		var before object
 		status := http.StatusCreated
-		if id == "" {
-			if rec, err = tx.Create(rec); err != nil {
-				return result{}, err
-			}
-		} else {
+		if id != "" {
 			cur, err := tx.Get(k.kind, id)
 			if err != nil {
 				return result{}, err
@@ -171,21 +163,10 @@ func (s *Server) putPlain(w http.ResponseWriter, c *call, k *plainKind, id strin
 			if before, err = k.show(cur); err != nil {
 				return result{}, err
 			}
-			rec.Version = cur.Version
-			if rec, err = tx.Update(rec); err != nil {
-				return result{}, err
-			}
-			status = http.StatusOK
+			rec.Version, status = cur.Version, http.StatusOK
 		}
-		after, err := k.show(rec)
-		if err != nil {
-			return result{}, err
-		}
-		action := "create"
-		if before != nil {
-			action = "update"
-		}
-		return result{status: status, body: after, etag: rec.Version}, s.audit(tx, c, action, k.kind, rec.ID, before, after)
+		rec, after, err := s.writeRecord(tx, c, rec, m, store.Meta{}, before, k.show)
+		return result{status: status, body: after, etag: rec.Version}, err
 	})
 }
 

@@ -142,22 +142,8 @@ func (s *Server) putSubscription(tx *store.Tx, c *call, rec store.Record, spec *
 		return rec, err
 	}
 	spec.State = ""
-	body, err := store.EncodeBody(spec, store.Meta{})
-	if err != nil {
-		return rec, err
-	}
-	rec.Body = body
-	action := "update"
-	if before == nil {
-		action = "create"
-		rec, err = tx.Create(rec)
-	} else {
-		rec, err = tx.Update(rec)
-	}
-	if err != nil {
-		return rec, err
-	}
-	return rec, s.audit(tx, c, action, store.KindSubscription, rec.ID, before, subscriptionObject(rec))
+	rec, _, err := s.writeRecord(tx, c, rec, spec, store.Meta{}, before, subscriptionShow)
+	return rec, err
 }
 
 // changeSubscription is PATCH: admins and publishers set the state
