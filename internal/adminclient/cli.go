@@ -171,15 +171,7 @@ func (x *cli) readFile(path string) ([]byte, error) {
 	if path == "" {
 		return nil, UsageError{"--file is required"}
 	}
-	var (
-		data []byte
-		err  error
-	)
-	if path == "-" {
-		data, err = io.ReadAll(io.LimitReader(x.io.Stdin, 64<<20))
-	} else {
-		data, err = os.ReadFile(path)
-	}
+	data, err := x.readRaw(path)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +180,38 @@ func (x *cli) readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return j, nil
+}
+
+// maxFileBytes bounds what a command reads from a file or standard input.
+const maxFileBytes = 256 << 20
+
+// readRaw reads a file, or standard input for "-".
+func (x *cli) readRaw(path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(io.LimitReader(x.io.Stdin, maxFileBytes))
+	}
+	return os.ReadFile(path)
+}
+
+// createOrUpdate is the create (POST base) and update ID (PUT base/ID)
+// verbs of a kind, with the body from --file.
+func (x *cli) createOrUpdate(fs *flag.FlagSet, verb string, args []string, file *string, base string) error {
+	n := 0
+	if verb == "update" {
+		n = 1
+	}
+	pos, err := flags(fs, args, n)
+	if err != nil {
+		return err
+	}
+	body, err := x.readFile(*file)
+	if err != nil {
+		return err
+	}
+	if verb == "create" {
+		return x.show(x.send(http.MethodPost, base, body))
+	}
+	return x.show(x.send(http.MethodPut, base+"/"+esc(pos[0]), body))
 }
 
 // show prints one object: JSON, or its fields one per line.
@@ -325,22 +349,7 @@ func (x *cli) apis(verb string, args []string) error {
 		_, err = x.io.Stdout.Write(a.data)
 		return err
 	case "create", "update":
-		n := 0
-		if verb == "update" {
-			n = 1
-		}
-		pos, err := flags(fs, args, n)
-		if err != nil {
-			return err
-		}
-		body, err := x.readFile(*file)
-		if err != nil {
-			return err
-		}
-		if verb == "create" {
-			return x.show(x.send(http.MethodPost, "/api/v1/apis", body))
-		}
-		return x.show(x.send(http.MethodPut, "/api/v1/apis/"+esc(pos[0]), body))
+		return x.createOrUpdate(fs, verb, args, file, "/api/v1/apis")
 	case "import":
 		if _, err := flags(fs, args, 0); err != nil {
 			return err
@@ -348,15 +357,7 @@ func (x *cli) apis(verb string, args []string) error {
 		if *file == "" {
 			return UsageError{"apis import: --file is required"}
 		}
-		var (
-			doc []byte
-			err error
-		)
-		if *file == "-" {
-			doc, err = io.ReadAll(io.LimitReader(x.io.Stdin, 64<<20))
-		} else {
-			doc, err = os.ReadFile(*file)
-		}
+		doc, err := x.readRaw(*file)
 		if err != nil {
 			return err
 		}
@@ -553,22 +554,7 @@ func (x *cli) plain(base, verb string, args []string, columns []string) error {
 		}
 		return x.show(x.send(http.MethodDelete, base+"/"+esc(pos[0]), nil))
 	case "create", "update":
-		n := 0
-		if verb == "update" {
-			n = 1
-		}
-		pos, err := flags(fs, args, n)
-		if err != nil {
-			return err
-		}
-		body, err := x.readFile(*file)
-		if err != nil {
-			return err
-		}
-		if verb == "create" {
-			return x.show(x.send(http.MethodPost, base, body))
-		}
-		return x.show(x.send(http.MethodPut, base+"/"+esc(pos[0]), body))
+		return x.createOrUpdate(fs, verb, args, file, base)
 	}
 	return UsageError{fmt.Sprintf("%s: unknown verb %q", strings.TrimPrefix(base, "/api/v1/"), verb)}
 }
@@ -615,15 +601,7 @@ func (x *cli) importResources(args []string) error {
 	if _, err := flags(fs, args, 0); err != nil {
 		return err
 	}
-	var (
-		data []byte
-		err  error
-	)
-	if *file == "-" {
-		data, err = io.ReadAll(io.LimitReader(x.io.Stdin, 256<<20))
-	} else {
-		data, err = os.ReadFile(*file)
-	}
+	data, err := x.readRaw(*file)
 	if err != nil {
 		return err
 	}
