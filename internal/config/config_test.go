@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 // TestCompileClientIP checks that the config's clientIp section becomes
@@ -49,5 +51,18 @@ func TestLoad(t *testing.T) {
 
 	if _, err := Load(path + ".missing"); err == nil {
 		t.Error("Load of a missing file succeeded")
+	}
+}
+
+func TestTimestampsOutsideProtobufRange(t *testing.T) {
+	for _, ts := range []string{"0000-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"} {
+		r := &tollgatev1.Resources{}
+		ps := DecodeMessage([]byte("revokedTokens: [{jti: a, expiresAt: \""+ts+"\"}]"), r)
+		if len(ps) != 1 || !strings.Contains(ps[0].Msg, "years 1 and 9999") {
+			t.Errorf("%s: %v", ts, ps)
+		}
+	}
+	if ps := DecodeMessage([]byte(`revokedTokens: [{jti: a, expiresAt: "9999-12-31T23:00:00Z"}]`), &tollgatev1.Resources{}); len(ps) != 0 {
+		t.Errorf("the last hour of year 9999: %v", ps)
 	}
 }

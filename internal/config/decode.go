@@ -308,6 +308,13 @@ func (d *decoder) timestamp(n *yaml.Node, path string) (time.Time, bool) {
 		d.addf(n, path, "expected an RFC 3339 timestamp such as 2027-01-01T00:00:00Z, got %q", s)
 		return time.Time{}, false
 	}
+	// A resource's timestamps travel as protobuf Timestamps, which hold
+	// the years 1 to 9999 only: outside them it could not be sent to a
+	// replica or stored.
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		d.addf(n, path, "timestamps are between the years 1 and 9999, got %q", s)
+		return time.Time{}, false
+	}
 	return t, true
 }
 
