@@ -535,3 +535,80 @@ func TestUnknownRoutes(t *testing.T) {
 		}
 	}
 }
+
+// Blocking an application blocks each of its subscriptions and new ones;
+// unblocking gives each back the state it had, and one blocked on its
+// own stays blocked.
+func TestBlockApplication(t *testing.T) {
+	backendsOf(t, func(t *testing.T, a *testAPI) {
+		for _, id := range []string{"petstore", "orders", "books"} {
+			api := map[string]any{"id": id, "basePath": "/" + id, "security": []string{"apiKey"}, "state": "published",
+				"operations": []any{map[string]any{"path": "/", "methods": []string{"GET"}}}}
+			a.must(t, 201, publisherToken, "POST", "/api/v1/apis", api)
+		}
+		a.must(t, 201, aliceToken, "POST", "/api/v1/applications", map[string]any{"id": "alice-app"})
+		a.must(t, 201, aliceToken, "POST", "/api/v1/subscriptions", map[string]any{"application": "alice-app", "api": "petstore"})
+		a.must(t, 201, aliceToken, "POST", "/api/v1/subscriptions", map[string]any{"application": "alice-app", "api": "orders"})
+		a.must(t, 200, publisherToken, "PATCH", "/api/v1/subscriptions/alice-app/orders", map[string]any{"state": "onHold"})
+		state := func(api string) string {
+			return a.must(t, 200, aliceToken, "GET", "/api/v1/subscriptions/alice-app/"+api, nil).json(t)["state"].(string)
+		}
+		if got := a.must(t, 200, publisherToken, "POST", "/api/v1/applications/alice-app/block", nil).json(t); got["blocked"] != true {
+			t.Fatalf("blocked application: %v", got)
+		}
+		a.must(t, 201, aliceToken, "POST", "/api/v1/subscriptions", map[string]any{"application": "alice-app", "api": "books"})
+		for _, api := range []string{"petstore", "orders", "books"} {
+			if got := state(api); got != "blocked" {
+				t.Errorf("%s while the application is blocked: %s", api, got)
+			}
+		}
+		a.must(t, 409, publisherToken, "PATCH", "/api/v1/subscriptions/alice-app/petstore", map[string]any{"state": "active"})
+		a.must(t, 200, publisherToken, "PATCH", "/api/v1/subscriptions/alice-app/petstore", map[string]any{"tier": ""})
+		// Developers cannot unblock through an edit of their application.
+		a.must(t, 200, aliceToken, "PATCH", "/api/v1/applications/alice-app", map[string]any{"name": "Alice", "blocked": false})
+		if got := a.must(t, 200, aliceToken, "GET", "/api/v1/applications/alice-app", nil).json(t); got["blocked"] != true {
+			t.Fatalf("an edit unblocked the application: %v", got)
+		}
+		a.must(t, 200, publisherToken, "POST", "/api/v1/applications/alice-app/unblock", nil)
+		for api, want := range map[string]string{"petstore": "active", "orders": "onHold", "books": "active"} {
+			if got := state(api); got != want {
+				t.Errorf("%s after unblocking: %s, want %s", api, got, want)
+			}
+		}
+	})
+}
+
+// An API's tiers bound what a subscription may choose; the first is the
+// default.
+func TestAPITiers(t *testing.T) {
+	backendsOf(t, func(t *testing.T, a *testAPI) {
+		for _, name := range []string{"bronze", "silver"} {
+			a.must(t, 201, publisherToken, "POST", "/api/v1/policies", map[string]any{"name": name, "limits": []any{map[string]any{"requests": 10, "per": "1s"}}})
+		}
+		api := map[string]any{"id": "petstore", "basePath": "/pets", "security": []string{"apiKey"}, "state": "published",
+			"tags": []string{"pets", "Zoo 2"}, "tiers": []string{"bronze", "silver"},
+			"operations": []any{map[string]any{"path": "/", "methods": []string{"GET"}}}}
+		a.must(t, 400, publisherToken, "POST", "/api/v1/apis", map[string]any{"id": "x", "security": []string{"apiKey"}, "tiers": []string{"gold"},
+			"operations": []any{map[string]any{"path": "/", "methods": []string{"GET"}}}})
+		a.must(t, 400, publisherToken, "POST", "/api/v1/apis", map[string]any{"id": "y", "security": []string{"apiKey"}, "tags": []string{"<b>"},
+			"operations": []any{map[string]any{"path": "/", "methods": []string{"GET"}}}})
+		got := a.must(t, 201, publisherToken, "POST", "/api/v1/apis", api).json(t)
+		if fmt.Sprint(got["tags"], got["tiers"]) != "[pets Zoo 2] [bronze silver]" {
+			t.Fatalf("tags and tiers: %v %v", got["tags"], got["tiers"])
+		}
+		a.must(t, 201, aliceToken, "POST", "/api/v1/applications", map[string]any{"id": "a1"})
+		a.must(t, 201, aliceToken, "POST", "/api/v1/applications", map[string]any{"id": "a2"})
+		a.must(t, 400, aliceToken, "POST", "/api/v1/subscriptions", map[string]any{"application": "a1", "api": "petstore", "tier": "gold"})
+		if sub := a.must(t, 201, aliceToken, "POST", "/api/v1/subscriptions", map[string]any{"application": "a1", "api": "petstore"}).json(t); sub["tier"] != "bronze" {
+			t.Errorf("default tier: %v", sub)
+		}
+		if sub := a.must(t, 201, aliceToken, "POST", "/api/v1/subscriptions", map[string]any{"application": "a2", "api": "petstore", "tier": "silver"}).json(t); sub["tier"] != "silver" {
+			t.Errorf("chosen tier: %v", sub)
+		}
+		a.must(t, 204, aliceToken, "DELETE", "/api/v1/subscriptions/a1/petstore", nil)
+		// Offered by the API: still in use.
+		a.must(t, 409, publisherToken, "DELETE", "/api/v1/policies/bronze", nil)
+		a.must(t, 200, publisherToken, "PATCH", "/api/v1/apis/petstore", map[string]any{"tiers": []string{"silver"}})
+		a.must(t, 204, publisherToken, "DELETE", "/api/v1/policies/bronze", nil)
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"unicode"
 
 	"github.com/tollgate/tollgate/internal/store"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
@@ -32,6 +33,7 @@ func apiObject(r store.Record) (object, error) {
 	if meta.Description != "" {
 		o["description"] = meta.Description
 	}
+	o["tags"], o["tiers"] = nonNil(meta.Tags), nonNil(meta.Tiers)
 	return o, nil
 }
 
@@ -114,6 +116,7 @@ type apiChange struct {
 	state            string
 	requiresApproval *bool
 	description      *string
+	tags, tiers      *[]string
 }
 
 func takeAPIChange(in input) (apiChange, error) {
@@ -135,7 +138,33 @@ func takeAPIChange(in input) (apiChange, error) {
 		}
 		ch.description = &d
 	}
+	if ch.tags, err = in.names("tags", 32, validTag); err != nil {
+		return ch, err
+	}
+	if ch.tiers, err = in.names("tiers", 32, func(string) bool { return true }); err != nil {
+		return ch, err
+	}
 	return ch, nil
+}
+
+// validTag accepts a short label: letters, digits, space, - _ . /
+func validTag(t string) bool {
+	if t == "" || len(t) > 64 {
+		return false
+	}
+	for _, r := range t {
+		if !(r == ' ' || r == '-' || r == '_' || r == '.' || r == '/' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return false
+		}
+	}
+	return true
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func (ch apiChange) apply(meta *store.Meta) {
@@ -145,6 +174,22 @@ func (ch apiChange) apply(meta *store.Meta) {
 	if ch.description != nil {
 		meta.Description = *ch.description
 	}
+	if ch.tags != nil {
+		meta.Tags = *ch.tags
+	}
+	if ch.tiers != nil {
+		meta.Tiers = *ch.tiers
+	}
+}
+
+// checkTiers holds an API's tiers to existing rate-limit policies.
+func checkTiers(tx *store.Tx, meta store.Meta) error {
+	for i, t := range meta.Tiers {
+		if err := exists(tx, store.KindPolicy, t, fmt.Sprintf("tiers[%d]", i)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkAPI validates a definition and its references.
@@ -204,6 +249,9 @@ func (s *Server) createAPI(w http.ResponseWriter, c *call) error {
 // putAPI checks and writes an API; before is nil for a new one.
 func (s *Server) putAPI(tx *store.Tx, c *call, rec store.Record, spec *tollgatev1.Api, meta store.Meta, before object) (store.Record, error) {
 	if err := s.checkAPI(tx, spec); err != nil {
+		return rec, err
+	}
+	if err := checkTiers(tx, meta); err != nil {
 		return rec, err
 	}
 	rec, _, err := s.writeRecord(tx, c, rec, spec, meta, before, apiObject)

@@ -11,11 +11,13 @@ import (
 )
 
 func applicationObject(r store.Record) (object, error) {
-	spec, _, err := decodeSpec(r, &tollgatev1.Application{})
+	spec, meta, err := decodeSpec(r, &tollgatev1.Application{})
 	if err != nil {
 		return nil, err
 	}
-	return specObject(spec).rename("rateLimit", "tier").stamp(r), nil
+	o := specObject(spec).rename("rateLimit", "tier").stamp(r)
+	o["blocked"] = meta.Blocked
+	return o, nil
 }
 
 // developerAppFields are what a developer may set on an application.
@@ -70,7 +72,7 @@ func appInput(c *call, spec *tollgatev1.Application) error {
 	if err != nil {
 		return err
 	}
-	in.drop("createdAt", "updatedAt")
+	in.drop("createdAt", "updatedAt", "blocked")
 	if c.caller.developer() {
 		if err := in.only("a developer", developerAppFields...); err != nil {
 			return err
@@ -111,7 +113,7 @@ func (s *Server) createApplication(w http.ResponseWriter, c *call) error {
 		spec.Name = spec.GetId()
 	}
 	return s.commit(w, c, func(tx *store.Tx) (result, error) {
-		rec, err := s.putApplication(tx, c, store.Record{Kind: store.KindApplication, ID: spec.GetId()}, spec, nil)
+		rec, err := s.putApplication(tx, c, store.Record{Kind: store.KindApplication, ID: spec.GetId()}, spec, store.Meta{}, nil)
 		if err != nil {
 			return result{}, err
 		}
@@ -120,7 +122,7 @@ func (s *Server) createApplication(w http.ResponseWriter, c *call) error {
 	})
 }
 
-func (s *Server) putApplication(tx *store.Tx, c *call, rec store.Record, spec *tollgatev1.Application, before object) (store.Record, error) {
+func (s *Server) putApplication(tx *store.Tx, c *call, rec store.Record, spec *tollgatev1.Application, meta store.Meta, before object) (store.Record, error) {
 	if !validOwner(spec.GetOwner()) {
 		return rec, invalid("owner: printable characters without spaces, at most 256")
 	}
@@ -143,7 +145,7 @@ func (s *Server) putApplication(tx *store.Tx, c *call, rec store.Record, spec *t
 		}
 	}
 	rec.Owner = spec.GetOwner()
-	rec, after, err := s.writeRecord(tx, c, rec, spec, store.Meta{}, before, applicationObject)
+	rec, after, err := s.writeRecord(tx, c, rec, spec, meta, before, applicationObject)
 	if err != nil {
 		return rec, err
 	}
@@ -191,7 +193,7 @@ func (s *Server) changeApplication(replace bool) handler {
 			if err != nil {
 				return result{}, err
 			}
-			spec, _, err := decodeSpec(rec, &tollgatev1.Application{})
+			spec, meta, err := decodeSpec(rec, &tollgatev1.Application{})
 			if err != nil {
 				return result{}, err
 			}
@@ -212,7 +214,7 @@ func (s *Server) changeApplication(replace bool) handler {
 			if c.caller.developer() {
 				spec.Owner = c.caller.Name
 			}
-			rec, err = s.putApplication(tx, c, rec, spec, before)
+			rec, err = s.putApplication(tx, c, rec, spec, meta, before)
 			if err != nil {
 				return result{}, err
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/tollgate/tollgate/internal/openapi"
 	"github.com/tollgate/tollgate/internal/store"
@@ -40,6 +41,11 @@ func (s *Server) importOpenAPI(w http.ResponseWriter, c *call) error {
 	if len(meta.Description) > 4096 {
 		meta.Description = meta.Description[:4096]
 	}
+	for _, t := range res.Tags {
+		if validTag(t) && !slices.Contains(meta.Tags, t) && len(meta.Tags) < 32 {
+			meta.Tags = append(meta.Tags, t)
+		}
+	}
 	return s.commit(w, c, func(tx *store.Tx) (result, error) {
 		var (
 			rec     store.Record
@@ -63,9 +69,15 @@ func (s *Server) importOpenAPI(w http.ResponseWriter, c *call) error {
 			if cur.State == store.APIRetired {
 				return result{}, conflict(fmt.Sprintf("api %q is retired: import it under another id", cur.ID))
 			}
-			old, _, err := decodeSpec(cur, &tollgatev1.Api{})
+			old, oldMeta, err := decodeSpec(cur, &tollgatev1.Api{})
 			if err != nil {
 				return result{}, err
+			}
+			// Tiers are the publisher's, not the document's; so are tags
+			// when the document has none.
+			meta.Tiers = oldMeta.Tiers
+			if len(meta.Tags) == 0 {
+				meta.Tags = oldMeta.Tags
 			}
 			if before, err = apiObject(cur); err != nil {
 				return result{}, err

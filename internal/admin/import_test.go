@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -8,6 +9,7 @@ import (
 const ordersV1 = `openapi: 3.0.3
 info: {title: Orders, version: "1.0"}
 servers: [{url: "https://orders.example.com/orders/v1"}]
+tags: [{name: orders}, {name: "<script>"}]
 components:
   securitySchemes:
     key: {type: apiKey, in: header, name: x-api-key}
@@ -28,14 +30,20 @@ func TestImportOpenAPI(t *testing.T) {
 		if api["id"] != "orders-1-0" || api["state"] != "published" || api["basePath"] != "/orders/v1" || first["specVersion"] != "3.0.3" {
 			t.Fatalf("imported: %v", first)
 		}
+		if fmt.Sprint(api["tags"]) != "[orders]" {
+			t.Errorf("tags: %v, want the document's usable ones", api["tags"])
+		}
 		if got := a.must(t, 200, aliceToken, "GET", "/api/v1/apis/orders-1-0/openapi", nil); string(got.body) != ordersV1 {
 			t.Fatalf("the stored document differs: %s", got.body)
 		}
-		// A re-import says what changed, and keeps the lifecycle.
+		a.must(t, 201, publisherToken, "POST", "/api/v1/policies", map[string]any{"name": "bronze", "limits": []any{map[string]any{"requests": 10, "per": "1s"}}})
+		a.must(t, 200, publisherToken, "PATCH", "/api/v1/apis/orders-1-0", map[string]any{"tiers": []string{"bronze"}})
+		// A re-import says what changed, and keeps the lifecycle and tiers.
 		v2 := strings.Replace(ordersV1, "  /orders/{id}:\n", "  /orders/{id}/cancel:\n    post: {responses: {\"200\": {description: ok}}}\n  /orders/{id}:\n", 1)
 		again := a.must(t, 200, publisherToken, "POST", "/api/v1/apis/import", v2).json(t)
 		changes := strings.Join(toStrings(again["changes"]), "\n")
-		if !strings.Contains(changes, "POST /orders/{id}/cancel") || again["api"].(map[string]any)["state"] != "published" || again["created"] != false {
+		if !strings.Contains(changes, "POST /orders/{id}/cancel") || again["api"].(map[string]any)["state"] != "published" || again["created"] != false ||
+			fmt.Sprint(again["api"].(map[string]any)["tiers"]) != "[bronze]" {
 			t.Fatalf("re-import: %v", again)
 		}
 		// A document that cannot be imported gets the error shape, with

@@ -90,6 +90,32 @@ func (in input) boolean(name string) (*bool, error) {
 	return &b, nil
 }
 
+// names takes a list of at most max distinct strings, each accepted by ok.
+func (in input) names(name string, max int, ok func(string) bool) (*[]string, error) {
+	raw, present := in[name]
+	if !present {
+		return nil, nil
+	}
+	delete(in, name)
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, invalid(name+": want a list of strings", Detail{Path: name, Message: "want a list of strings"})
+	}
+	if len(list) > max {
+		return nil, invalid(fmt.Sprintf("%s: at most %d", name, max), Detail{Path: name, Message: fmt.Sprintf("at most %d", max)})
+	}
+	for i, v := range list {
+		if !ok(v) || slices.Index(list, v) != i {
+			p := fmt.Sprintf("%s[%d]", name, i)
+			return nil, invalid(p+": not accepted (empty, repeated or with characters it may not hold)", Detail{Path: p, Message: "not accepted"})
+		}
+	}
+	if list == nil {
+		list = []string{}
+	}
+	return &list, nil
+}
+
 // drop removes read-only fields a client may send back from a GET.
 func (in input) drop(names ...string) {
 	for _, n := range names {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -190,11 +191,11 @@ func policyInUse(tx *store.Tx, name string) error {
 		return nil
 	}
 	if err := check(store.KindAPI, func(r store.Record) (bool, error) {
-		a, _, err := decodeSpec(r, &tollgatev1.Api{})
+		a, meta, err := decodeSpec(r, &tollgatev1.Api{})
 		if err != nil {
 			return false, err
 		}
-		used := a.GetRateLimit() == name || a.GetAnonymousRateLimit() == name
+		used := a.GetRateLimit() == name || a.GetAnonymousRateLimit() == name || slices.Contains(meta.Tiers, name)
 		for _, op := range a.GetOperations() {
 			used = used || op.GetRateLimit() == name
 		}
@@ -275,6 +276,8 @@ func (s *Server) routes() {
 	s.handle("PUT /api/v1/applications/{id}", s.changeApplication(true))
 	s.handle("PATCH /api/v1/applications/{id}", s.changeApplication(false))
 	s.handle("DELETE /api/v1/applications/{id}", s.deleteApplication)
+	s.handle("POST /api/v1/applications/{id}/block", s.blockApplication(true))
+	s.handle("POST /api/v1/applications/{id}/unblock", s.blockApplication(false))
 	s.handle("GET /api/v1/applications/{id}/keys", s.listKeys)
 	s.handle("POST /api/v1/applications/{id}/keys", s.createKey)
 	s.handle("GET /api/v1/applications/{id}/keys/{keyId}", s.getKey)

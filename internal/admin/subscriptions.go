@@ -103,11 +103,14 @@ func (s *Server) createSubscription(w http.ResponseWriter, c *call) error {
 		if apiRec.State != store.APIPublished {
 			return result{}, conflict(fmt.Sprintf("api %q is %s: only published APIs take new subscriptions", api, apiRec.State))
 		}
-		if err := exists(tx, store.KindPolicy, tier, "tier"); err != nil {
-			return result{}, err
-		}
 		_, meta, err := decodeSpec(apiRec, &tollgatev1.Api{})
 		if err != nil {
+			return result{}, err
+		}
+		if tier, err = offeredTier(meta, tier); err != nil {
+			return result{}, err
+		}
+		if err := exists(tx, store.KindPolicy, tier, "tier"); err != nil {
 			return result{}, err
 		}
 		if state == "" {
@@ -116,9 +119,16 @@ func (s *Server) createSubscription(w http.ResponseWriter, c *call) error {
 				state = store.SubPending
 			}
 		}
+		var subMeta store.Meta
+		if _, appMeta, err := decodeSpec(appRec, &tollgatev1.Application{}); err != nil {
+			return result{}, err
+		} else if appMeta.Blocked && state != store.SubBlocked {
+			// A blocked application's new subscriptions wait blocked too.
+			subMeta.PriorState, state = state, store.SubBlocked
+		}
 		spec := &tollgatev1.Subscription{Application: app, Api: api, RateLimit: tier}
 		rec, err := s.putSubscription(tx, c, store.Record{Kind: store.KindSubscription, ID: resources.SubscriptionName(spec),
-			Parent: app, Ref: api, Owner: appRec.Owner, State: state}, spec, nil)
+			Parent: app, Ref: api, Owner: appRec.Owner, State: state}, spec, subMeta, nil)
 		if err != nil {
 			return result{}, err
 		}
@@ -126,12 +136,27 @@ func (s *Server) createSubscription(w http.ResponseWriter, c *call) error {
 	})
 }
 
+// offeredTier holds a subscription's tier to the API's tiers, when it
+// names any: no tier asked is the first of them.
+func offeredTier(meta store.Meta, tier string) (string, error) {
+	if len(meta.Tiers) == 0 {
+		return tier, nil
+	}
+	if tier == "" {
+		return meta.Tiers[0], nil
+	}
+	if !slices.Contains(meta.Tiers, tier) {
+		return "", invalid(fmt.Sprintf("tier: this API offers %v", meta.Tiers), Detail{Path: "tier", Message: "not offered by this API"})
+	}
+	return tier, nil
+}
+
 // invalidRef turns a missing reference into a 400 naming the field.
 func invalidRef(field string, err error) error {
 	return invalid(fmt.Sprintf("%s: %v", field, err), Detail{Path: field, Message: "not found"})
 }
 
-func (s *Server) putSubscription(tx *store.Tx, c *call, rec store.Record, spec *tollgatev1.Subscription, before object) (store.Record, error) {
+func (s *Server) putSubscription(tx *store.Tx, c *call, rec store.Record, spec *tollgatev1.Subscription, meta store.Meta, before object) (store.Record, error) {
 	// The data plane knows three states; pending is the control plane's
 	// and never reaches a replica.
 	spec.State = rec.State
@@ -142,7 +167,7 @@ func (s *Server) putSubscription(tx *store.Tx, c *call, rec store.Record, spec *
 		return rec, err
 	}
 	spec.State = ""
-	rec, _, err := s.writeRecord(tx, c, rec, spec, store.Meta{}, before, subscriptionShow)
+	rec, _, err := s.writeRecord(tx, c, rec, spec, meta, before, subscriptionShow)
 	return rec, err
 }
 
@@ -172,7 +197,10 @@ func (s *Server) changeSubscription(w http.ResponseWriter, c *call) error {
 		return invalid("state: want active, blocked, onHold or pending")
 	}
 	return s.updateSubscription(w, c, func(tx *store.Tx, rec *store.Record, spec *tollgatev1.Subscription) error {
-		if state != "" {
+		if state != "" && state != rec.State {
+			if err := appNotBlocked(tx, rec.Parent, state); err != nil {
+				return err
+			}
 			rec.State = state
 		}
 		if tierSet {
@@ -183,6 +211,24 @@ func (s *Server) changeSubscription(w http.ResponseWriter, c *call) error {
 		}
 		return nil
 	})
+}
+
+// appNotBlocked refuses to move a blocked application's subscription out
+// of blocked: the application is unblocked as a whole.
+func appNotBlocked(tx *store.Tx, app, state string) error {
+	if state == store.SubBlocked {
+		return nil
+	}
+	r, err := tx.Get(store.KindApplication, app)
+	if err != nil {
+		return err
+	}
+	if _, meta, err := decodeSpec(r, &tollgatev1.Application{}); err != nil {
+		return err
+	} else if meta.Blocked {
+		return conflict(fmt.Sprintf("application %q is blocked: unblock the application", app))
+	}
+	return nil
 }
 
 // approveSubscription moves a pending subscription to active.
@@ -210,14 +256,14 @@ func (s *Server) updateSubscription(w http.ResponseWriter, c *call, change func(
 			return result{}, err
 		}
 		before := subscriptionObject(rec)
-		spec, _, err := decodeSpec(rec, &tollgatev1.Subscription{})
+		spec, meta, err := decodeSpec(rec, &tollgatev1.Subscription{})
 		if err != nil {
 			return result{}, err
 		}
 		if err := change(tx, &rec, spec); err != nil {
 			return result{}, err
 		}
-		rec, err = s.putSubscription(tx, c, rec, spec, before)
+		rec, err = s.putSubscription(tx, c, rec, spec, meta, before)
 		if err != nil {
 			return result{}, err
 		}

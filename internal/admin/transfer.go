@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -44,9 +45,13 @@ func (s *Server) export(w http.ResponseWriter, c *call) error {
 			out.RevokedTokens = append(out.RevokedTokens, m)
 		case *tollgatev1.Application:
 			out.Applications = append(out.Applications, m)
+			if meta, _ := store.DecodeBody(r.Body, &tollgatev1.Application{}); meta.Blocked {
+				mg.BlockedApplications = append(mg.BlockedApplications, r.ID)
+			}
 		case *tollgatev1.Api:
 			meta, _ := store.DecodeBody(r.Body, &tollgatev1.Api{})
-			mg.Apis = append(mg.Apis, &tollgatev1.ApiManagement{Id: r.ID, State: r.State, RequiresApproval: meta.RequiresApproval, Description: meta.Description})
+			mg.Apis = append(mg.Apis, &tollgatev1.ApiManagement{Id: r.ID, State: r.State, RequiresApproval: meta.RequiresApproval,
+				Description: meta.Description, Tags: meta.Tags, Tiers: meta.Tiers})
 			if served {
 				out.Apis = append(out.Apis, m)
 			} else {
@@ -92,6 +97,8 @@ type importer struct {
 	tx     *store.Tx
 	c      *call
 	counts map[store.Kind]*importCounts
+	// blocked are the applications the file says are blocked.
+	blocked []string
 }
 
 // put creates or replaces one record; an equal one is left alone (its
@@ -158,7 +165,7 @@ func (s *Server) importResources(w http.ResponseWriter, c *call) error {
 		states[a.GetId()] = a
 	}
 	return s.commit(w, c, func(tx *store.Tx) (result, error) {
-		im := &importer{s: s, tx: tx, c: c, counts: map[store.Kind]*importCounts{}}
+		im := &importer{s: s, tx: tx, c: c, counts: map[store.Kind]*importCounts{}, blocked: mg.GetBlockedApplications()}
 		for _, p := range r.GetRateLimitPolicies() {
 			if err := im.put(store.Record{Kind: store.KindPolicy, ID: p.GetName()}, p, store.Meta{}); err != nil {
 				return result{}, err
@@ -236,7 +243,7 @@ func (s *Server) importAPI(im *importer, a *tollgatev1.Api, mg *tollgatev1.ApiMa
 		return err
 	}
 	return im.put(store.Record{Kind: store.KindAPI, ID: a.GetId(), State: state}, spec,
-		store.Meta{RequiresApproval: mg.GetRequiresApproval(), Description: mg.GetDescription()})
+		store.Meta{RequiresApproval: mg.GetRequiresApproval(), Description: mg.GetDescription(), Tags: mg.GetTags(), Tiers: mg.GetTiers()})
 }
 
 func (s *Server) importApplication(im *importer, a *tollgatev1.Application) error {
@@ -256,7 +263,8 @@ func (s *Server) importApplication(im *importer, a *tollgatev1.Application) erro
 			return err
 		}
 	}
-	return im.put(store.Record{Kind: store.KindApplication, ID: a.GetId(), Owner: a.GetOwner()}, a, store.Meta{})
+	blocked := slices.Contains(im.blocked, a.GetId())
+	return im.put(store.Record{Kind: store.KindApplication, ID: a.GetId(), Owner: a.GetOwner()}, a, store.Meta{Blocked: blocked})
 }
 
 func lower(list []string) []string {

@@ -125,6 +125,7 @@ func (im *importer) build(s *spec) *Result {
 		SpecVersion:      s.version,
 		Title:            s.title,
 		Description:      s.description,
+		Tags:             s.tags,
 		RequiresApproval: im.extBool(x, "x-tollgate-subscription-approval"),
 	}
 	base, err := catalog.ParseTemplate(cmp.Or(api.BasePath, "/"))

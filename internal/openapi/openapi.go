@@ -30,6 +30,9 @@ type Result struct {
 	SpecVersion string
 	Title       string
 	Description string
+	// Tags are the names of the document's tags, as written: the caller
+	// decides which it can use as catalog labels.
+	Tags []string
 	// RequiresApproval is x-tollgate-subscription-approval: true at the root.
 	RequiresApproval bool
 	// Warnings say what was dropped or enforced more strictly than the

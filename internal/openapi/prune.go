@@ -1,6 +1,7 @@
 package openapi
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -300,6 +301,8 @@ func (p *pruner) prune(root *yaml.Node) *yaml.Node {
 			v = p.paths(e.val, "paths")
 		case e.key == "security":
 			v = p.security(e.val, "security")
+		case e.key == "tags":
+			v = p.tags(e.val)
 		case isTollgateExt(e.key):
 			v = p.copyValue(e.val, e.key, 0)
 		case p.kind == swagger2 && e.key == "basePath":
@@ -334,6 +337,29 @@ func (p *pruner) info(n *yaml.Node) *yaml.Node {
 		}
 	}
 	return out.Node
+}
+
+// tags keeps the names of the document's tags, the catalog's labels.
+// They decide nothing, so a malformed list is left out, not a problem.
+func (p *pruner) tags(n *yaml.Node) *yaml.Node {
+	n = p.resolve(n)
+	if n == nil || n.Kind != yaml.SequenceNode {
+		return nil
+	}
+	out := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	for i, t := range n.Content {
+		if t = p.resolve(t); t == nil || t.Kind != yaml.MappingNode || !p.visit(fmt.Sprintf("tags[%d]", i)) {
+			continue
+		}
+		for j := 0; j+1 < len(t.Content); j += 2 {
+			if k, v := p.resolve(t.Content[j]), p.resolve(t.Content[j+1]); k != nil && k.Value == "name" && v != nil && v.Kind == yaml.ScalarNode {
+				tag := newMapping()
+				tag.set("name", strNode(v.Value))
+				out.Content = append(out.Content, tag.Node)
+			}
+		}
+	}
+	return out
 }
 
 func (p *pruner) paths(n *yaml.Node, loc string) *yaml.Node {

@@ -19,6 +19,7 @@ type spec struct {
 	title       string
 	apiVersion  string
 	description string
+	tags        []string // the document's tag names
 	ext         extensions
 
 	// basePath is the document's own (Swagger basePath, the path of the
@@ -176,8 +177,18 @@ func readSecurity(loc string, written bool, high []*base.SecurityRequirement) *s
 	return l
 }
 
+// readTags keeps the names of a document's tags.
+func readTags(s *spec, tags []*base.Tag) {
+	for _, t := range tags {
+		if t != nil && t.Name != "" {
+			s.tags = append(s.tags, t.Name)
+		}
+	}
+}
+
 func (im *importer) readV2(s *spec, d *v2.Swagger) {
 	readInfo(s, d.Info)
+	readTags(s, d.Tags)
 	s.ext = readExtensions("", d.Extensions)
 	s.basePath, s.baseLoc = d.BasePath, "basePath"
 	s.security = readSecurity("security", !d.GoLow().Security.IsEmpty(), d.Security)
@@ -219,6 +230,7 @@ func (im *importer) readV2(s *spec, d *v2.Swagger) {
 
 func (im *importer) readV3(s *spec, d *v3.Document) {
 	readInfo(s, d.Info)
+	readTags(s, d.Tags)
 	s.ext = readExtensions("", d.Extensions)
 	if len(d.Servers) > 0 {
 		s.basePath, s.baseErr = serverBasePath(d.Servers[0])

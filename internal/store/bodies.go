@@ -40,6 +40,15 @@ type Meta struct {
 	Description      string `json:"description,omitempty"`
 	// GraceOf names the key that replaced this one (regenerate).
 	ReplacedBy string `json:"replacedBy,omitempty"`
+	// Tags group an API in the portal's catalog; Tiers name the
+	// rate-limit policies a subscription to it may choose (none: any).
+	Tags  []string `json:"tags,omitempty"`
+	Tiers []string `json:"tiers,omitempty"`
+	// Blocked marks an application whose subscriptions are all blocked;
+	// PriorState is the state a subscription had before, restored when
+	// its application is unblocked.
+	Blocked    bool   `json:"blocked,omitempty"`
+	PriorState string `json:"priorState,omitempty"`
 }
 
 type envelope struct {

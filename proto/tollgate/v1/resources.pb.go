@@ -1090,8 +1090,11 @@ type Management struct {
 	// Subscriptions waiting for approval; their state is pending.
 	PendingSubscriptions []*Subscription `protobuf:"bytes,3,rep,name=pending_subscriptions,json=pendingSubscriptions,proto3" json:"pending_subscriptions,omitempty"`
 	RevokedKeys          []*ApiKey       `protobuf:"bytes,4,rep,name=revoked_keys,json=revokedKeys,proto3" json:"revoked_keys,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Ids of applications blocked as a whole (their subscriptions are
+	// exported blocked).
+	BlockedApplications []string `protobuf:"bytes,5,rep,name=blocked_applications,json=blockedApplications,proto3" json:"blocked_applications,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Management) Reset() {
@@ -1152,6 +1155,13 @@ func (x *Management) GetRevokedKeys() []*ApiKey {
 	return nil
 }
 
+func (x *Management) GetBlockedApplications() []string {
+	if x != nil {
+		return x.BlockedApplications
+	}
+	return nil
+}
+
 // ApiManagement is an API's lifecycle and catalog settings.
 type ApiManagement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1161,8 +1171,12 @@ type ApiManagement struct {
 	// Developers' subscriptions wait for a publisher's approval.
 	RequiresApproval bool   `protobuf:"varint,3,opt,name=requires_approval,json=requiresApproval,proto3" json:"requires_approval,omitempty"`
 	Description      string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Catalog labels, and the rate-limit policies a subscription may
+	// choose (the first is the default).
+	Tags          []string `protobuf:"bytes,5,rep,name=tags,proto3" json:"tags,omitempty"`
+	Tiers         []string `protobuf:"bytes,6,rep,name=tiers,proto3" json:"tiers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApiManagement) Reset() {
@@ -1221,6 +1235,20 @@ func (x *ApiManagement) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *ApiManagement) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *ApiManagement) GetTiers() []string {
+	if x != nil {
+		return x.Tiers
+	}
+	return nil
 }
 
 var File_tollgate_v1_resources_proto protoreflect.FileDescriptor
@@ -1331,18 +1359,21 @@ const file_tollgate_v1_resources_proto_rawDesc = "" +
 	"\x13rate_limit_policies\x18\b \x03(\v2\x1c.tollgate.v1.RateLimitPolicyR\x11rateLimitPolicies\x127\n" +
 	"\n" +
 	"management\x18\t \x01(\v2\x17.tollgate.v1.ManagementR\n" +
-	"management\"\xf3\x01\n" +
+	"management\"\xa6\x02\n" +
 	"\n" +
 	"Management\x12.\n" +
 	"\x04apis\x18\x01 \x03(\v2\x1a.tollgate.v1.ApiManagementR\x04apis\x12-\n" +
 	"\theld_apis\x18\x02 \x03(\v2\x10.tollgate.v1.ApiR\bheldApis\x12N\n" +
 	"\x15pending_subscriptions\x18\x03 \x03(\v2\x19.tollgate.v1.SubscriptionR\x14pendingSubscriptions\x126\n" +
-	"\frevoked_keys\x18\x04 \x03(\v2\x13.tollgate.v1.ApiKeyR\vrevokedKeys\"\x84\x01\n" +
+	"\frevoked_keys\x18\x04 \x03(\v2\x13.tollgate.v1.ApiKeyR\vrevokedKeys\x121\n" +
+	"\x14blocked_applications\x18\x05 \x03(\tR\x13blockedApplications\"\xae\x01\n" +
 	"\rApiManagement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12+\n" +
 	"\x11requires_approval\x18\x03 \x01(\bR\x10requiresApproval\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescriptionB;Z9github.com/tollgate/tollgate/proto/tollgate/v1;tollgatev1b\x06proto3"
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x12\n" +
+	"\x04tags\x18\x05 \x03(\tR\x04tags\x12\x14\n" +
+	"\x05tiers\x18\x06 \x03(\tR\x05tiersB;Z9github.com/tollgate/tollgate/proto/tollgate/v1;tollgatev1b\x06proto3"
 
 var (
 	file_tollgate_v1_resources_proto_rawDescOnce sync.Once
