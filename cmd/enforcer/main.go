@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -26,6 +27,7 @@ import (
 	"github.com/tollgate/tollgate/internal/adminclient"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/portal"
 	"github.com/tollgate/tollgate/internal/server"
 )
 
@@ -42,6 +44,8 @@ Usage:
                                                        manage APIs, applications, subscriptions and keys
                                                        through a control plane (enforcer admin help)
   enforcer validate --config FILE                      check a config file
+  enforcer portal hash-password                        read a password on stdin, print its bcrypt hash
+                                                       (for portal.accounts in cp.yaml)
   enforcer keys new                                    generate an API key, its id and its SHA-256
   enforcer keys jwks --key FILE                        print the public JWK Set of a private key
   enforcer token --key FILE --issuer ISS [--sub S] [--client-id C] [--scope S]... [--aud A]... [--ttl 1h]
@@ -73,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = validateCommand(args[1:], stdout, stderr)
 	case "keys":
 		err = keysCommand(args[1:], stdout, stderr)
+	case "portal":
+		err = portalCommand(args[1:], os.Stdin, stdout)
 	case "token":
 		err = tokenCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -169,6 +175,24 @@ func keysCommand(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "id:     %s\nkey:    %s\nsha256: %s\n\n", k.ID, k.Key, k.Digest)
 	fmt.Fprintf(stdout, "Give the key to its owner; it is not stored anywhere. Add its id and hash to the config:\n\n"+
 		"apiKeys:\n  - {application: <app-id>, name: <label>, id: %s, sha256: %s}\n", k.ID, k.Digest)
+	return nil
+}
+
+// portalCommand is `enforcer portal hash-password`: the password comes
+// on standard input (never on the command line, where ps shows it).
+func portalCommand(args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "hash-password" {
+		return usageError{"portal: the subcommand is `portal hash-password` (the password on standard input)"}
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	hash, err := portal.HashPassword(strings.TrimRight(line, "\r\n"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, hash)
 	return nil
 }
 

@@ -123,7 +123,7 @@ func (s *Server) createApplication(w http.ResponseWriter, c *call) error {
 }
 
 func (s *Server) putApplication(tx *store.Tx, c *call, rec store.Record, spec *tollgatev1.Application, meta store.Meta, before object) (store.Record, error) {
-	if !validOwner(spec.GetOwner()) {
+	if !ValidOwner(spec.GetOwner()) {
 		return rec, invalid("owner: printable characters without spaces, at most 256")
 	}
 	for i, cert := range spec.GetCertificates() {

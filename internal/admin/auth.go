@@ -115,19 +115,19 @@ func (a *Authenticator) verify(ctx context.Context, token string) (Caller, error
 		return Caller{}, errors.New("audience not accepted")
 	}
 	sub, _ := claims[a.cfg.SubjectClaim].(string)
-	if !validOwner(sub) {
+	if !ValidOwner(sub) {
 		return Caller{}, fmt.Errorf("claim %s must name the caller", a.cfg.SubjectClaim)
 	}
-	role := highestRole(claims[a.cfg.RolesClaim])
+	role := HighestRole(claims[a.cfg.RolesClaim])
 	if role == "" {
 		return Caller{}, fmt.Errorf("claim %s names no role of this API (admin, publisher, developer)", a.cfg.RolesClaim)
 	}
 	return Caller{Name: sub, Role: role}, nil
 }
 
-// highestRole reads a roles claim (a string, space-separated, or an
+// HighestRole reads a roles claim (a string, space-separated, or an
 // array) and keeps the strongest role it names.
-func highestRole(v any) string {
+func HighestRole(v any) string {
 	var names []string
 	switch x := v.(type) {
 	case string:
@@ -147,9 +147,9 @@ func highestRole(v any) string {
 	return ""
 }
 
-// validOwner accepts a caller name that is safe to store and show:
+// ValidOwner accepts a caller name that is safe to store and show:
 // printable ASCII without spaces, at most 256 bytes.
-func validOwner(s string) bool {
+func ValidOwner(s string) bool {
 	if s == "" || len(s) > 256 {
 		return false
 	}

@@ -169,7 +169,7 @@ const maxIdempotencyKey = 200
 // request) or 422 (a different one), without writing anything.
 func (s *Server) commit(w http.ResponseWriter, c *call, fn func(tx *store.Tx) (result, error)) error {
 	key := c.r.Header.Get("Idempotency-Key")
-	if key != "" && (c.r.Method != http.MethodPost || len(key) > maxIdempotencyKey || !validOwner(key)) {
+	if key != "" && (c.r.Method != http.MethodPost || len(key) > maxIdempotencyKey || !ValidOwner(key)) {
 		return invalid("Idempotency-Key: up to 200 printable characters, on POST")
 	}
 	digest := sha256.Sum256(append([]byte(c.r.Method+" "+c.r.URL.Path+"\n"), c.body...))

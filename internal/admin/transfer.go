@@ -247,7 +247,7 @@ func (s *Server) importAPI(im *importer, a *tollgatev1.Api, mg *tollgatev1.ApiMa
 }
 
 func (s *Server) importApplication(im *importer, a *tollgatev1.Application) error {
-	if !validOwner(a.GetOwner()) {
+	if !ValidOwner(a.GetOwner()) {
 		a = proto.Clone(a).(*tollgatev1.Application)
 		a.Owner = im.c.caller.Name
 	}

@@ -120,6 +120,7 @@ type ControlPlaneFile struct {
 	TLS    TLSFiles           `yaml:"tls"`
 	Source Source             `yaml:"source"`
 	Auth   AdminAuth          `yaml:"auth"`
+	Portal Portal             `yaml:"portal"`
 }
 
 // ControlPlaneListen are the control plane's two listeners.
@@ -188,6 +189,7 @@ type ControlPlaneConfig struct {
 	TLS    TLSFiles
 	Source Source // File and Store.SQLite resolved against cp.yaml's directory
 	Auth   AdminAuth
+	Portal PortalSettings
 	// BaseDir is cp.yaml's directory: relative paths in stored resources
 	// are checked against it, as in a file source.
 	BaseDir string
@@ -234,6 +236,7 @@ func LoadControlPlane(path string) (*ControlPlaneConfig, error) {
 			c.Addf("listen.api", "bearer tokens in plaintext are allowed on loopback only: set tls for %s", out.Listen.API)
 		}
 	}
+	out.Portal = c.portal(f.Portal, out.Source.Store.Set())
 	for _, p := range c.Problems {
 		problems = append(problems, Problem{Path: p.Path, Msg: p.Msg})
 	}

@@ -94,7 +94,7 @@ func TestReplicasAndStatusMatchTheDocument(t *testing.T) {
 	for _, p := range planes {
 		t.Run(p.name, func(t *testing.T) {
 			var ready atomic.Bool
-			mux := apiMux(newMetrics(), reps, p.src, p.admin, &ready)
+			mux := apiMux(newMetrics(), reps, p.src, p.admin, nil, &ready)
 			for path, item := range model.Model.Paths.PathItems.FromOldest() {
 				for method, op := range item.GetOperations().FromOldest() {
 					pattern := strings.ToUpper(method) + " " + path

@@ -25,6 +25,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/model"
+	"github.com/tollgate/tollgate/internal/portal"
 )
 
 // Options configure a control plane.
@@ -91,6 +93,15 @@ func Run(ctx context.Context, o Options) error {
 		}
 		src = fileSrc
 	}
+	var devPortal http.Handler
+	if admin != nil && o.Config.Portal.Enabled {
+		pt, err := portal.New(ctx, portal.Options{Settings: o.Config.Portal, Admin: admin, Log: log, Now: o.Now,
+			Secure: o.Config.TLS.Enabled() || !loopbackListener(o.Config.Listen.API)})
+		if err != nil {
+			return fmt.Errorf("cannot start: %w", err)
+		}
+		devPortal = pt
+	}
 
 	grpcOpts := []grpc.ServerOption{
 		// A replica that reconnects names every resource it holds, with its
@@ -144,7 +155,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var ready atomic.Bool
 	apiServer := &http.Server{
-		Handler:           apiMux(m, reps, src, admin, &ready),
+		Handler:           apiMux(m, reps, src, admin, devPortal, &ready),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -236,7 +247,7 @@ type resourceSource interface {
 
 // apiMux serves the API listener. With a store, admin is the admin API,
 // and the replicas listing and status need its authentication too.
-func apiMux(m *metrics, reps *replicas, src resourceSource, admin *adminAPI, ready *atomic.Bool) *http.ServeMux {
+func apiMux(m *metrics, reps *replicas, src resourceSource, admin *adminAPI, devPortal http.Handler, ready *atomic.Bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	var replicasList, status http.Handler = http.HandlerFunc(reps.handleList), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -245,6 +256,9 @@ func apiMux(m *metrics, reps *replicas, src resourceSource, admin *adminAPI, rea
 	if admin != nil {
 		replicasList, status = admin.Authorized(replicasList), admin.Authorized(status)
 		mux.Handle("/api/v1/", admin)
+	}
+	if devPortal != nil {
+		mux.Handle("/portal/", devPortal)
 	}
 	mux.Handle("GET /api/v1/replicas", replicasList)
 	mux.Handle("GET /api/v1/status", status)
@@ -261,4 +275,11 @@ func apiMux(m *metrics, reps *replicas, src resourceSource, admin *adminAPI, rea
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	return mux
+}
+
+// loopbackListener says whether the API listens on this machine only:
+// the portal's cookies may then go without Secure over plain HTTP.
+func loopbackListener(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && model.IsLoopback(host)
 }
