@@ -3,6 +3,7 @@ package testbrowser
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -62,7 +63,7 @@ func (r *records) listen(ev any) {
 		}
 		r.exceptions = append(r.exceptions, fmt.Sprintf("%s (%s:%d)", text, d.URL, d.LineNumber+1))
 	case *log.EventEntryAdded:
-		if ev.Entry.Level != log.EntryLevelError {
+		if ev.Entry.Level != log.EntryLevelError || isFavicon(ev.Entry.URL) {
 			return
 		}
 		r.consoleErrors = append(r.consoleErrors, fmt.Sprintf("%s: %s (%s)", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
@@ -80,6 +81,13 @@ func (r *records) listen(ev any) {
 	}
 	close(r.changed)
 	r.changed = make(chan struct{})
+}
+
+// isFavicon tells the browser's own request for a site's icon, which
+// Chromium makes whatever the page says: its failure is not the page's.
+func isFavicon(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	return err == nil && u.Path == "/favicon.ico"
 }
 
 func argsText(args []*runtime.RemoteObject) string {
