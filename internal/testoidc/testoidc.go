@@ -20,10 +20,30 @@
 //     button SubmitButton; a wrong login or password shows it again with
 //     ErrorMessage; consent is given without asking;
 //   - RP-initiated logout at the end_session_endpoint of its discovery
-//     document, with the provider's own confirmation page.
+//     document: a page with LogoutButton ends the provider's session and
+//     sends the browser to the client's post_logout_redirect_uri.
 //
 // State (sessions, codes, tokens) is in the provider's memory, and its
 // signing key is made at each start.
+//
+// # Use
+//
+// The client's redirect URI names the relying party's address, so the
+// relying party's port is chosen first (a listener, or a free port):
+//
+//	p := testoidc.Start(t, testoidc.Options{
+//		Clients: []testoidc.Client{{ID: "portal", Secret: "portal-secret",
+//			RedirectURIs: []string{portalURL + "/portal/auth/callback"}}},
+//		Accounts: []testoidc.Account{{Subject: "u-1", Login: "alice", Password: "pw",
+//			Email: "alice@example.com", Name: "Alice", Roles: []string{"portal-admin"}}},
+//	})
+//	// start the portal with issuer p.Issuer, client portal/portal-secret,
+//	// scopes testoidc.Scopes
+//	tab := testbrowser.New(t).NewTab(t)
+//	tab.Navigate(portalURL + "/portal/")
+//	tab.ClickNavigate("#sign-in")     // to the provider's login page
+//	testoidc.SignIn(tab, "alice", "pw") // and back to the portal
+//	tab.WaitLocation(portalURL + "/portal/")
 package testoidc
 
 import (
@@ -56,7 +76,8 @@ const (
 	LoginField    = "#login"
 	PasswordField = "#password"
 	SubmitButton  = "button[type=submit]"
-	ErrorMessage  = "#error" // shown after a wrong login or password
+	ErrorMessage  = "#error"  // shown after a wrong login or password
+	LogoutButton  = "#logout" // on the page of the end_session_endpoint
 )
 
 // Client is a relying party registered with the provider.

@@ -38,9 +38,10 @@ type idClaims struct {
 // provider: authorization code flow with PKCE, state and nonce in
 // short-lived cookies, the ID token verified with go-oidc.
 type relyingParty struct {
-	srv      *httptest.Server
-	oauth    oauth2.Config
-	verifier *oidc.IDTokenVerifier
+	srv        *httptest.Server
+	oauth      oauth2.Config
+	verifier   *oidc.IDTokenVerifier
+	endSession string
 
 	mu       sync.Mutex
 	sessions map[string]idClaims
@@ -68,6 +69,13 @@ func (rp *relyingParty) connect(t *testing.T, issuer string) {
 	rp.oauth = oauth2.Config{ClientID: "portal", ClientSecret: "portal-secret", Endpoint: provider.Endpoint(),
 		RedirectURL: rp.url() + "/callback", Scopes: Scopes}
 	rp.verifier = provider.Verifier(&oidc.Config{ClientID: "portal"})
+	var doc struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	if err := provider.Claims(&doc); err != nil || doc.EndSession == "" {
+		t.Fatalf("discovery has no end_session_endpoint (%v)", err)
+	}
+	rp.endSession = doc.EndSession
 	rp.srv.Start()
 }
 
@@ -93,6 +101,17 @@ func (rp *relyingParty) serve(w http.ResponseWriter, r *http.Request) {
 		rp.mu.Unlock()
 		http.SetCookie(w, &http.Cookie{Name: "rp_session", Value: session, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		http.Redirect(w, r, "/", http.StatusFound)
+	case "/logout":
+		if c, err := r.Cookie("rp_session"); err == nil {
+			rp.mu.Lock()
+			delete(rp.sessions, c.Value)
+			rp.mu.Unlock()
+		}
+		http.SetCookie(w, &http.Cookie{Name: "rp_session", Path: "/", MaxAge: -1})
+		q := url.Values{"client_id": {"portal"}, "post_logout_redirect_uri": {rp.url() + "/signed-out"}}
+		http.Redirect(w, r, rp.endSession+"?"+q.Encode(), http.StatusFound)
+	case "/signed-out":
+		fmt.Fprint(w, `<!doctype html><p id="bye">Signed out</p><a id="sign-in" href="/login">Sign in</a>`)
 	case "/":
 		c, err := r.Cookie("rp_session")
 		rp.mu.Lock()
@@ -151,11 +170,13 @@ func (rp *relyingParty) callback(r *http.Request) (idClaims, error) {
 
 // A user signs in through the provider's login form in Chromium: a wrong
 // password is refused on the form, the right one leads back to the relying
-// party with a verified ID token that carries the account's claims.
+// party with a verified ID token that carries the account's claims; signing
+// out ends the provider's session.
 func TestSignInThroughTheLoginForm(t *testing.T) {
 	rp := newRelyingParty(t)
 	p := Start(t, Options{
-		Clients:  []Client{{ID: "portal", Secret: "portal-secret", RedirectURIs: []string{rp.url() + "/callback"}}},
+		Clients: []Client{{ID: "portal", Secret: "portal-secret", RedirectURIs: []string{rp.url() + "/callback"},
+			PostLogoutRedirectURIs: []string{rp.url() + "/signed-out"}}},
 		Accounts: []Account{alice, {Subject: "u-1002", Login: "bob", Password: "bob's password"}},
 	})
 	rp.connect(t, p.Issuer)
@@ -200,11 +221,12 @@ func TestSignInThroughTheLoginForm(t *testing.T) {
 	tab.Screenshot("signed-in")
 
 	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	if len(rp.verified) != 1 {
-		t.Fatalf("%d ID tokens verified, want 1", len(rp.verified))
+	verified := rp.verified
+	rp.mu.Unlock()
+	if len(verified) != 1 {
+		t.Fatalf("%d ID tokens verified, want 1", len(verified))
 	}
-	got := rp.verified[0]
+	got := verified[0]
 	if got.Subject != alice.Subject || got.Email != alice.Email || !got.EmailVerified || got.Name != alice.Name ||
 		got.PreferredUsername != alice.Login || !slices.Equal(got.Roles, alice.Roles) {
 		t.Errorf("ID token claims %+v, want those of %+v", got, alice)
@@ -216,6 +238,15 @@ func TestSignInThroughTheLoginForm(t *testing.T) {
 			t.Errorf("cookie %s=%s is sent to the relying party", c.Name, c.Value)
 		}
 	}
+
+	// Signing out ends the provider's session too: the next sign-in asks
+	// for the password again.
+	tab.Navigate(rp.url() + "/logout")
+	tab.WaitVisible(LogoutButton)
+	tab.ClickNavigate(LogoutButton)
+	tab.WaitLocation(rp.url() + "/signed-out")
+	tab.ClickNavigate("#sign-in")
+	tab.WaitVisible(LoginField)
 	tab.AssertNoErrors()
 }
 

@@ -17,10 +17,15 @@
 //    "accounts": [{"subject", "login", "password", "email", "name", "roles"}]}
 //
 // Authorization code flow only, PKCE (S256) required of every client.
+// RP-initiated logout: its end_session_endpoint asks with a "Sign out"
+// button (#logout), then sends the browser to the post_logout_redirect_uri.
 // Scopes: openid, profile (name, preferred_username = login), email (email,
 // email_verified) and roles (roles, an array); the claims of the granted
 // scopes are in the ID token as well as at the userinfo endpoint.
 // Consent is given at once: the test is about the relying party.
+//
+// oidc-provider 9 prints "Unsupported runtime" on Node.js 20 (it wants 22);
+// it runs on 20.18 and later, which have the URL.parse it needs.
 
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -91,9 +96,22 @@ const provider = new Provider(issuer, {
   },
   jwks: { keys: [signingKey] },
   cookies: { keys: [randomBytes(32).toString('base64url')] },
-  features: { devInteractions: { enabled: false } },
-  // The default error page loads a web font; the test machines are offline
-  // and a failed load would be a console error in the browser tests.
+  features: {
+    devInteractions: { enabled: false },
+    rpInitiatedLogout: {
+      enabled: true,
+      async logoutSource(ctx, form) {
+        ctx.body = page('Sign out', `<h1>Sign out</h1>${form}
+<button id="logout" type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>`);
+      },
+      async postLogoutSuccessSource(ctx) {
+        ctx.body = page('Signed out', '<h1 id="signed-out">Signed out</h1>');
+      },
+    },
+  },
+  // The provider's own pages load a web font; the test machines are
+  // offline, and a failed load would be a console error in the browser
+  // tests. These are plain.
   async renderError(ctx, out) {
     ctx.type = 'html';
     ctx.body = page('Sign-in error',
