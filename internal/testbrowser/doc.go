@@ -22,9 +22,11 @@
 //	tab.AssertNoErrors() // no console error, exception or CSP violation
 //
 // Every method of a Tab fails the test (t.Fatal) when its action fails or
-// does not finish within the tab's timeout (Timeout, 15 s by default);
-// Do runs chromedp actions with the same deadline and returns the error,
-// for tests that expect an action to fail.
+// does not finish within the tab's timeout (Timeout, 15 s by default),
+// after saving a screenshot of the page; a subtest uses tab.In(t). Do runs
+// chromedp actions with the same deadline and returns the error, for tests
+// that expect an action to fail. No method sleeps to let the page catch up:
+// each waits for a condition, with that deadline.
 //
 // # One profile per browser
 //

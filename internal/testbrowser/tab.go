@@ -29,8 +29,9 @@ type Tab struct {
 func (b *Browser) NewTab(t testing.TB) *Tab {
 	t.Helper()
 	tab := &Tab{t: t, timeout: b.opts.timeout, records: newRecords()}
-	// WithListener sees the events in the order Chromium sent them, before
-	// the reply to any later command: what a round trip flushes.
+	// WithListener hands the events to the records in the order Chromium
+	// sent them, each before the reply to any later command: so one round
+	// trip makes the records current (flush).
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(tab.records.listen))
 	tab.ctx = ctx
 	t.Cleanup(func() {
@@ -43,6 +44,14 @@ func (b *Browser) NewTab(t testing.TB) *Tab {
 		t.Fatalf("testbrowser: opening a tab: %v", err)
 	}
 	return tab
+}
+
+// In is the same tab failing t instead: for a subtest, which must not fail
+// its parent from its own goroutine.
+func (tab *Tab) In(t testing.TB) *Tab {
+	sub := *tab
+	sub.t = t
+	return &sub
 }
 
 // Context is the tab's chromedp context, for actions this package has no

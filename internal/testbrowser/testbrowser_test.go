@@ -133,13 +133,23 @@ func TestCleanPageFormAndCookies(t *testing.T) {
 	tab.Navigate(srv.URL + "/clean")
 	tab.ClickNavigate("#next")
 	tab.WaitVisible("#done")
-	session, ok := tab.Cookie("session")
-	if !ok || session.Value != "s3cr3t" || !session.HTTPOnly || session.Secure || session.SameSite != "Strict" || !session.Expires.IsZero() {
-		t.Errorf("session cookie %+v, found %v: want HttpOnly, not Secure, SameSite=Strict, a session cookie", session, ok)
-	}
-	theme, ok := tab.Cookie("theme")
-	if !ok || theme.HTTPOnly || theme.SameSite != "" || theme.Expires.IsZero() {
-		t.Errorf("theme cookie %+v, found %v: want script-visible, no SameSite, an expiry", theme, ok)
+	for _, want := range []struct {
+		name, value, sameSite string
+		httpOnly, session     bool
+	}{
+		{name: "session", value: "s3cr3t", sameSite: "Strict", httpOnly: true, session: true},
+		{name: "theme", value: "dark", sameSite: "", httpOnly: false, session: false},
+	} {
+		t.Run(want.name, func(t *testing.T) {
+			c, ok := tab.In(t).Cookie(want.name)
+			if !ok {
+				t.Fatal("no such cookie")
+			}
+			if c.Value != want.value || c.HTTPOnly != want.httpOnly || c.Secure || c.SameSite != want.sameSite ||
+				c.Expires.IsZero() != want.session || c.Path != "/" || c.Domain != "127.0.0.1" {
+				t.Errorf("cookie %+v, want %+v and not Secure", c, want)
+			}
+		})
 	}
 	var visible string
 	tab.Evaluate(`document.cookie`, &visible)
