@@ -35,8 +35,8 @@ func Timeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
 }
 
-// startTimeout bounds Chromium's start: a cold start on a loaded machine
-// takes a few seconds.
+// startTimeout bounds Chromium's start and the opening of a tab: a cold
+// start on a loaded machine takes a few seconds.
 const startTimeout = 30 * time.Second
 
 // Browser is one Chromium process with its own empty profile.

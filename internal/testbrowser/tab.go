@@ -40,7 +40,9 @@ func (b *Browser) NewTab(t testing.TB) *Tab {
 		ccancel()
 		cancel()
 	})
-	if err := within(b.opts.timeout, cancel, func() error { return chromedp.Do(ctx, installListener()) }); err != nil {
+	// A new tab is a new renderer process: on a loaded machine that takes
+	// longer than a test's action timeout may allow.
+	if err := within(startTimeout, cancel, func() error { return chromedp.Do(ctx, installListener()) }); err != nil {
 		t.Fatalf("testbrowser: opening a tab: %v", err)
 	}
 	return tab

@@ -198,7 +198,7 @@ func (r *recordingTB) Errorf(format string, args ...any) { r.errors += fmt.Sprin
 
 func TestDoReturnsTheError(t *testing.T) {
 	srv := site(t)
-	tab := New(t, Timeout(500*time.Millisecond)).NewTab(t)
+	tab := New(t, Timeout(2*time.Second)).NewTab(t)
 	tab.Navigate(srv.URL + "/clean")
 	if err := tab.Do(chromedp.WaitVisible(chromedp.CSS("#absent"))); err == nil {
 		t.Fatal("waiting for an element that is not there succeeded")
