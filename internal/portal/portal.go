@@ -171,10 +171,15 @@ func (p *Portal) page(a access, h func(*request) error) http.Handler {
 		if rq.s.signedIn() {
 			rq.who = admin.Caller{Name: rq.s.User, Role: rq.s.Role}
 		}
-		err := p.allowed(rq, a)
-		if err == nil && r.Method == http.MethodPost {
+		// A POST proves where it comes from before anything else: a
+		// cross-site form is refused the same way signed in or not.
+		var err error
+		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			err = p.checkCSRF(rq)
+		}
+		if err == nil {
+			err = p.allowed(rq, a)
 		}
 		if err == nil {
 			err = h(rq)
