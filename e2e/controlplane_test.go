@@ -84,7 +84,7 @@ func (c *controlPlane) replicas(t *testing.T) []replicaView {
 func startReplica(t *testing.T, node, xdsAddr, stateDir string, ready bool) *enforcer {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
-	cfg := listenAnyPort + fmt.Sprintf("controlPlane: {address: %q, node: %q, stateDir: %q}\n", xdsAddr, node, stateDir)
+	cfg := listenAnyPort + fmt.Sprintf("controlPlane: {address: %q, node: %q, stateDir: %q, usage: {interval: 100ms}}\n", xdsAddr, node, stateDir)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -95,6 +96,15 @@ func TestStoreWalkthrough(t *testing.T) {
 					t.Fatal("a replica logged the secret")
 				}
 			}
+			// Both replicas report what they let through, and it shows in
+			// the usage of the application's API.
+			waitFor(t, "the allowed requests in enforcer admin usage", 10*time.Second, func() bool {
+				var u struct {
+					Totals struct{ Requests, Errors, Throttled int } `json:"totals"`
+				}
+				out := admin(t, cp, "--json", "usage", "--application", "mobile", "--api", "petstore-v1")
+				return json.Unmarshal([]byte(out), &u) == nil && u.Totals.Requests >= len(replicas) && u.Totals.Errors == 0
+			})
 
 			// Regenerated with a grace period: both keys work, then only the
 			// new one.

@@ -698,4 +698,6 @@ func drive(t *testing.T, a *testAPI) {
 	a.must(t, 200, adminToken, "POST", "/api/v1/import", string(exported.body))
 	a.must(t, 403, publisherToken, "POST", "/api/v1/import", string(exported.body))
 	a.must(t, 400, adminToken, "POST", "/api/v1/import", map[string]any{"apis": []any{map[string]any{"id": "bad id!"}}})
+
+	driveUsage(t, a)
 }

@@ -296,6 +296,7 @@ func (s *Server) routes() {
 	s.plainRoutes("/api/v1/issuers", kindIssuer)
 	s.plainRoutes("/api/v1/revoked-tokens", kindRevokedToken)
 	s.handle("GET /api/v1/audit", s.listAudit)
+	s.handle("GET /api/v1/usage", s.getUsage)
 	s.handle("GET /api/v1/export", s.export)
 	s.handleLimited("POST /api/v1/import", s.o.MaxTransferBytes, s.importResources)
 }

@@ -29,7 +29,7 @@ type UsageError struct{ Msg string }
 func (e UsageError) Error() string { return e.Msg }
 
 // Usage lists the admin commands.
-const Usage = `enforcer admin [--server URL] [--token T] [--output table|json] <resource> <verb> ...
+const Usage = `enforcer admin [--server URL] [--token T] [--output table|json] [--json] <resource> <verb> ...
 
   apis list [--state S] | get ID | create --file F | update ID --file F | delete ID
   apis publish|deprecate|retire|block|unblock ID
@@ -44,6 +44,8 @@ const Usage = `enforcer admin [--server URL] [--token T] [--output table|json] <
   policies list | get NAME | create --file F | update NAME --file F | delete NAME
   issuers list | get NAME | create --file F | update NAME --file F | delete NAME
   audit [--kind K] [--object ID] [--actor A]
+  usage [--application A] [--api B] [--since 1h] [--step 1m|5m|15m|1h|1d]
+                             requests, errors, throttled, mean latency (developers: --application)
   whoami
   export [--file F]          every resource in the YAML format of a config file
   import [--file F]          apply such a file (created or replaced, nothing deleted)
@@ -79,8 +81,12 @@ func Run(ctx context.Context, args []string, o IO) error {
 	token := fs.String("token", o.Getenv("TOLLGATE_TOKEN"), "bearer token")
 	output := fs.String("output", "table", "table or json")
 	fs.StringVar(output, "o", "table", "table or json")
+	asJSON := fs.Bool("json", false, "the same as --output json")
 	if err := fs.Parse(args); err != nil {
 		return UsageError{err.Error()}
+	}
+	if *asJSON {
+		*output = "json"
 	}
 	if *output != "table" && *output != "json" {
 		return UsageError{"--output: table or json"}
@@ -115,6 +121,8 @@ func Run(ctx context.Context, args []string, o IO) error {
 		return x.plain("/api/v1/issuers", verb, args, []string{"name", "issuer", "jwksUri", "jwksFile"})
 	case "audit":
 		return x.audit(append([]string{verb}, args...))
+	case "usage":
+		return x.usage(append([]string{verb}, args...))
 	case "whoami":
 		return x.show(x.get("/api/v1/me"))
 	case "export":

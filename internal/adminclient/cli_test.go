@@ -22,6 +22,14 @@ const token = "cli-admin-token"
 // startAPI runs an admin API over a fresh SQLite store.
 func startAPI(t *testing.T) string {
 	t.Helper()
+	url, _ := startAPIOver(t)
+	return url
+}
+
+// startAPIOver is startAPI, with the store for tests that write to it
+// directly.
+func startAPIOver(t *testing.T) (string, *store.Store) {
+	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{SQLite: filepath.Join(t.TempDir(), "t.db"), PollInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +43,7 @@ func startAPI(t *testing.T) string {
 	}
 	srv := httptest.NewServer(admin.New(admin.Options{Store: st, Auth: auth}))
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, st
 }
 
 // run is one `enforcer admin` command; it fails the test on an error.

@@ -1,5 +1,5 @@
 // Package adminclient is the command line over the control plane's admin
-// REST API: `enforcer admin <apis|apps|subscriptions|keys|policies|issuers>
+// REST API: `enforcer admin <apis|apps|subscriptions|keys|policies|issuers|usage>
 // <verb>`, and `enforcer admin export|import` in the YAML format of a
 // config file. It speaks only HTTP to the API; everything it may do is
 // what the token's role may do.

@@ -22,6 +22,7 @@ type Decision struct {
 	Operation string // the matched operation's template; "" if none
 	Allowed   bool
 	Code      string // the deny code; "" when allowed
+	Status    int    // the HTTP status of a denial; 0 when allowed
 	Elapsed   time.Duration
 
 	// The rest is read only for events (see Recorder.WantsEvents). The

@@ -41,6 +41,10 @@ type Event struct {
 	Code           string    `json:"code"`     // deny code; 200 for allow
 	UpstreamStatus int       `json:"upstream_status,omitempty"`
 	Latency        Latency   `json:"latency"`
+
+	// status is a denial's HTTP status, which usage reads (a 429 is
+	// throttled); events do not show it: code says more.
+	status int
 }
 
 // Latency of the request, in milliseconds. Backend and total come from

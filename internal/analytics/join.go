@@ -19,7 +19,10 @@ type Upstream struct {
 
 // JoinOptions configure a Joiner.
 type JoinOptions struct {
-	Sink            *Sink // nil: no events, only the upstream metrics
+	Sink *Sink // nil: no events, only the upstream metrics
+	// Usage, if set, is told of every request once it is final, beside
+	// the sink (usage reported to a control plane).
+	Usage           UsageRecorder
 	Metrics         *Metrics
 	Window          time.Duration // how long an allowed decision waits for its access log; default 10s
 	MaxPending      int           // bound on decisions waiting; default 65536
@@ -88,9 +91,9 @@ func NewJoiner(o JoinOptions) *Joiner {
 		pending: map[string]*waiting{}, done: make(chan struct{})}
 }
 
-// Wants reports whether decisions are needed at all: for events, or to
-// join with access logs. When not, no event is even built.
-func (j *Joiner) Wants() bool { return j.o.Sink != nil || j.streams.Load() > 0 }
+// Wants reports whether decisions are needed at all: for events, for
+// usage, or to join with access logs. When not, no event is even built.
+func (j *Joiner) Wants() bool { return j.o.Sink != nil || j.o.Usage != nil || j.streams.Load() > 0 }
 
 // streamConnected and streamClosed bracket an access-log stream.
 func (j *Joiner) streamConnected() {
@@ -104,21 +107,17 @@ func (j *Joiner) streamClosed() {
 }
 
 // Decided queues a decision's event. Denials, and allows that cannot be
-// joined, go to the sink at once; the others wait for their access log.
+// joined, are final at once; the others wait for their access log.
 func (j *Joiner) Decided(e *Event) {
 	if e.Decision != "allow" || e.RequestID == "" || j.streams.Load() == 0 {
-		if j.o.Sink != nil {
-			j.o.Sink.Emit(e)
-		}
+		j.emit(e, nil)
 		return
 	}
 	select {
 	case j.decisions <- e:
 	default:
 		j.o.Metrics.analyticsDropped.WithLabelValues("join_queue_full").Inc()
-		if j.o.Sink != nil {
-			j.o.Sink.Emit(e)
-		}
+		j.emit(e, nil)
 	}
 }
 
@@ -239,7 +238,13 @@ func (j *Joiner) evictOldest() bool {
 	return false
 }
 
+// emit hands a final event, completed with its access-log entry if u is
+// set, to usage and to the sink. Both only queue: emit runs on the
+// request path for denials.
 func (j *Joiner) emit(e *Event, u *Upstream) {
+	if j.o.Usage != nil {
+		j.o.Usage.RecordUsage(usageOf(e, u))
+	}
 	if j.o.Sink == nil {
 		return
 	}

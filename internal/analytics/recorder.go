@@ -53,7 +53,7 @@ func eventOf(d Decision, at time.Time) *Event {
 		e.ClientIP = d.ClientIP.String()
 	}
 	if !d.Allowed {
-		e.Decision, e.Code = "deny", clip(d.Code, maxIDLen)
+		e.Decision, e.Code, e.status = "deny", clip(d.Code, maxIDLen), d.Status
 	}
 	return e
 }

@@ -20,6 +20,8 @@ type ControlPlane struct {
 	TLS      TLSFiles `yaml:"tls"`
 	Node     string   `yaml:"node"`
 	StateDir string   `yaml:"stateDir"`
+	// Usage says how usage is reported to the control plane.
+	Usage ControlPlaneUsage `yaml:"usage"`
 }
 
 // TLSFiles name a CA bundle and a certificate with its key, all PEM.
@@ -43,6 +45,7 @@ type ControlPlaneSettings struct {
 	// (an issuer's jwksFile, the mTLS caFile) are taken from: this file's
 	// directory.
 	BaseDir string
+	Usage   UsageSettings
 }
 
 // resourceKeys are the File's resource sections, which a replica wired to
@@ -59,6 +62,7 @@ func (c *compiler) controlPlane(in ControlPlane, lines map[string]int) ControlPl
 		Node:     in.Node,
 		StateDir: c.path(in.StateDir),
 		BaseDir:  c.baseDir,
+		Usage:    c.usage(in.Usage),
 	}
 	if out.Node == "" {
 		out.Node, _ = os.Hostname()
@@ -121,6 +125,7 @@ type ControlPlaneFile struct {
 	Source Source             `yaml:"source"`
 	Auth   AdminAuth          `yaml:"auth"`
 	Portal Portal             `yaml:"portal"`
+	Usage  UsageRetention     `yaml:"usage"`
 }
 
 // ControlPlaneListen are the control plane's two listeners.
@@ -193,6 +198,7 @@ type ControlPlaneConfig struct {
 	// BaseDir is cp.yaml's directory: relative paths in stored resources
 	// are checked against it, as in a file source.
 	BaseDir string
+	Usage   UsageStorage
 }
 
 // LoadControlPlane reads and checks cp.yaml.
@@ -213,6 +219,7 @@ func LoadControlPlane(path string) (*ControlPlaneConfig, error) {
 		Source:  Source{File: c.path(f.Source.File), Store: StoreSource{SQLite: c.path(f.Source.Store.SQLite), Postgres: f.Source.Store.Postgres}},
 		Auth:    c.adminAuth(f.Auth),
 		BaseDir: c.baseDir,
+		Usage:   c.usageStorage(f.Usage),
 	}
 	c.plaintextOnLoopback("listen.xds", out.Listen.XDS, out.TLS)
 	if _, _, err := net.SplitHostPort(out.Listen.API); err != nil {

@@ -14,4 +14,8 @@
 // response larger than the chunk size is sent as several, each but the
 // last marked as partial (resources.PartialSuffix) so that a replica
 // applies the whole change at once.
+//
+// Replicas report usage on the same listener (usage.Register): with a
+// store it is kept there and purged past usage.retention; a file source
+// accepts reports and keeps nothing.
 package controlplane

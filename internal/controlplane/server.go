@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -27,6 +28,7 @@ import (
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/portal"
+	"github.com/tollgate/tollgate/internal/usage"
 )
 
 // Options configure a control plane.
@@ -44,6 +46,9 @@ type Options struct {
 	// PollInterval is how often a directory source is checked for changes
 	// (default 1s); a file source is watched.
 	PollInterval time.Duration
+	// UsagePurgeInterval is how often usage past its retention is deleted
+	// from a store (default 1h).
+	UsagePurgeInterval time.Duration
 }
 
 // MaxRequestBytes bounds one message from a replica (its initial
@@ -69,6 +74,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
+	if o.UsagePurgeInterval <= 0 {
+		o.UsagePurgeInterval = time.Hour
+	}
 	log := o.Log
 	m := newMetrics()
 	// The start time leads every version, so versions keep increasing
@@ -78,6 +86,10 @@ func Run(ctx context.Context, o Options) error {
 	var (
 		src   resourceSource
 		admin *adminAPI
+		// Usage reports are kept in a store; a file source has nowhere to
+		// keep them and accepts them, so that replicas do not send them again.
+		usageSink = usage.Discard
+		purge     func(context.Context)
 	)
 	if store := o.Config.Source.Store; store.Set() {
 		st, handler, err := openStore(ctx, o, cs, m)
@@ -86,6 +98,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer st.st.Close()
 		src, admin = st, handler
+		usageSink = storeUsage{st.st}
+		retention := cmp.Or(o.Config.Usage.Retention, config.DefaultUsageRetention)
+		purge = func(ctx context.Context) { purgeUsage(ctx, st.st, retention, o.UsagePurgeInterval, o.Now, log) }
 	} else {
 		fileSrc := &source{path: o.Config.Source.File, caches: cs, metrics: m, log: log, now: o.Now, poll: o.PollInterval}
 		if err := fileSrc.load(); err != nil {
@@ -123,6 +138,9 @@ func Run(ctx context.Context, o Options) error {
 	xds := serverv3.NewServer(ctx, cs.mux, reps)
 	grpcServer := grpc.NewServer(grpcOpts...)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(grpcServer, deltaOnly{xds})
+	// Usage reports arrive on the xDS listener, under its TLS and
+	// client-certificate rules.
+	usage.Register(grpcServer, usage.NewReceiver(usage.ReceiverOptions{Sink: usageSink, Log: log, Now: o.Now}))
 
 	xdsL, err := net.Listen("tcp", o.Config.Listen.XDS)
 	if err != nil {
@@ -180,6 +198,13 @@ func Run(ctx context.Context, o Options) error {
 		defer wg.Done()
 		src.watch(watchCtx)
 	}()
+	if purge != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			purge(watchCtx)
+		}()
+	}
 	ready.Store(true)
 	log.Info("control plane started", "source", src.status().Source, "resources", cs.total())
 

@@ -42,10 +42,14 @@ func (r decisionRecorder) ObserveDecision(req *authz.Request, d *authz.Decision,
 }
 
 func analyticsDecision(req *authz.Request, d *authz.Decision) analytics.Decision {
-	return analytics.Decision{
+	a := analytics.Decision{
 		Frontend: req.Frontend.String(), API: d.APIID(), Operation: d.OperationPath(),
 		Allowed: d.Allowed, Code: d.Code(),
 	}
+	if !d.Allowed {
+		a.Status = d.Denial.Status
+	}
+	return a
 }
 
 // checkTracer traces checks with analytics' tracing.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -86,5 +87,57 @@ apiKeys:
 		if got[i] != tc.keyID {
 			t.Errorf("key %s: event key_id %q, want %q", tc.name, got[i], tc.keyID)
 		}
+	}
+}
+
+// usageLog records the usage a joiner reports.
+type usageLog struct {
+	mu   sync.Mutex
+	seen []analytics.Usage
+}
+
+func (l *usageLog) RecordUsage(u analytics.Usage) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen = append(l.seen, u)
+}
+
+// TestUsageClassFromTheDenial: a denial's HTTP status reaches usage, so
+// a blocked API's 503 counts as 5xx; the application is named on an
+// allow.
+func TestUsageClassFromTheDenial(t *testing.T) {
+	snap, err := config.Compile([]byte(`
+apis:
+  - {id: petstore, basePath: /petstore, security: [apiKey], operations: [{path: /pets}]}
+  - {id: closed, basePath: /closed, security: [none], operations: [{path: /**}], blocked: true}
+applications: [{id: mobile}]
+subscriptions: [{application: mobile, api: petstore, state: active}]
+apiKeys: [{application: mobile, sha256: `+hex.EncodeToString(func() []byte { s := sha256.Sum256([]byte("usage-key")); return s[:] }())+`}]
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &usageLog{}
+	metrics := analytics.NewMetrics()
+	recorder := analytics.Recorder{Metrics: metrics, Joiner: analytics.NewJoiner(analytics.JoinOptions{Usage: log, Metrics: metrics})}
+	s := authz.NewGRPCServer(authz.NewEngine(authz.Options{Config: model.NewStore(snap.Snapshot), Metrics: observe.Decisions(recorder)}))
+	for _, path := range []string{"/closed/x", "/petstore/pets"} {
+		in := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+			Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: path,
+				Headers: map[string]string{"apikey": "usage-key"}}}}}
+		if _, err := s.Check(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.seen) != 2 {
+		t.Fatalf("usage %+v, want two requests", log.seen)
+	}
+	if u := log.seen[0]; u.Class != analytics.Class5xx || u.API != "closed" {
+		t.Errorf("the denial: %+v", u)
+	}
+	if u := log.seen[1]; u.Class != analytics.Class2xx || u.Application != "mobile" || u.API != "petstore" {
+		t.Errorf("the allow: %+v", u)
 	}
 }

@@ -184,7 +184,20 @@ func (r *replica) buildAnalytics() error {
 		stopAnalytics()
 		return err
 	}
-	r.joiner = analytics.NewJoiner(analytics.JoinOptions{Sink: sink, Metrics: r.metrics})
+	joinOpts := analytics.JoinOptions{Sink: sink, Metrics: r.metrics}
+	// With a control plane, usage is reported to it; the pipeline tells
+	// usage of each request once it is final.
+	stopUsage := func() {}
+	if cp := cfg.ControlPlane; cp.Address != "" {
+		agg, stop, err := r.startUsage(cp)
+		if err != nil {
+			stopAnalytics()
+			closeSink()
+			return err
+		}
+		joinOpts.Usage, stopUsage = agg, stop
+	}
+	r.joiner = analytics.NewJoiner(joinOpts)
 	go r.joiner.Run(analyticsCtx)
 	sinkCtx, stopSink := context.WithCancel(context.Background())
 	r.sink = sink
@@ -194,6 +207,7 @@ func (r *replica) buildAnalytics() error {
 	r.stopAnalytics = func() {
 		stopAnalytics()
 		r.joiner.Wait()
+		stopUsage()
 		if sink != nil {
 			stopSink()
 			sink.Wait()

@@ -18,6 +18,11 @@
 // certificate fingerprints, key digests) are claims in their own table
 // with a primary key, so two control planes can never both grant one.
 //
+// Usage that replicas report (requests per minute, application, API and
+// status class, with their latencies added up) is not a record: it has a
+// table of its own, which each report adds to (AddUsage, an upsert that
+// takes no revision) and the control plane purges by age.
+//
 // The schema is applied at Open by versioned migrations (goose), one set
 // per database, under migrations/.
 package store

@@ -128,19 +128,9 @@ func New(o Options) (*Client, error) {
 	if o.ResyncAfterNack <= 0 {
 		o.ResyncAfterNack = 10 * time.Second
 	}
-	creds, err := transportCredentials(o.Address, o.TLS)
+	conn, err := Dial(o.Address, o.TLS)
 	if err != nil {
 		return nil, err
-	}
-	conn, err := grpc.NewClient(o.Address,
-		grpc.WithTransportCredentials(creds),
-		// Large initial syncs come in pieces of about 1 MiB; this bound only
-		// guards against a peer that ignores that.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("control plane %s: %w", o.Address, err)
 	}
 	c := &Client{
 		o: o, conn: conn, held: held{}, otherVersions: otherKeyVersions{}, versions: map[string]string{},
@@ -155,6 +145,27 @@ func New(o Options) (*Client, error) {
 	}
 	c.metrics = newClientMetrics(o.Registerer, c)
 	return c, nil
+}
+
+// Dial prepares a connection to the control plane at address, with the
+// replica's TLS settings; it connects on first use. Other services of
+// the control plane (usage reports) reach it the same way.
+func Dial(address string, t TLS) (*grpc.ClientConn, error) {
+	creds, err := transportCredentials(address, t)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(address,
+		grpc.WithTransportCredentials(creds),
+		// Large initial syncs come in pieces of about 1 MiB; this bound only
+		// guards against a peer that ignores that.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("control plane %s: %w", address, err)
+	}
+	return conn, nil
 }
 
 func transportCredentials(address string, t TLS) (credentials.TransportCredentials, error) {
