@@ -25,17 +25,20 @@ type Decision struct {
 	Status    int    // the HTTP status of a denial; 0 when allowed
 	Elapsed   time.Duration
 
+	// Application is the caller's application id, from the config; ""
+	// when the caller was not identified. Usage reads it of every decision.
+	Application string
+
 	// The rest is read only for events (see Recorder.WantsEvents). The
 	// strings may point into the request: events copy what they keep.
-	RequestID   string
-	Method      string
-	Host        string
-	Path        string // as matched, or as sent without its query
-	UserAgent   string
-	APIVersion  string
-	Application string
-	Subject     string
-	Credential  string
-	KeyID       string // the API key's id; "" for another credential, or a key without one
-	ClientIP    netip.Addr
+	RequestID  string
+	Method     string
+	Host       string
+	Path       string // as matched, or as sent without its query
+	UserAgent  string
+	APIVersion string
+	Subject    string
+	Credential string
+	KeyID      string // the API key's id; "" for another credential, or a key without one
+	ClientIP   netip.Addr
 }

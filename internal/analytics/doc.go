@@ -10,5 +10,9 @@
 //     delay a decision, and an event's strings are copies cut to fixed
 //     lengths, so memory is bounded by configuration, not by what callers
 //     send. AccessLogOptions.AllowedPeers limits who may send access logs.
+//   - Usage: each request, once final, to a UsageRecorder (usage that a
+//     replica reports to its control plane): from its event, completed
+//     with the upstream's status when joined, or straight from the
+//     decision when no event is wanted, which then costs no allocation.
 //   - Tracing: a span per check, continuing the caller's trace.
 package analytics

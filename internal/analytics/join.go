@@ -91,9 +91,10 @@ func NewJoiner(o JoinOptions) *Joiner {
 		pending: map[string]*waiting{}, done: make(chan struct{})}
 }
 
-// Wants reports whether decisions are needed at all: for events, for
-// usage, or to join with access logs. When not, no event is even built.
-func (j *Joiner) Wants() bool { return j.o.Sink != nil || j.o.Usage != nil || j.streams.Load() > 0 }
+// Wants reports whether decisions are needed as events: for the sink,
+// or to join with access logs. When not, no event is even built (usage
+// takes decisions as they are: see Recorder.ObserveDecision).
+func (j *Joiner) Wants() bool { return j.o.Sink != nil || j.streams.Load() > 0 }
 
 // streamConnected and streamClosed bracket an access-log stream.
 func (j *Joiner) streamConnected() {

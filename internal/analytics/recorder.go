@@ -18,10 +18,15 @@ type Recorder struct {
 func (r Recorder) WantsEvents() bool { return r.Joiner != nil && r.Joiner.Wants() }
 
 // ObserveDecision records d in the metrics and, when wanted, as an event.
+// Usage gets it through the event, or, when no event is wanted (no sink,
+// no access log to wait for), straight from the decision.
 func (r Recorder) ObserveDecision(d Decision) {
 	r.Metrics.ObserveDecision(d)
-	if r.WantsEvents() {
+	switch {
+	case r.WantsEvents():
 		r.Joiner.Decided(eventOf(d, time.Now()))
+	case r.Joiner != nil && r.Joiner.o.Usage != nil:
+		r.Joiner.o.Usage.RecordUsage(usageOfDecision(d, time.Now()))
 	}
 }
 

@@ -39,24 +39,38 @@ type UsageRecorder interface {
 // entry, if any. The strings are the event's, already copies.
 func usageOf(e *Event, u *Upstream) Usage {
 	out := Usage{At: e.Timestamp, API: e.API, Application: e.Application,
+		Class:   classOfRequest(e.Decision == "allow", e.status, u),
 		Latency: time.Duration(e.Latency.EnforcerMS * float64(time.Millisecond))}
-	switch {
-	case e.Decision != "allow" && e.status == http.StatusTooManyRequests:
-		out.Class = ClassThrottled
-	case e.Decision != "allow":
-		out.Class = classOf(e.status, Class4xx)
-	case u != nil:
-		// No status (0) is a request the upstream never answered: a reset
-		// or a timeout.
-		out.Class = classOf(u.Status, Class5xx)
-	default:
-		// No access-log entry: what is known is that Tollgate let it in.
-		out.Class = Class2xx
-	}
 	if u != nil && u.HasTiming {
 		out.Latency = u.Total
 	}
 	return out
+}
+
+// usageOfDecision is the usage of a decision that is final as it is
+// taken and makes no event: no access log is waited for. Its ids are
+// the config's (the usage recorder copies what it keeps), so nothing is
+// built per request.
+func usageOfDecision(d Decision, at time.Time) Usage {
+	return Usage{At: at, API: d.API, Application: d.Application, Class: classOfRequest(d.Allowed, d.Status, nil), Latency: d.Elapsed}
+}
+
+// classOfRequest is how a request ended: a denial by its HTTP status
+// (a 429 is the rate limiter's: throttled), an allow by the upstream's
+// status when its access-log entry was joined.
+func classOfRequest(allowed bool, denyStatus int, u *Upstream) string {
+	switch {
+	case !allowed && denyStatus == http.StatusTooManyRequests:
+		return ClassThrottled
+	case !allowed:
+		return classOf(denyStatus, Class4xx)
+	case u != nil:
+		// No status (0) is a request the upstream never answered: a reset
+		// or a timeout.
+		return classOf(u.Status, Class5xx)
+	}
+	// No access-log entry: what is known is that Tollgate let it in.
+	return Class2xx
 }
 
 // classOf is the class of an HTTP status, or otherwise for one outside

@@ -42,6 +42,13 @@ func TestUsageOf(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.u == nil {
+				// Final at once, without an event: the same usage.
+				d := Decision{API: "petstore", Application: "mobile", Allowed: tc.e.Decision == "allow", Status: tc.e.status, Elapsed: 250 * time.Microsecond}
+				if got, want := usageOfDecision(d, at), (Usage{At: at, API: "petstore", Application: "mobile", Class: tc.class, Latency: tc.latency}); got != want {
+					t.Fatalf("from the decision: %+v, want %+v", got, want)
+				}
+			}
 			got := usageOf(tc.e, tc.u)
 			want := Usage{At: at, API: "petstore", Application: "mobile", Class: tc.class, Latency: tc.latency}
 			if got != want {
@@ -70,14 +77,15 @@ func (l *usageLog) all() []Usage {
 }
 
 // Usage gets every request once it is final, with or without a sink:
-// denials and unjoinable allows at once, joined allows with the
-// upstream's status and total latency, expired ones without.
+// denials and unjoinable allows at once (without an event when none is
+// wanted), joined allows with the upstream's status and total latency,
+// expired ones without.
 func TestJoinerReportsUsage(t *testing.T) {
 	log := &usageLog{}
 	m := NewMetrics()
 	j := NewJoiner(JoinOptions{Usage: log, Metrics: m, Window: 500 * time.Millisecond})
-	if !j.Wants() {
-		t.Fatal("a joiner with usage and no sink wants no events: usage would get nothing")
+	if j.Wants() {
+		t.Fatal("a joiner with usage, no sink and no access log wants events: usage needs none")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go j.Run(ctx)
@@ -109,5 +117,27 @@ func TestJoinerReportsUsage(t *testing.T) {
 		if u := got[i]; u.Application != w.app || u.Class != w.class || u.Latency != w.latency || u.API != "petstore" || u.At.IsZero() {
 			t.Errorf("usage %d: %+v, want %+v", i, u, w)
 		}
+	}
+}
+
+// discardUsage takes usage as an aggregator does, into a channel.
+type discardUsage chan Usage
+
+func (d discardUsage) RecordUsage(u Usage) {
+	select {
+	case d <- u:
+	default:
+	}
+}
+
+// Usage without events (no sink, no access-log stream) builds nothing
+// per decision: recording one allocates no more than the metrics do.
+func TestUsageWithoutEventsAllocatesNothing(t *testing.T) {
+	m := NewMetrics()
+	r := Recorder{Metrics: m, Joiner: NewJoiner(JoinOptions{Usage: make(discardUsage, 1), Metrics: m})}
+	d := Decision{Frontend: FrontendGRPC, API: "petstore", Application: "mobile", Allowed: true, Elapsed: time.Millisecond}
+	metricsOnly := testing.AllocsPerRun(1000, func() { m.ObserveDecision(d) })
+	if got := testing.AllocsPerRun(1000, func() { r.ObserveDecision(d) }); got > metricsOnly {
+		t.Fatalf("%v allocations a decision with usage, %v without", got, metricsOnly)
 	}
 }

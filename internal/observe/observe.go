@@ -34,9 +34,9 @@ func (r decisionRecorder) ObserveDecision(req *authz.Request, d *authz.Decision,
 		if d.API != nil {
 			a.APIVersion = d.API.Version
 		}
-		if app := d.Identity.Application; app != nil {
-			a.Application = app.ID
-		}
+	}
+	if app := d.Identity.Application; app != nil {
+		a.Application = app.ID // for usage, whether or not events are wanted
 	}
 	r.Recorder.ObserveDecision(a)
 }

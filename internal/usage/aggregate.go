@@ -2,7 +2,9 @@ package usage
 
 import (
 	"context"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/tollgate/tollgate/internal/analytics"
 )
@@ -88,16 +90,38 @@ func (a *Aggregator) Run(ctx context.Context) {
 func (a *Aggregator) Wait() { <-a.done }
 
 // Add adds one request to its row at once (Run calls it for each queued
-// request; tests call it directly).
+// request; tests call it directly). A new row takes copies of the ids,
+// so that it keeps nothing else alive.
 func (a *Aggregator) Add(u analytics.Usage) {
 	k := Key{Minute: MinuteOf(u.At), Application: u.Application, API: u.API, Class: u.Class}
 	c := Counts{Requests: 1, LatencySumUS: uint64(max(u.Latency.Microseconds(), 0))}
 	a.mu.Lock()
-	ok := a.pending.add(k, c, a.maxRows)
-	a.mu.Unlock()
-	if !ok {
-		a.metrics.drop(DroppedMaxRows, 1)
+	have, found := a.pending[k]
+	if !found {
+		switch {
+		case !validKey(k):
+			// The control plane would refuse the whole report for it.
+			a.mu.Unlock()
+			a.metrics.drop(DroppedRefused, 1)
+			return
+		case len(a.pending) >= a.maxRows:
+			a.mu.Unlock()
+			a.metrics.drop(DroppedMaxRows, 1)
+			return
+		}
+		k.Application, k.API = strings.Clone(k.Application), strings.Clone(k.API)
 	}
+	a.pending[k] = Counts{Requests: have.Requests + c.Requests, LatencySumUS: have.LatencySumUS + c.LatencySumUS}
+	a.mu.Unlock()
+}
+
+// validKey reports whether a row is one a control plane takes: ids are
+// config ids or cut to 256 bytes by the pipeline, so this never fails
+// unless something upstream of usage changed.
+func validKey(k Key) bool {
+	_, class := classes[k.Class]
+	return class && len(k.Application) <= maxIDBytes && len(k.API) <= maxIDBytes &&
+		utf8.ValidString(k.Application) && utf8.ValidString(k.API)
 }
 
 // Take returns the rows added since the last Take, in key order, and

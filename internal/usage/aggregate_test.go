@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ func TestAggregator(t *testing.T) {
 		requests    []analytics.Usage
 		want        []Row
 		wantDropped float64
+		wantRefused float64
 	}{
 		{
 			name: "one row per minute, application, API and class",
@@ -84,6 +86,17 @@ func TestAggregator(t *testing.T) {
 			wantDropped: 3,
 		},
 		{
+			name: "a row the control plane would refuse is dropped",
+			requests: []analytics.Usage{
+				req(t0, "a", "x", "7xx", 0),
+				req(t0, strings.Repeat("a", 257), "x", analytics.Class2xx, 0),
+				req(t0, "a", "\xff", analytics.Class2xx, 0),
+				req(t0, "a", "x", analytics.Class2xx, 0),
+			},
+			want:        []Row{{Key{m, "a", "x", analytics.Class2xx}, Counts{1, 0}}},
+			wantRefused: 3,
+		},
+		{
 			name:     "a negative latency counts as none",
 			requests: []analytics.Usage{req(t0, "a", "x", analytics.Class2xx, -time.Second)},
 			want:     []Row{{Key{m, "a", "x", analytics.Class2xx}, Counts{1, 0}}},
@@ -101,6 +114,9 @@ func TestAggregator(t *testing.T) {
 			}
 			if got := dropped(metrics, DroppedMaxRows); got != tc.wantDropped {
 				t.Fatalf("dropped %v, want %v", got, tc.wantDropped)
+			}
+			if got := dropped(metrics, DroppedRefused); got != tc.wantRefused {
+				t.Fatalf("refused %v, want %v", got, tc.wantRefused)
 			}
 			if got := a.Take(); len(got) != 0 {
 				t.Fatalf("a second Take: %+v, want nothing", got)

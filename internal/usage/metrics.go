@@ -12,7 +12,7 @@ const (
 	// the retry buffer.
 	DroppedRetryFull = "retry_full"
 	// DroppedRefused: the control plane refused the report as invalid
-	// (sending it again cannot help).
+	// (sending it again cannot help), or the row is one it would refuse.
 	DroppedRefused = "refused"
 	// DroppedShutdown: rows still unsent when the replica stopped.
 	DroppedShutdown = "shutdown"
