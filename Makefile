@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 IMAGE ?= ghcr.io/tollgate/enforcer:$(VERSION)
 
-.PHONY: all build run run-controlplane run-store test test-deps unit fuzz bench microbench vet image proto
+.PHONY: all build run run-controlplane run-store test test-deps unit fuzz bench microbench vet image proto portal-screenshots
 
 all: build
 
@@ -66,6 +66,11 @@ bench: build
 # go test benchmarks of each stage of the decision.
 microbench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+# The README's pictures of the developer portal (docs/portal), taken in
+# Chromium against the real binaries.
+portal-screenshots: test-deps
+	TOLLGATE_DOC_SCREENSHOTS=1 $(GO) test -count=1 -run '^TestPortalScreenshots$$' ./e2e/
 
 # The container image (Dockerfile: static binary on distroless, non-root).
 image:
