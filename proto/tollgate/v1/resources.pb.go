@@ -61,7 +61,13 @@ type Api struct {
 	MethodOverride string `protobuf:"bytes,13,opt,name=method_override,json=methodOverride,proto3" json:"method_override,omitempty"`
 	// Refuse every request to the API (503, code 700700) until cleared,
 	// before any credential is read.
-	Blocked       bool `protobuf:"varint,14,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	Blocked bool `protobuf:"varint,14,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	// Mediation, rules and interceptors for every operation (README,
+	// "Policies"); an operation's own come after these.
+	Policies *Policies `protobuf:"bytes,15,opt,name=policies,proto3" json:"policies,omitempty"`
+	// Cross-origin requests from browsers: preflights answered by Tollgate,
+	// CORS headers on the API's responses. Unset: no CORS handling.
+	Cors          *Cors `protobuf:"bytes,16,opt,name=cors,proto3" json:"cors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -194,6 +200,20 @@ func (x *Api) GetBlocked() bool {
 	return false
 }
 
+func (x *Api) GetPolicies() *Policies {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *Api) GetCors() *Cors {
+	if x != nil {
+		return x.Cors
+	}
+	return nil
+}
+
 // ApiKeyLocation says where an API's callers send their key.
 type ApiKeyLocation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -249,12 +269,15 @@ func (x *ApiKeyLocation) GetQuery() string {
 
 // Operation is one path template and its methods within an API.
 type Operation struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Methods       []string               `protobuf:"bytes,2,rep,name=methods,proto3" json:"methods,omitempty"`
-	Scopes        []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
-	Security      []string               `protobuf:"bytes,4,rep,name=security,proto3" json:"security,omitempty"`
-	RateLimit     string                 `protobuf:"bytes,5,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Path      string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Methods   []string               `protobuf:"bytes,2,rep,name=methods,proto3" json:"methods,omitempty"`
+	Scopes    []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Security  []string               `protobuf:"bytes,4,rep,name=security,proto3" json:"security,omitempty"`
+	RateLimit string                 `protobuf:"bytes,5,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// Added to the API's policies for this operation; its interceptors,
+	// if set, replace the API's.
+	Policies      *Policies `protobuf:"bytes,6,opt,name=policies,proto3" json:"policies,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -324,6 +347,697 @@ func (x *Operation) GetRateLimit() string {
 	return ""
 }
 
+func (x *Operation) GetPolicies() *Policies {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+// Policies change an allowed request and its response, refuse requests
+// by rules, and call interceptor services.
+type Policies struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Changes to the request, applied in order before it goes upstream.
+	Request []*RequestPolicy `protobuf:"bytes,1,rep,name=request,proto3" json:"request,omitempty"`
+	// Changes to the response the client receives, in order.
+	Response []*ResponsePolicy `protobuf:"bytes,2,rep,name=response,proto3" json:"response,omitempty"`
+	// CEL expressions that must all hold, checked after authorization.
+	Rules         []*Rule       `protobuf:"bytes,3,rep,name=rules,proto3" json:"rules,omitempty"`
+	Interceptors  *Interceptors `protobuf:"bytes,4,opt,name=interceptors,proto3" json:"interceptors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Policies) Reset() {
+	*x = Policies{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policies) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policies) ProtoMessage() {}
+
+func (x *Policies) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policies.ProtoReflect.Descriptor instead.
+func (*Policies) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Policies) GetRequest() []*RequestPolicy {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Policies) GetResponse() []*ResponsePolicy {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *Policies) GetRules() []*Rule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *Policies) GetInterceptors() *Interceptors {
+	if x != nil {
+		return x.Interceptors
+	}
+	return nil
+}
+
+// RequestPolicy is one change to the upstream request: exactly one field
+// is set.
+type RequestPolicy struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SetHeader    *NameValue             `protobuf:"bytes,1,opt,name=set_header,json=setHeader,proto3" json:"set_header,omitempty"`
+	RemoveHeader *Name                  `protobuf:"bytes,2,opt,name=remove_header,json=removeHeader,proto3" json:"remove_header,omitempty"`
+	RenameHeader *Rename                `protobuf:"bytes,3,opt,name=rename_header,json=renameHeader,proto3" json:"rename_header,omitempty"`
+	AddQuery     *NameValue             `protobuf:"bytes,4,opt,name=add_query,json=addQuery,proto3" json:"add_query,omitempty"`
+	RemoveQuery  *Name                  `protobuf:"bytes,5,opt,name=remove_query,json=removeQuery,proto3" json:"remove_query,omitempty"`
+	// A path template whose {variables} are those of the matched operation,
+	// e.g. "/v2/items/{id}". The query is kept.
+	RewritePath   string `protobuf:"bytes,6,opt,name=rewrite_path,json=rewritePath,proto3" json:"rewrite_path,omitempty"`
+	RewriteMethod string `protobuf:"bytes,7,opt,name=rewrite_method,json=rewriteMethod,proto3" json:"rewrite_method,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestPolicy) Reset() {
+	*x = RequestPolicy{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPolicy) ProtoMessage() {}
+
+func (x *RequestPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPolicy.ProtoReflect.Descriptor instead.
+func (*RequestPolicy) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RequestPolicy) GetSetHeader() *NameValue {
+	if x != nil {
+		return x.SetHeader
+	}
+	return nil
+}
+
+func (x *RequestPolicy) GetRemoveHeader() *Name {
+	if x != nil {
+		return x.RemoveHeader
+	}
+	return nil
+}
+
+func (x *RequestPolicy) GetRenameHeader() *Rename {
+	if x != nil {
+		return x.RenameHeader
+	}
+	return nil
+}
+
+func (x *RequestPolicy) GetAddQuery() *NameValue {
+	if x != nil {
+		return x.AddQuery
+	}
+	return nil
+}
+
+func (x *RequestPolicy) GetRemoveQuery() *Name {
+	if x != nil {
+		return x.RemoveQuery
+	}
+	return nil
+}
+
+func (x *RequestPolicy) GetRewritePath() string {
+	if x != nil {
+		return x.RewritePath
+	}
+	return ""
+}
+
+func (x *RequestPolicy) GetRewriteMethod() string {
+	if x != nil {
+		return x.RewriteMethod
+	}
+	return ""
+}
+
+// ResponsePolicy is one change to the response: exactly one field is set.
+type ResponsePolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Replaces every value the upstream sent.
+	SetHeader *NameValue `protobuf:"bytes,1,opt,name=set_header,json=setHeader,proto3" json:"set_header,omitempty"`
+	// Adds a value beside the upstream's.
+	AddHeader     *NameValue `protobuf:"bytes,2,opt,name=add_header,json=addHeader,proto3" json:"add_header,omitempty"`
+	RemoveHeader  *Name      `protobuf:"bytes,3,opt,name=remove_header,json=removeHeader,proto3" json:"remove_header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponsePolicy) Reset() {
+	*x = ResponsePolicy{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponsePolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponsePolicy) ProtoMessage() {}
+
+func (x *ResponsePolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponsePolicy.ProtoReflect.Descriptor instead.
+func (*ResponsePolicy) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ResponsePolicy) GetSetHeader() *NameValue {
+	if x != nil {
+		return x.SetHeader
+	}
+	return nil
+}
+
+func (x *ResponsePolicy) GetAddHeader() *NameValue {
+	if x != nil {
+		return x.AddHeader
+	}
+	return nil
+}
+
+func (x *ResponsePolicy) GetRemoveHeader() *Name {
+	if x != nil {
+		return x.RemoveHeader
+	}
+	return nil
+}
+
+type NameValue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NameValue) Reset() {
+	*x = NameValue{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NameValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NameValue) ProtoMessage() {}
+
+func (x *NameValue) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NameValue.ProtoReflect.Descriptor instead.
+func (*NameValue) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *NameValue) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NameValue) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type Name struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Name) Reset() {
+	*x = Name{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Name) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Name) ProtoMessage() {}
+
+func (x *Name) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Name.ProtoReflect.Descriptor instead.
+func (*Name) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Name) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type Rename struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rename) Reset() {
+	*x = Rename{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rename) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rename) ProtoMessage() {}
+
+func (x *Rename) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rename.ProtoReflect.Descriptor instead.
+func (*Rename) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Rename) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Rename) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+// Rule is a CEL expression over request, identity and now; a request for
+// which it is false (or fails to evaluate) is refused.
+type Rule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Expr  string                 `protobuf:"bytes,1,opt,name=expr,proto3" json:"expr,omitempty"`
+	// The deny code; default 900910. Its status is the code's (README, "Deny
+	// codes") or, for a code of the operator's own, status.
+	DenyCode string `protobuf:"bytes,2,opt,name=deny_code,json=denyCode,proto3" json:"deny_code,omitempty"`
+	// 400 to 499; default 403. Only for a code that is not Tollgate's.
+	Status uint32 `protobuf:"varint,3,opt,name=status,proto3" json:"status,omitempty"`
+	// The error_description of the refusal.
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rule) Reset() {
+	*x = Rule{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rule) ProtoMessage() {}
+
+func (x *Rule) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rule.ProtoReflect.Descriptor instead.
+func (*Rule) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Rule) GetExpr() string {
+	if x != nil {
+		return x.Expr
+	}
+	return ""
+}
+
+func (x *Rule) GetDenyCode() string {
+	if x != nil {
+		return x.DenyCode
+	}
+	return ""
+}
+
+func (x *Rule) GetStatus() uint32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *Rule) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// Interceptors are services that follow Choreo Connect's interceptor
+// contract (POST /api/v1/handle-request and /api/v1/handle-response),
+// called through Envoy's External Processing filter.
+type Interceptors struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Request  *InterceptorService    `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Response *InterceptorService    `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// Per call; default 1s.
+	Timeout *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// closed (default): a failed call refuses the request (503) or the
+	// response (502); open: the message goes on unchanged.
+	FailureMode string `protobuf:"bytes,4,opt,name=failure_mode,json=failureMode,proto3" json:"failure_mode,omitempty"`
+	// Largest body sent to an interceptor; default 1 MiB, at most 8 MiB. A
+	// bigger body is refused (413) unless the body is not included.
+	MaxBodyBytes  uint32 `protobuf:"varint,5,opt,name=max_body_bytes,json=maxBodyBytes,proto3" json:"max_body_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Interceptors) Reset() {
+	*x = Interceptors{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Interceptors) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Interceptors) ProtoMessage() {}
+
+func (x *Interceptors) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Interceptors.ProtoReflect.Descriptor instead.
+func (*Interceptors) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Interceptors) GetRequest() *InterceptorService {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Interceptors) GetResponse() *InterceptorService {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *Interceptors) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Interceptors) GetFailureMode() string {
+	if x != nil {
+		return x.FailureMode
+	}
+	return ""
+}
+
+func (x *Interceptors) GetMaxBodyBytes() uint32 {
+	if x != nil {
+		return x.MaxBodyBytes
+	}
+	return 0
+}
+
+type InterceptorService struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// http:// or https:// and host, without a path: the contract's paths
+	// are appended.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// What is sent: requestHeaders, requestBody, requestTrailers,
+	// invocationContext (request flow); responseHeaders, responseBody,
+	// responseTrailers, invocationContext (response flow). Default: the
+	// headers and the invocation context.
+	Includes      []string `protobuf:"bytes,2,rep,name=includes,proto3" json:"includes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InterceptorService) Reset() {
+	*x = InterceptorService{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InterceptorService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InterceptorService) ProtoMessage() {}
+
+func (x *InterceptorService) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InterceptorService.ProtoReflect.Descriptor instead.
+func (*InterceptorService) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *InterceptorService) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *InterceptorService) GetIncludes() []string {
+	if x != nil {
+		return x.Includes
+	}
+	return nil
+}
+
+// Cors lets browsers on other origins call the API.
+type Cors struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exact origins ("https://app.example.com"), "*", or a pattern whose
+	// host starts with "*." ("https://*.example.com": any subdomain).
+	AllowOrigins []string `protobuf:"bytes,1,rep,name=allow_origins,json=allowOrigins,proto3" json:"allow_origins,omitempty"`
+	// Default: the methods of the API's operations.
+	AllowMethods     []string             `protobuf:"bytes,2,rep,name=allow_methods,json=allowMethods,proto3" json:"allow_methods,omitempty"`
+	AllowHeaders     []string             `protobuf:"bytes,3,rep,name=allow_headers,json=allowHeaders,proto3" json:"allow_headers,omitempty"`
+	AllowCredentials bool                 `protobuf:"varint,4,opt,name=allow_credentials,json=allowCredentials,proto3" json:"allow_credentials,omitempty"`
+	MaxAge           *durationpb.Duration `protobuf:"bytes,5,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	ExposeHeaders    []string             `protobuf:"bytes,6,rep,name=expose_headers,json=exposeHeaders,proto3" json:"expose_headers,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Cors) Reset() {
+	*x = Cors{}
+	mi := &file_tollgate_v1_resources_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cors) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cors) ProtoMessage() {}
+
+func (x *Cors) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_v1_resources_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cors.ProtoReflect.Descriptor instead.
+func (*Cors) Descriptor() ([]byte, []int) {
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Cors) GetAllowOrigins() []string {
+	if x != nil {
+		return x.AllowOrigins
+	}
+	return nil
+}
+
+func (x *Cors) GetAllowMethods() []string {
+	if x != nil {
+		return x.AllowMethods
+	}
+	return nil
+}
+
+func (x *Cors) GetAllowHeaders() []string {
+	if x != nil {
+		return x.AllowHeaders
+	}
+	return nil
+}
+
+func (x *Cors) GetAllowCredentials() bool {
+	if x != nil {
+		return x.AllowCredentials
+	}
+	return false
+}
+
+func (x *Cors) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
+func (x *Cors) GetExposeHeaders() []string {
+	if x != nil {
+		return x.ExposeHeaders
+	}
+	return nil
+}
+
 // Application is a consumer: an end-user application or a mesh service.
 // Resource name: id.
 type Application struct {
@@ -344,7 +1058,7 @@ type Application struct {
 
 func (x *Application) Reset() {
 	*x = Application{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[3]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +1070,7 @@ func (x *Application) String() string {
 func (*Application) ProtoMessage() {}
 
 func (x *Application) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[3]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +1083,7 @@ func (x *Application) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Application.ProtoReflect.Descriptor instead.
 func (*Application) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Application) GetId() string {
@@ -436,7 +1150,7 @@ type Subscription struct {
 
 func (x *Subscription) Reset() {
 	*x = Subscription{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[4]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +1162,7 @@ func (x *Subscription) String() string {
 func (*Subscription) ProtoMessage() {}
 
 func (x *Subscription) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[4]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +1175,7 @@ func (x *Subscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
 func (*Subscription) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Subscription) GetApplication() string {
@@ -514,7 +1228,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[5]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +1240,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[5]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +1253,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApiKey) GetApplication() string {
@@ -616,7 +1330,7 @@ type Issuer struct {
 
 func (x *Issuer) Reset() {
 	*x = Issuer{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[6]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +1342,7 @@ func (x *Issuer) String() string {
 func (*Issuer) ProtoMessage() {}
 
 func (x *Issuer) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[6]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +1355,7 @@ func (x *Issuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Issuer.ProtoReflect.Descriptor instead.
 func (*Issuer) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Issuer) GetName() string {
@@ -746,7 +1460,7 @@ type RevokedToken struct {
 
 func (x *RevokedToken) Reset() {
 	*x = RevokedToken{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[7]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1472,7 @@ func (x *RevokedToken) String() string {
 func (*RevokedToken) ProtoMessage() {}
 
 func (x *RevokedToken) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[7]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1485,7 @@ func (x *RevokedToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedToken.ProtoReflect.Descriptor instead.
 func (*RevokedToken) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokedToken) GetJti() string {
@@ -799,7 +1513,7 @@ type RateLimitPolicy struct {
 
 func (x *RateLimitPolicy) Reset() {
 	*x = RateLimitPolicy{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[8]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +1525,7 @@ func (x *RateLimitPolicy) String() string {
 func (*RateLimitPolicy) ProtoMessage() {}
 
 func (x *RateLimitPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[8]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +1538,7 @@ func (x *RateLimitPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitPolicy.ProtoReflect.Descriptor instead.
 func (*RateLimitPolicy) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RateLimitPolicy) GetName() string {
@@ -854,7 +1568,7 @@ type Limit struct {
 
 func (x *Limit) Reset() {
 	*x = Limit{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[9]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1580,7 @@ func (x *Limit) String() string {
 func (*Limit) ProtoMessage() {}
 
 func (x *Limit) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[9]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1593,7 @@ func (x *Limit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limit.ProtoReflect.Descriptor instead.
 func (*Limit) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Limit) GetRequests() int64 {
@@ -917,7 +1631,7 @@ type MtlsSettings struct {
 
 func (x *MtlsSettings) Reset() {
 	*x = MtlsSettings{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[10]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1643,7 @@ func (x *MtlsSettings) String() string {
 func (*MtlsSettings) ProtoMessage() {}
 
 func (x *MtlsSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[10]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1656,7 @@ func (x *MtlsSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsSettings.ProtoReflect.Descriptor instead.
 func (*MtlsSettings) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MtlsSettings) GetTrustForwardedClientCert() bool {
@@ -986,7 +1700,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[11]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1712,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[11]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1725,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Resources) GetIssuers() []*Issuer {
@@ -1099,7 +1813,7 @@ type Management struct {
 
 func (x *Management) Reset() {
 	*x = Management{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[12]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1825,7 @@ func (x *Management) String() string {
 func (*Management) ProtoMessage() {}
 
 func (x *Management) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[12]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1838,7 @@ func (x *Management) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Management.ProtoReflect.Descriptor instead.
 func (*Management) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Management) GetApis() []*ApiManagement {
@@ -1181,7 +1895,7 @@ type ApiManagement struct {
 
 func (x *ApiManagement) Reset() {
 	*x = ApiManagement{}
-	mi := &file_tollgate_v1_resources_proto_msgTypes[13]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1907,7 @@ func (x *ApiManagement) String() string {
 func (*ApiManagement) ProtoMessage() {}
 
 func (x *ApiManagement) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_v1_resources_proto_msgTypes[13]
+	mi := &file_tollgate_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1920,7 @@ func (x *ApiManagement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiManagement.ProtoReflect.Descriptor instead.
 func (*ApiManagement) Descriptor() ([]byte, []int) {
-	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_tollgate_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ApiManagement) GetId() string {
@@ -1255,7 +1969,7 @@ var File_tollgate_v1_resources_proto protoreflect.FileDescriptor
 
 const file_tollgate_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x1btollgate/v1/resources.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x03\n" +
+	"\x1btollgate/v1/resources.proto\x12\vtollgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x04\n" +
 	"\x03Api\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -1274,17 +1988,69 @@ const file_tollgate_v1_resources_proto_rawDesc = "" +
 	"operations\x12\x1c\n" +
 	"\taudiences\x18\f \x03(\tR\taudiences\x12'\n" +
 	"\x0fmethod_override\x18\r \x01(\tR\x0emethodOverride\x12\x18\n" +
-	"\ablocked\x18\x0e \x01(\bR\ablocked\">\n" +
+	"\ablocked\x18\x0e \x01(\bR\ablocked\x121\n" +
+	"\bpolicies\x18\x0f \x01(\v2\x15.tollgate.v1.PoliciesR\bpolicies\x12%\n" +
+	"\x04cors\x18\x10 \x01(\v2\x11.tollgate.v1.CorsR\x04cors\">\n" +
 	"\x0eApiKeyLocation\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x14\n" +
-	"\x05query\x18\x02 \x01(\tR\x05query\"\x8c\x01\n" +
+	"\x05query\x18\x02 \x01(\tR\x05query\"\xbf\x01\n" +
 	"\tOperation\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\amethods\x18\x02 \x03(\tR\amethods\x12\x16\n" +
 	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12\x1a\n" +
 	"\bsecurity\x18\x04 \x03(\tR\bsecurity\x12\x1d\n" +
 	"\n" +
-	"rate_limit\x18\x05 \x01(\tR\trateLimit\"\xc9\x01\n" +
+	"rate_limit\x18\x05 \x01(\tR\trateLimit\x121\n" +
+	"\bpolicies\x18\x06 \x01(\v2\x15.tollgate.v1.PoliciesR\bpolicies\"\xe1\x01\n" +
+	"\bPolicies\x124\n" +
+	"\arequest\x18\x01 \x03(\v2\x1a.tollgate.v1.RequestPolicyR\arequest\x127\n" +
+	"\bresponse\x18\x02 \x03(\v2\x1b.tollgate.v1.ResponsePolicyR\bresponse\x12'\n" +
+	"\x05rules\x18\x03 \x03(\v2\x11.tollgate.v1.RuleR\x05rules\x12=\n" +
+	"\finterceptors\x18\x04 \x01(\v2\x19.tollgate.v1.InterceptorsR\finterceptors\"\xed\x02\n" +
+	"\rRequestPolicy\x125\n" +
+	"\n" +
+	"set_header\x18\x01 \x01(\v2\x16.tollgate.v1.NameValueR\tsetHeader\x126\n" +
+	"\rremove_header\x18\x02 \x01(\v2\x11.tollgate.v1.NameR\fremoveHeader\x128\n" +
+	"\rrename_header\x18\x03 \x01(\v2\x13.tollgate.v1.RenameR\frenameHeader\x123\n" +
+	"\tadd_query\x18\x04 \x01(\v2\x16.tollgate.v1.NameValueR\baddQuery\x124\n" +
+	"\fremove_query\x18\x05 \x01(\v2\x11.tollgate.v1.NameR\vremoveQuery\x12!\n" +
+	"\frewrite_path\x18\x06 \x01(\tR\vrewritePath\x12%\n" +
+	"\x0erewrite_method\x18\a \x01(\tR\rrewriteMethod\"\xb6\x01\n" +
+	"\x0eResponsePolicy\x125\n" +
+	"\n" +
+	"set_header\x18\x01 \x01(\v2\x16.tollgate.v1.NameValueR\tsetHeader\x125\n" +
+	"\n" +
+	"add_header\x18\x02 \x01(\v2\x16.tollgate.v1.NameValueR\taddHeader\x126\n" +
+	"\rremove_header\x18\x03 \x01(\v2\x11.tollgate.v1.NameR\fremoveHeader\"5\n" +
+	"\tNameValue\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x1a\n" +
+	"\x04Name\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\",\n" +
+	"\x06Rename\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"i\n" +
+	"\x04Rule\x12\x12\n" +
+	"\x04expr\x18\x01 \x01(\tR\x04expr\x12\x1b\n" +
+	"\tdeny_code\x18\x02 \x01(\tR\bdenyCode\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\rR\x06status\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\x84\x02\n" +
+	"\fInterceptors\x129\n" +
+	"\arequest\x18\x01 \x01(\v2\x1f.tollgate.v1.InterceptorServiceR\arequest\x12;\n" +
+	"\bresponse\x18\x02 \x01(\v2\x1f.tollgate.v1.InterceptorServiceR\bresponse\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12!\n" +
+	"\ffailure_mode\x18\x04 \x01(\tR\vfailureMode\x12$\n" +
+	"\x0emax_body_bytes\x18\x05 \x01(\rR\fmaxBodyBytes\"B\n" +
+	"\x12InterceptorService\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1a\n" +
+	"\bincludes\x18\x02 \x03(\tR\bincludes\"\xfd\x01\n" +
+	"\x04Cors\x12#\n" +
+	"\rallow_origins\x18\x01 \x03(\tR\fallowOrigins\x12#\n" +
+	"\rallow_methods\x18\x02 \x03(\tR\fallowMethods\x12#\n" +
+	"\rallow_headers\x18\x03 \x03(\tR\fallowHeaders\x12+\n" +
+	"\x11allow_credentials\x18\x04 \x01(\bR\x10allowCredentials\x122\n" +
+	"\amax_age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x12%\n" +
+	"\x0eexpose_headers\x18\x06 \x03(\tR\rexposeHeaders\"\xc9\x01\n" +
 	"\vApplication\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -1387,55 +2153,84 @@ func file_tollgate_v1_resources_proto_rawDescGZIP() []byte {
 	return file_tollgate_v1_resources_proto_rawDescData
 }
 
-var file_tollgate_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_tollgate_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_tollgate_v1_resources_proto_goTypes = []any{
 	(*Api)(nil),                   // 0: tollgate.v1.Api
 	(*ApiKeyLocation)(nil),        // 1: tollgate.v1.ApiKeyLocation
 	(*Operation)(nil),             // 2: tollgate.v1.Operation
-	(*Application)(nil),           // 3: tollgate.v1.Application
-	(*Subscription)(nil),          // 4: tollgate.v1.Subscription
-	(*ApiKey)(nil),                // 5: tollgate.v1.ApiKey
-	(*Issuer)(nil),                // 6: tollgate.v1.Issuer
-	(*RevokedToken)(nil),          // 7: tollgate.v1.RevokedToken
-	(*RateLimitPolicy)(nil),       // 8: tollgate.v1.RateLimitPolicy
-	(*Limit)(nil),                 // 9: tollgate.v1.Limit
-	(*MtlsSettings)(nil),          // 10: tollgate.v1.MtlsSettings
-	(*Resources)(nil),             // 11: tollgate.v1.Resources
-	(*Management)(nil),            // 12: tollgate.v1.Management
-	(*ApiManagement)(nil),         // 13: tollgate.v1.ApiManagement
-	nil,                           // 14: tollgate.v1.Issuer.ClaimHeadersEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(*Policies)(nil),              // 3: tollgate.v1.Policies
+	(*RequestPolicy)(nil),         // 4: tollgate.v1.RequestPolicy
+	(*ResponsePolicy)(nil),        // 5: tollgate.v1.ResponsePolicy
+	(*NameValue)(nil),             // 6: tollgate.v1.NameValue
+	(*Name)(nil),                  // 7: tollgate.v1.Name
+	(*Rename)(nil),                // 8: tollgate.v1.Rename
+	(*Rule)(nil),                  // 9: tollgate.v1.Rule
+	(*Interceptors)(nil),          // 10: tollgate.v1.Interceptors
+	(*InterceptorService)(nil),    // 11: tollgate.v1.InterceptorService
+	(*Cors)(nil),                  // 12: tollgate.v1.Cors
+	(*Application)(nil),           // 13: tollgate.v1.Application
+	(*Subscription)(nil),          // 14: tollgate.v1.Subscription
+	(*ApiKey)(nil),                // 15: tollgate.v1.ApiKey
+	(*Issuer)(nil),                // 16: tollgate.v1.Issuer
+	(*RevokedToken)(nil),          // 17: tollgate.v1.RevokedToken
+	(*RateLimitPolicy)(nil),       // 18: tollgate.v1.RateLimitPolicy
+	(*Limit)(nil),                 // 19: tollgate.v1.Limit
+	(*MtlsSettings)(nil),          // 20: tollgate.v1.MtlsSettings
+	(*Resources)(nil),             // 21: tollgate.v1.Resources
+	(*Management)(nil),            // 22: tollgate.v1.Management
+	(*ApiManagement)(nil),         // 23: tollgate.v1.ApiManagement
+	nil,                           // 24: tollgate.v1.Issuer.ClaimHeadersEntry
+	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
 }
 var file_tollgate_v1_resources_proto_depIdxs = []int32{
 	1,  // 0: tollgate.v1.Api.api_key:type_name -> tollgate.v1.ApiKeyLocation
 	2,  // 1: tollgate.v1.Api.operations:type_name -> tollgate.v1.Operation
-	15, // 2: tollgate.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 3: tollgate.v1.Issuer.jwks_refresh_interval:type_name -> google.protobuf.Duration
-	16, // 4: tollgate.v1.Issuer.jwks_min_refresh_interval:type_name -> google.protobuf.Duration
-	16, // 5: tollgate.v1.Issuer.leeway:type_name -> google.protobuf.Duration
-	14, // 6: tollgate.v1.Issuer.claim_headers:type_name -> tollgate.v1.Issuer.ClaimHeadersEntry
-	15, // 7: tollgate.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 8: tollgate.v1.RateLimitPolicy.limits:type_name -> tollgate.v1.Limit
-	16, // 9: tollgate.v1.Limit.per:type_name -> google.protobuf.Duration
-	6,  // 10: tollgate.v1.Resources.issuers:type_name -> tollgate.v1.Issuer
-	7,  // 11: tollgate.v1.Resources.revoked_tokens:type_name -> tollgate.v1.RevokedToken
-	0,  // 12: tollgate.v1.Resources.apis:type_name -> tollgate.v1.Api
-	3,  // 13: tollgate.v1.Resources.applications:type_name -> tollgate.v1.Application
-	4,  // 14: tollgate.v1.Resources.subscriptions:type_name -> tollgate.v1.Subscription
-	5,  // 15: tollgate.v1.Resources.api_keys:type_name -> tollgate.v1.ApiKey
-	10, // 16: tollgate.v1.Resources.mtls:type_name -> tollgate.v1.MtlsSettings
-	8,  // 17: tollgate.v1.Resources.rate_limit_policies:type_name -> tollgate.v1.RateLimitPolicy
-	12, // 18: tollgate.v1.Resources.management:type_name -> tollgate.v1.Management
-	13, // 19: tollgate.v1.Management.apis:type_name -> tollgate.v1.ApiManagement
-	0,  // 20: tollgate.v1.Management.held_apis:type_name -> tollgate.v1.Api
-	4,  // 21: tollgate.v1.Management.pending_subscriptions:type_name -> tollgate.v1.Subscription
-	5,  // 22: tollgate.v1.Management.revoked_keys:type_name -> tollgate.v1.ApiKey
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	3,  // 2: tollgate.v1.Api.policies:type_name -> tollgate.v1.Policies
+	12, // 3: tollgate.v1.Api.cors:type_name -> tollgate.v1.Cors
+	3,  // 4: tollgate.v1.Operation.policies:type_name -> tollgate.v1.Policies
+	4,  // 5: tollgate.v1.Policies.request:type_name -> tollgate.v1.RequestPolicy
+	5,  // 6: tollgate.v1.Policies.response:type_name -> tollgate.v1.ResponsePolicy
+	9,  // 7: tollgate.v1.Policies.rules:type_name -> tollgate.v1.Rule
+	10, // 8: tollgate.v1.Policies.interceptors:type_name -> tollgate.v1.Interceptors
+	6,  // 9: tollgate.v1.RequestPolicy.set_header:type_name -> tollgate.v1.NameValue
+	7,  // 10: tollgate.v1.RequestPolicy.remove_header:type_name -> tollgate.v1.Name
+	8,  // 11: tollgate.v1.RequestPolicy.rename_header:type_name -> tollgate.v1.Rename
+	6,  // 12: tollgate.v1.RequestPolicy.add_query:type_name -> tollgate.v1.NameValue
+	7,  // 13: tollgate.v1.RequestPolicy.remove_query:type_name -> tollgate.v1.Name
+	6,  // 14: tollgate.v1.ResponsePolicy.set_header:type_name -> tollgate.v1.NameValue
+	6,  // 15: tollgate.v1.ResponsePolicy.add_header:type_name -> tollgate.v1.NameValue
+	7,  // 16: tollgate.v1.ResponsePolicy.remove_header:type_name -> tollgate.v1.Name
+	11, // 17: tollgate.v1.Interceptors.request:type_name -> tollgate.v1.InterceptorService
+	11, // 18: tollgate.v1.Interceptors.response:type_name -> tollgate.v1.InterceptorService
+	25, // 19: tollgate.v1.Interceptors.timeout:type_name -> google.protobuf.Duration
+	25, // 20: tollgate.v1.Cors.max_age:type_name -> google.protobuf.Duration
+	26, // 21: tollgate.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 22: tollgate.v1.Issuer.jwks_refresh_interval:type_name -> google.protobuf.Duration
+	25, // 23: tollgate.v1.Issuer.jwks_min_refresh_interval:type_name -> google.protobuf.Duration
+	25, // 24: tollgate.v1.Issuer.leeway:type_name -> google.protobuf.Duration
+	24, // 25: tollgate.v1.Issuer.claim_headers:type_name -> tollgate.v1.Issuer.ClaimHeadersEntry
+	26, // 26: tollgate.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 27: tollgate.v1.RateLimitPolicy.limits:type_name -> tollgate.v1.Limit
+	25, // 28: tollgate.v1.Limit.per:type_name -> google.protobuf.Duration
+	16, // 29: tollgate.v1.Resources.issuers:type_name -> tollgate.v1.Issuer
+	17, // 30: tollgate.v1.Resources.revoked_tokens:type_name -> tollgate.v1.RevokedToken
+	0,  // 31: tollgate.v1.Resources.apis:type_name -> tollgate.v1.Api
+	13, // 32: tollgate.v1.Resources.applications:type_name -> tollgate.v1.Application
+	14, // 33: tollgate.v1.Resources.subscriptions:type_name -> tollgate.v1.Subscription
+	15, // 34: tollgate.v1.Resources.api_keys:type_name -> tollgate.v1.ApiKey
+	20, // 35: tollgate.v1.Resources.mtls:type_name -> tollgate.v1.MtlsSettings
+	18, // 36: tollgate.v1.Resources.rate_limit_policies:type_name -> tollgate.v1.RateLimitPolicy
+	22, // 37: tollgate.v1.Resources.management:type_name -> tollgate.v1.Management
+	23, // 38: tollgate.v1.Management.apis:type_name -> tollgate.v1.ApiManagement
+	0,  // 39: tollgate.v1.Management.held_apis:type_name -> tollgate.v1.Api
+	14, // 40: tollgate.v1.Management.pending_subscriptions:type_name -> tollgate.v1.Subscription
+	15, // 41: tollgate.v1.Management.revoked_keys:type_name -> tollgate.v1.ApiKey
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_resources_proto_init() }
@@ -1443,15 +2238,15 @@ func file_tollgate_v1_resources_proto_init() {
 	if File_tollgate_v1_resources_proto != nil {
 		return
 	}
-	file_tollgate_v1_resources_proto_msgTypes[6].OneofWrappers = []any{}
-	file_tollgate_v1_resources_proto_msgTypes[9].OneofWrappers = []any{}
+	file_tollgate_v1_resources_proto_msgTypes[16].OneofWrappers = []any{}
+	file_tollgate_v1_resources_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_v1_resources_proto_rawDesc), len(file_tollgate_v1_resources_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,181 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/interpreter"
+)
+
+// Rule is a compiled CEL rule: a condition every request of its operations
+// must meet.
+type Rule struct {
+	Expr    string
+	Code    string // the deny code
+	Status  int    // the deny's HTTP status
+	Message string // the deny's error_description
+	program cel.Program
+}
+
+// Limits of a rule. The cost is CEL's measure of the work an evaluation
+// does (about one unit per operation, a string's length for comparing
+// it); the estimate of the worst case, with every header, query value and
+// claim at its largest, must be within MaxRuleCost, and an evaluation
+// that goes over it anyway is stopped and refuses.
+const (
+	MaxRuleCost   = 100_000
+	MaxRuleLength = 4096
+	// sizes assumed for the cost estimate: what a request can hold
+	maxSizeString = 16 << 10
+	maxSizeList   = 256
+)
+
+// ruleEnv declares the variables of a rule:
+//
+//	request:  method, path, host (strings), headers, query (maps of strings)
+//	identity: application, subject, principal, credential (strings),
+//	          scopes (list of strings), claims (map)
+//	now:      the time of the decision
+var ruleEnv = func() *cel.Env {
+	env, err := cel.NewEnv(
+		cel.Variable("request", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("identity", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("now", cel.TimestampType),
+	)
+	if err != nil {
+		panic(fmt.Sprintf("policy: the rule environment does not build: %v", err)) // a programming error, found by any test
+	}
+	return env
+}()
+
+// CompileRule checks and compiles a rule's expression: it must be a
+// boolean over the declared variables, within the length and cost limits.
+func CompileRule(expr string) (*Rule, error) {
+	if len(expr) > MaxRuleLength {
+		return nil, fmt.Errorf("longer than %d bytes", MaxRuleLength)
+	}
+	ast, iss := ruleEnv.Compile(expr)
+	if iss != nil && iss.Err() != nil {
+		return nil, iss.Err()
+	}
+	if t := ast.OutputType(); t != cel.BoolType && t != cel.DynType {
+		return nil, fmt.Errorf("must be a condition (bool), not %s", t)
+	}
+	est, err := ruleEnv.EstimateCost(ast, sizeEstimator{})
+	if err != nil {
+		return nil, fmt.Errorf("estimating its cost: %w", err)
+	}
+	if est.Max > MaxRuleCost {
+		return nil, fmt.Errorf("may cost up to %d, over the limit of %d: iterate over fewer values", est.Max, MaxRuleCost)
+	}
+	prg, err := ruleEnv.Program(ast, cel.CostLimit(MaxRuleCost), cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return nil, err
+	}
+	return &Rule{Expr: expr, program: prg}, nil
+}
+
+// sizeEstimator bounds the sizes of the inputs for the cost estimate.
+type sizeEstimator struct{}
+
+func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	if len(n.Path()) == 0 {
+		return nil
+	}
+	switch n.Type().Kind() {
+	case types.StringKind, types.BytesKind:
+		return &cost.SizeEstimate{Min: 0, Max: maxSizeString}
+	default:
+		return &cost.SizeEstimate{Min: 0, Max: maxSizeList}
+	}
+}
+
+func (sizeEstimator) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
+	return nil
+}
+
+// RuleInput is what a rule reads. The maps are built at most once per
+// decision, and only when a rule reads them.
+type RuleInput struct {
+	Method, Path, Host string
+	Headers            func() map[string]string // lower-case names; repeated lines joined with ","
+	Query              func() map[string]string // the first value of each parameter
+
+	Application, Subject, Principal, Credential string
+	Scopes                                      []string
+	Claims                                      map[string]any
+
+	Now time.Time
+
+	request, identity map[string]any
+}
+
+// ResolveName serves the variables to CEL.
+func (in *RuleInput) ResolveName(name string) (any, bool) {
+	switch name {
+	case "request":
+		if in.request == nil {
+			in.request = map[string]any{
+				"method": in.Method, "path": in.Path, "host": in.Host,
+				"headers": orEmpty(in.Headers), "query": orEmpty(in.Query),
+			}
+		}
+		return in.request, true
+	case "identity":
+		if in.identity == nil {
+			scopes := in.Scopes
+			if scopes == nil {
+				scopes = []string{}
+			}
+			claims := in.Claims
+			if claims == nil {
+				claims = map[string]any{}
+			}
+			in.identity = map[string]any{
+				"application": in.Application, "subject": in.Subject, "principal": in.Principal,
+				"credential": in.Credential, "scopes": scopes, "claims": claims,
+			}
+		}
+		return in.identity, true
+	case "now":
+		return in.Now, true
+	}
+	return nil, false
+}
+
+// Parent is part of CEL's Activation: there is none.
+func (in *RuleInput) Parent() interpreter.Activation { return nil }
+
+func orEmpty(f func() map[string]string) map[string]string {
+	if f == nil {
+		return map[string]string{}
+	}
+	if m := f(); m != nil {
+		return m
+	}
+	return map[string]string{}
+}
+
+// ErrRuleFalse is a rule that evaluated to false.
+var ErrRuleFalse = errors.New("the rule does not hold")
+
+// Eval evaluates the rule: nil when it holds, ErrRuleFalse when it does
+// not, another error when it could not be evaluated (a missing header
+// read without has(), the cost limit): the request is refused either way.
+func (r *Rule) Eval(in *RuleInput) error {
+	out, _, err := r.program.Eval(in)
+	if err != nil {
+		return err
+	}
+	if b, ok := out.Value().(bool); ok && b {
+		return nil
+	}
+	if _, ok := out.Value().(bool); !ok {
+		return fmt.Errorf("the rule gave %s, not a bool", out.Type().TypeName())
+	}
+	return ErrRuleFalse
+}
