@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tollgate/tollgate/internal/policy"
 	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
@@ -118,6 +119,9 @@ type API struct {
 	Audiences      []string
 	MethodOverride MethodOverride
 
+	// CORS is the API's cross-origin settings; nil: none.
+	CORS *policy.CORS
+
 	// Credentials the API accepts, removed before the upstream unless
 	// ForwardCredentials is set. Filled in by New.
 	CredentialHeaders []string
@@ -215,6 +219,9 @@ type Operation struct {
 	Security Security // the operation's own, else the API's
 
 	RateLimit *ratelimit.Binding // for the operation, all callers together
+
+	// Policies are the API's and the operation's own together; nil: none.
+	Policies *policy.Set
 
 	// Challenge is the WWW-Authenticate value of the operation's 401s: one
 	// challenge per scheme it accepts. Filled in by New.

@@ -192,3 +192,32 @@ func isPathChar(c byte) bool {
 	}
 	return strings.IndexByte("-._~%!$&'()+,=:@", c) >= 0
 }
+
+// Params lists the template's named parameters, in order.
+func (t Template) Params() []string {
+	var out []string
+	for _, s := range t.segments {
+		if s.kind != segLiteral && s.value != "" {
+			out = append(out, s.value)
+		}
+	}
+	return out
+}
+
+// ParamValue is the value parameter name takes in path, a clean path
+// (CleanPath) that the template matched: one segment, or for a rest
+// parameter the rest of the path without its leading slash.
+func (t Template) ParamValue(path, name string) string {
+	rest := strings.TrimPrefix(path, "/")
+	for _, s := range t.segments {
+		seg, after, _ := strings.Cut(rest, "/")
+		switch {
+		case s.kind == segRest && s.value == name:
+			return rest
+		case s.kind == segParam && s.value == name:
+			return seg
+		}
+		rest = after
+	}
+	return ""
+}

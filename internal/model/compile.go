@@ -78,6 +78,9 @@ type compiler struct {
 	apiIDsUnsure bool
 	policies     map[string]*ratelimit.Policy
 	held         int // resources held back for a missing reference (Partial)
+	// reserved are the headers only Tollgate sets (claim headers, the
+	// backend JWT), which no policy may touch.
+	reserved map[string]bool
 }
 
 func (c *compiler) compile() *Snapshot {
@@ -98,6 +101,7 @@ func (c *compiler) compile() *Snapshot {
 	snap.RateLimitPolicies = c.policies
 	c.issuers(r.GetIssuers(), snap)
 	snap.Revoked = c.revoked(r.GetRevokedTokens())
+	c.reserved = snap.ReservedHeaders
 	apis := c.apis(r.GetApis())
 	snap.Catalog = catalog.New(apis, catalog.Options{StripPort: snap.StripPort})
 	c.applications(r.GetApplications(), snap)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/catalog"
+	"github.com/tollgate/tollgate/internal/policy"
 	"github.com/tollgate/tollgate/internal/ratelimit"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
@@ -85,6 +86,7 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 		default:
 			c.Addf(path+".methodOverride", "want remove or deny, got %q", a.GetMethodOverride())
 		}
+		apiPolicies := c.policySet(path+".policies", a.GetPolicies(), api)
 		for j, o := range a.GetOperations() {
 			o = orEmpty(o)
 			opPath := fmt.Sprintf("%s.operations[%d]", path, j)
@@ -97,9 +99,12 @@ func (c *compiler) apis(in []*tollgatev1.Api) []*catalog.API {
 				op.RateLimit = ratelimit.Bind(p, ratelimit.ScopeOperation, operationID(a.GetId(), op))
 			}
 			api.Held = api.Held || missing
+			op.Policies = policy.Merge(apiPolicies, c.policySet(opPath+".policies", o.GetPolicies(), api))
+			c.checkRewriteVars(opPath+".path", op.Policies, op)
 			c.checkOverlap(byTemplate, opPath, o.GetPath(), op)
 			api.Operations = append(api.Operations, op)
 		}
+		api.CORS = c.cors(path+".cors", a.GetCors(), api)
 		if api.UsesScheme(catalog.SchemeAPIKey) && api.APIKeyHeader == "" && api.APIKeyQuery == "" {
 			c.Addf(path+".apiKey", "apiKey security needs a header or a query parameter to read the key from")
 		}

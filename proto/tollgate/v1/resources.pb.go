@@ -739,10 +739,9 @@ func (x *Rename) GetTo() string {
 type Rule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Expr  string                 `protobuf:"bytes,1,opt,name=expr,proto3" json:"expr,omitempty"`
-	// The deny code; default 900910. Its status is the code's (README, "Deny
-	// codes") or, for a code of the operator's own, status.
+	// The deny code; default 900910.
 	DenyCode string `protobuf:"bytes,2,opt,name=deny_code,json=denyCode,proto3" json:"deny_code,omitempty"`
-	// 400 to 499; default 403. Only for a code that is not Tollgate's.
+	// The deny's HTTP status, 400 to 499; default 403.
 	Status uint32 `protobuf:"varint,3,opt,name=status,proto3" json:"status,omitempty"`
 	// The error_description of the refusal.
 	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
