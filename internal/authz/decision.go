@@ -5,6 +5,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/catalog"
 	"github.com/tollgate/tollgate/internal/keys"
+	"github.com/tollgate/tollgate/internal/policy"
 )
 
 // Identity is who the caller turned out to be.
@@ -19,6 +20,9 @@ type Identity struct {
 	Principal   string     // the workload identity (SPIFFE ID) that called, if known
 	// ClaimHeaders are token claims the issuer copies upstream.
 	ClaimHeaders []Header
+	// Claims are a JWT's claims, for the rules (numbers as int64 or
+	// float64); nil for other credentials.
+	Claims map[string]any
 }
 
 // Header is one header to set upstream.
@@ -103,6 +107,16 @@ type Decision struct {
 	// RateLimit is the tightest limit that applied (Limit 0: none), sent
 	// to the client on allow and on a 429.
 	RateLimit RateLimitHeaders
+
+	// Mutation is what the request policies change upstream, when
+	// allowed; its removals are in RemoveHeaders and RemoveQuery too, and
+	// no header it sets is in RemoveHeaders.
+	Mutation policy.Upstream
+	// ResponseHeaders are for the client's response: the response
+	// policies' and the CORS headers, when allowed.
+	ResponseHeaders []policy.ResponseHeader
+	// Policies name the policies the request ran, for analytics.
+	Policies []string
 }
 
 // Code is the deny code, or "" for an allow.

@@ -11,6 +11,10 @@ type Denial struct {
 	Description string
 	Challenge   string // WWW-Authenticate, on 401 for missing credentials
 	RetryAfter  int64  // seconds, on 429
+	// Headers are more headers of the answer: CORS headers, and those of
+	// an answered preflight.
+	Headers []Header
+	NoBody  bool // an answered preflight (204)
 }
 
 // The deny table (README, "The decision"). Description is the default; a

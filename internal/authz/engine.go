@@ -12,6 +12,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/catalog"
 	"github.com/tollgate/tollgate/internal/model"
+	"github.com/tollgate/tollgate/internal/policy"
 	"github.com/tollgate/tollgate/internal/ratelimit"
 )
 
@@ -123,6 +124,7 @@ type check struct {
 	api      *catalog.API
 	op       *catalog.Operation
 	path     string // the request path as matched (catalog.CleanPath)
+	method   string // the method matched: the request's, or a preflight's requested one
 
 	// credentials as presented, each read once (see the authenticators)
 	apiKey        string
@@ -178,11 +180,17 @@ func (e *Engine) DecideSafely(ctx context.Context, r *Request) (d Decision) {
 }
 
 func (e *Engine) decide(ctx context.Context, r *Request) Decision {
-	c := check{ctx: ctx, req: r, snap: e.config.Load(), now: e.clock.Now(), clientIP: r.Peer}
+	c := check{ctx: ctx, req: r, snap: e.config.Load(), now: e.clock.Now(), clientIP: r.Peer, method: r.Method}
 	d := Decision{}
 	denial := e.readable(&c)
 	d.ClientIP = c.clientIP
 	if denial == nil {
+		if answer, ok := e.preflight(&c); ok {
+			d.API, d.Operation, d.Path = c.api, c.op, c.path
+			d.Denial = *answer
+			d.Policies = corsPreflight
+			return d
+		}
 		denial = e.match(&c)
 	}
 	d.API, d.Operation, d.Path = c.api, c.op, c.path
@@ -197,6 +205,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	}
 	if c.api.Blocked { // decided on the match alone: no credential work
 		d.Denial = denyAPIBlocked
+		d.Denial.Headers = corsHeaders(&c)
 		return d
 	}
 
@@ -208,6 +217,11 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	if denial == nil {
 		denial = e.authorize(&c, &id)
 	}
+	if denial == nil {
+		if denial = e.rules(&c, &id); denial != nil {
+			d.Policies = ruleRefused
+		}
+	}
 	d.Identity = id
 	if denial == nil {
 		denial = e.rateLimit(&c, &d)
@@ -218,11 +232,18 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 			// RFC 9110: a 401 names the schemes that would be accepted.
 			d.Denial.Challenge = e.challenge(&c)
 		}
+		d.Denial.Headers = corsHeaders(&c)
 		return d
 	}
 	e.allow(&c, &d)
 	return d
 }
+
+// What an answered preflight and a rule's refusal ran, for analytics.
+var (
+	corsPreflight = []string{"cors.preflight"}
+	ruleRefused   = []string{"rule"}
+)
 
 // readable refuses what the front end could not read one way only, and
 // resolves the client address.
@@ -317,11 +338,11 @@ func (e *Engine) lookup(c *check, path string) (*catalog.Operation, catalog.Miss
 	r := c.req
 	switch {
 	case c.api != nil && r.OperationID != "":
-		return c.api.Operation(r.OperationID, r.Method)
+		return c.api.Operation(r.OperationID, c.method)
 	case c.api != nil:
-		return c.snap.Catalog.MatchInAPI(c.api, r.Method, path)
+		return c.snap.Catalog.MatchInAPI(c.api, c.method, path)
 	}
-	return c.snap.Catalog.Match(r.Host, r.Method, path)
+	return c.snap.Catalog.Match(r.Host, c.method, path)
 }
 
 // methodOverride refuses a request that asks the upstream to run it as
@@ -496,7 +517,46 @@ func (e *Engine) allow(c *check, d *Decision) {
 	add = c.req.Headers.appendReserved(add, d, c.snap.ReservedHeaders)
 	if len(add) == 0 {
 		d.RemoveHeaders = base
-		return
+	} else {
+		d.RemoveHeaders = append(append(make([]string, 0, len(base)+len(add)), base...), add...)
 	}
-	d.RemoveHeaders = append(append(make([]string, 0, len(base)+len(add)), base...), add...)
+	if c.op != nil {
+		e.applyPolicies(c, d)
+		d.RemoveHeaders = withoutSet(d.RemoveHeaders, d.Mutation.SetHeaders)
+		if len(d.Mutation.RemoveHeaders) > 0 {
+			d.RemoveHeaders = append(d.RemoveHeaders[:len(d.RemoveHeaders):len(d.RemoveHeaders)], d.Mutation.RemoveHeaders...)
+		}
+	}
+	if cors := corsHeaders(c); cors != nil {
+		for _, h := range cors {
+			d.ResponseHeaders = append(d.ResponseHeaders, policy.ResponseHeader{Name: h.Name, Value: h.Value})
+		}
+	}
+}
+
+// withoutSet drops from remove the headers a policy sets (a credential
+// header replaced by a backend's), so that the proxy is never told to
+// both set and remove one. remove may be shared: it is copied if changed.
+func withoutSet(remove []string, set []policy.Header) []string {
+	if len(set) == 0 {
+		return remove
+	}
+	var out []string
+	changed := false
+	for _, name := range remove {
+		kept := true
+		for _, h := range set {
+			if h.Name == name {
+				kept, changed = false, true
+				break
+			}
+		}
+		if kept {
+			out = append(out, name)
+		}
+	}
+	if !changed {
+		return remove
+	}
+	return out
 }

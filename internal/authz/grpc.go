@@ -135,6 +135,15 @@ func checkResponse(d *Decision) *authv3.CheckResponse {
 	if !d.Allowed {
 		den := &d.Denial
 		headers := []*corev3.HeaderValueOption{headerContentType}
+		body := ""
+		if den.NoBody {
+			headers = headers[:0]
+		} else {
+			body = string(den.Body())
+		}
+		for _, h := range den.Headers {
+			headers = append(headers, header(h.Name, h.Value))
+		}
 		if den.Challenge != "" {
 			headers = append(headers, header("www-authenticate", den.Challenge))
 		}
@@ -146,7 +155,7 @@ func checkResponse(d *Decision) *authv3.CheckResponse {
 		out.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(den.Status)},
 			Headers: headers,
-			Body:    string(den.Body()),
+			Body:    body,
 		}}
 		return out
 	}
@@ -155,6 +164,9 @@ func checkResponse(d *Decision) *authv3.CheckResponse {
 		QueryParametersToRemove: d.RemoveQuery,
 		Headers:                 upstreamHeaderOptions(d),
 		ResponseHeadersToAdd:    appendRateLimitHeaders(nil, &d.RateLimit),
+	}
+	if d.Mutation.Changed() || len(d.ResponseHeaders) > 0 {
+		addPolicies(ok, d)
 	}
 	out.Status = statusOK
 	out.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
@@ -185,6 +197,32 @@ func upstreamHeaderOptions(d *Decision) []*corev3.HeaderValueOption {
 		i++
 	})
 	return out
+}
+
+// addPolicies renders what the policies change: headers set upstream
+// (the path and method as the :path and :method pseudo-headers), query
+// parameters set, and the response's headers.
+func addPolicies(ok *authv3.OkHttpResponse, d *Decision) {
+	m := &d.Mutation
+	for _, h := range m.SetHeaders {
+		ok.Headers = append(ok.Headers, header(h.Name, h.Value))
+	}
+	if m.Path != "" {
+		ok.Headers = append(ok.Headers, header(":path", m.Path))
+	}
+	if m.Method != "" {
+		ok.Headers = append(ok.Headers, header(":method", m.Method))
+	}
+	for _, q := range m.SetQuery {
+		ok.QueryParametersToSet = append(ok.QueryParametersToSet, &corev3.QueryParameter{Key: q.Name, Value: q.Value})
+	}
+	for _, h := range d.ResponseHeaders {
+		opt := header(h.Name, h.Value)
+		if h.Append {
+			opt.AppendAction = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
+		}
+		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, opt)
+	}
 }
 
 // appendRateLimitHeaders adds ratelimit-limit, -remaining and -reset for

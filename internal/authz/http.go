@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/model"
+	"github.com/tollgate/tollgate/internal/policy"
 )
 
 // Headers the HTTP front end reads or writes besides the identity headers.
@@ -26,6 +27,15 @@ const (
 	// nginx discards the body of an auth_request response, so the deny
 	// body is repeated in this header for an error_page to return.
 	HeaderErrorBody = "X-Tollgate-Error"
+	// When request policies change the path, query or method, the
+	// request as the upstream must receive it (for nginx's proxy_pass
+	// and proxy_method).
+	HeaderUpstreamURI    = "X-Tollgate-Upstream-Uri"
+	HeaderUpstreamMethod = "X-Tollgate-Upstream-Method"
+	// nginx's auth_request takes every 2xx for an allow: an answered
+	// preflight is sent to it as a 403 marked with this header (value
+	// 204), for the error_page to answer 204.
+	HeaderPreflight = "X-Tollgate-Preflight"
 )
 
 // HTTPHandler is the HTTP front end: one pipeline, three request shapes,
@@ -48,7 +58,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	shape := h.engine.config.Load().HTTPShape
 	r := requestFromHTTP(req, shape)
 	d := h.engine.DecideSafely(req.Context(), &r)
-	writeHTTP(w, &d, shape)
+	writeHTTP(w, &r, &d, shape)
 	h.engine.Observe(&r, &d, start)
 }
 
@@ -98,18 +108,53 @@ func requestFromHTTP(req *http.Request, shape model.HTTPShape) Request {
 	return r
 }
 
-func writeHTTP(w http.ResponseWriter, d *Decision, shape model.HTTPShape) {
+func writeHTTP(w http.ResponseWriter, r *Request, d *Decision, shape model.HTTPShape) {
 	out := w.Header()
 	if d.Allowed {
 		d.UpstreamHeaders(func(name, value string) { out[http.CanonicalHeaderKey(name)] = []string{value} })
+		for _, h := range d.Mutation.SetHeaders {
+			out[http.CanonicalHeaderKey(h.Name)] = []string{h.Value}
+		}
 		if len(d.RemoveHeaders) > 0 && shape == model.ShapeEnvoy {
 			out.Set(HeaderHeadersToRemove, strings.Join(d.RemoveHeaders, ","))
+		}
+		if uri := upstreamURI(r, d); uri != "" {
+			out.Set(HeaderUpstreamURI, uri)
+		}
+		if d.Mutation.Method != "" {
+			out.Set(HeaderUpstreamMethod, d.Mutation.Method)
+		}
+		for _, h := range d.ResponseHeaders {
+			if h.Append {
+				out.Add(h.Name, h.Value)
+			} else {
+				out.Set(h.Name, h.Value)
+			}
 		}
 		setRateLimitHeaders(out, &d.RateLimit)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
 	den := &d.Denial
+	if den.NoBody && shape == model.ShapeForwardAuth {
+		// Traefik and Caddy take every 2xx for an allow and would send
+		// the preflight upstream: their own CORS handling must answer it.
+		refusal := denyCORS
+		refusal.Description = "Preflights are answered by the proxy's CORS settings, before forward authentication."
+		den = &refusal
+	}
+	for _, h := range den.Headers {
+		out.Set(h.Name, h.Value)
+	}
+	if den.NoBody {
+		if shape == model.ShapeNginx {
+			out.Set(HeaderPreflight, strconv.Itoa(den.Status))
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		w.WriteHeader(den.Status)
+		return
+	}
 	body := den.Body()
 	out.Set("Content-Type", "application/json")
 	out.Set("Content-Length", strconv.Itoa(len(body)))
@@ -125,6 +170,20 @@ func writeHTTP(w http.ResponseWriter, d *Decision, shape model.HTTPShape) {
 	}
 	w.WriteHeader(den.Status)
 	_, _ = w.Write(body)
+}
+
+// upstreamURI is the path and query the upstream must receive, when the
+// policies change them or a query parameter is to be removed; "" when the
+// request goes as sent.
+func upstreamURI(r *Request, d *Decision) string {
+	m := &d.Mutation
+	switch {
+	case m.Path != "":
+		return m.Path
+	case len(m.SetQuery) > 0 || len(d.RemoveQuery) > 0:
+		return policy.RewriteQuery(r.Target, m.SetQuery, d.RemoveQuery)
+	}
+	return ""
 }
 
 func setRateLimitHeaders(h http.Header, rl *RateLimitHeaders) {

@@ -304,6 +304,7 @@ func (a *jwtAuthenticator) verifyToken(c *check, token string) (v *tokenVerdict,
 		Scopes:       scopes,
 		ScopeText:    strings.Join(scopes, " "),
 		ClaimHeaders: headers,
+		Claims:       ruleClaims(claims),
 	}
 	v.until = until
 	return v, issuer
@@ -402,4 +403,38 @@ func headerValue(v any) (s string, present bool) {
 		return "", false
 	}
 	return s, s != ""
+}
+
+// ruleClaims converts a token's claims for the CEL rules, once per token
+// verified: JSON numbers become int64 when whole, float64 otherwise.
+func ruleClaims(claims jwt.MapClaims) map[string]any {
+	out := make(map[string]any, len(claims))
+	for k, v := range claims {
+		out[k] = ruleValue(v)
+	}
+	return out
+}
+
+func ruleValue(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if n, err := v.Int64(); err == nil {
+			return n
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = ruleValue(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = ruleValue(e)
+		}
+		return out
+	}
+	return v
 }

@@ -343,8 +343,8 @@ func (c *compiler) interceptors(path string, in *tollgatev1.Interceptors) *polic
 		c.Addf(path+".failureMode", "want closed or open, got %q", in.GetFailureMode())
 	}
 	if n := in.GetMaxBodyBytes(); n != 0 {
-		if n > policy.MaxMaxBodyBytes {
-			c.Addf(path+".maxBodyBytes", "at most %d", policy.MaxMaxBodyBytes)
+		if n < 0 || n > policy.MaxMaxBodyBytes {
+			c.Addf(path+".maxBodyBytes", "want 1 to %d", policy.MaxMaxBodyBytes)
 		}
 		out.MaxBodyBytes = int(n)
 	}

@@ -151,6 +151,20 @@ func ApplyRequest(ops []RequestOp, r Request) Upstream {
 	return u
 }
 
+// RewriteQuery is target's path with its query changed: set parameters
+// replaced, removed ones dropped in every spelling, the rest as sent.
+func RewriteQuery(target string, set []Header, remove []string) string {
+	path, raw, _ := strings.Cut(target, "?")
+	var q queryState
+	for _, h := range set {
+		q.set(h.Name, h.Value)
+	}
+	if out := q.applyTo(raw, remove); out != "" {
+		return path + "?" + out
+	}
+	return path
+}
+
 // headerState is the headers' state as the policies run: a change per
 // name, in the order first changed.
 type headerState struct {

@@ -742,7 +742,7 @@ type Rule struct {
 	// The deny code; default 900910.
 	DenyCode string `protobuf:"bytes,2,opt,name=deny_code,json=denyCode,proto3" json:"deny_code,omitempty"`
 	// The deny's HTTP status, 400 to 499; default 403.
-	Status uint32 `protobuf:"varint,3,opt,name=status,proto3" json:"status,omitempty"`
+	Status int32 `protobuf:"varint,3,opt,name=status,proto3" json:"status,omitempty"`
 	// The error_description of the refusal.
 	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -793,7 +793,7 @@ func (x *Rule) GetDenyCode() string {
 	return ""
 }
 
-func (x *Rule) GetStatus() uint32 {
+func (x *Rule) GetStatus() int32 {
 	if x != nil {
 		return x.Status
 	}
@@ -821,7 +821,7 @@ type Interceptors struct {
 	FailureMode string `protobuf:"bytes,4,opt,name=failure_mode,json=failureMode,proto3" json:"failure_mode,omitempty"`
 	// Largest body sent to an interceptor; default 1 MiB, at most 8 MiB. A
 	// bigger body is refused (413) unless the body is not included.
-	MaxBodyBytes  uint32 `protobuf:"varint,5,opt,name=max_body_bytes,json=maxBodyBytes,proto3" json:"max_body_bytes,omitempty"`
+	MaxBodyBytes  int32 `protobuf:"varint,5,opt,name=max_body_bytes,json=maxBodyBytes,proto3" json:"max_body_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -884,7 +884,7 @@ func (x *Interceptors) GetFailureMode() string {
 	return ""
 }
 
-func (x *Interceptors) GetMaxBodyBytes() uint32 {
+func (x *Interceptors) GetMaxBodyBytes() int32 {
 	if x != nil {
 		return x.MaxBodyBytes
 	}
@@ -2032,14 +2032,14 @@ const file_tollgate_v1_resources_proto_rawDesc = "" +
 	"\x04Rule\x12\x12\n" +
 	"\x04expr\x18\x01 \x01(\tR\x04expr\x12\x1b\n" +
 	"\tdeny_code\x18\x02 \x01(\tR\bdenyCode\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\rR\x06status\x12\x18\n" +
+	"\x06status\x18\x03 \x01(\x05R\x06status\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\"\x84\x02\n" +
 	"\fInterceptors\x129\n" +
 	"\arequest\x18\x01 \x01(\v2\x1f.tollgate.v1.InterceptorServiceR\arequest\x12;\n" +
 	"\bresponse\x18\x02 \x01(\v2\x1f.tollgate.v1.InterceptorServiceR\bresponse\x123\n" +
 	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12!\n" +
 	"\ffailure_mode\x18\x04 \x01(\tR\vfailureMode\x12$\n" +
-	"\x0emax_body_bytes\x18\x05 \x01(\rR\fmaxBodyBytes\"B\n" +
+	"\x0emax_body_bytes\x18\x05 \x01(\x05R\fmaxBodyBytes\"B\n" +
 	"\x12InterceptorService\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1a\n" +
 	"\bincludes\x18\x02 \x03(\tR\bincludes\"\xfd\x01\n" +

@@ -1,0 +1,186 @@
+package authz
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tollgate/tollgate/internal/policy"
+)
+
+// Deny codes of the policies (README, "Policies").
+var (
+	// denyCORS refuses a preflight whose origin, method or headers the
+	// API's CORS settings do not allow.
+	denyCORS = Denial{Status: 403, Code: "900920", Message: "CORS request refused",
+		Description: "The API does not allow this cross-origin request."}
+	// answerPreflight is an allowed preflight's answer: 204, no body, the
+	// CORS headers.
+	answerPreflight = Denial{Status: 204, Code: "preflight", Message: "No Content", NoBody: true}
+)
+
+// policyHeaders lets the policies read the request's headers: a header
+// sent in several lines reads as its lines joined, as RFC 9110 says they
+// mean.
+type policyHeaders struct{ hs Headers }
+
+func (p policyHeaders) Get(name string) (string, bool) {
+	v, lines := p.hs.Lookup(name)
+	if lines > 1 {
+		v = p.hs.Joined(name)
+	}
+	return v, lines > 0
+}
+
+// Map returns the headers by lower-case name, lines joined by commas.
+func (hs Headers) Map() map[string]string {
+	out := make(map[string]string, len(hs.fields)+len(hs.h))
+	for _, f := range hs.fields {
+		if prev, ok := out[f.name]; ok && !hs.lastWins {
+			out[f.name] = prev + "," + f.value
+			continue
+		}
+		out[f.name] = f.value
+	}
+	for name, vs := range hs.h {
+		out[strings.ToLower(name)] = strings.Join(vs, ",")
+	}
+	return out
+}
+
+// preflight answers a CORS preflight for an API with CORS settings, found
+// by the method the browser asks for. It reports false, leaving the check
+// as it was, when the request is not one: it is then decided as any
+// OPTIONS request.
+func (e *Engine) preflight(c *check) (*Denial, bool) {
+	hdr := policyHeaders{c.req.Headers}
+	origin, method, ok := policy.IsPreflight(c.req.Method, hdr)
+	if !ok {
+		return nil, false
+	}
+	c.method = method
+	denial := e.match(c)
+	c.method = c.req.Method
+	if denial != nil || c.op == nil || c.api.CORS == nil {
+		c.api, c.op, c.path = nil, nil, ""
+		return nil, false
+	}
+	cors := c.api.CORS
+	allowOrigin, ok := cors.AllowOrigin(origin)
+	requested, _ := hdr.Get("access-control-request-headers")
+	d := denyCORS
+	switch {
+	case !ok:
+		d.Description = "The API does not allow requests from this origin."
+	case !cors.AllowsMethod(method):
+		d.Description = "The API does not allow this method from other origins."
+	case !cors.AllowsHeaders(requested):
+		d.Description = "The API does not allow these headers from other origins."
+	default:
+		d = answerPreflight
+		cors.PreflightHeaders(allowOrigin, func(name, value string) { d.Headers = append(d.Headers, Header{name, value}) })
+	}
+	return &d, true
+}
+
+// corsHeaders are the CORS headers of a real response, for a request
+// from an origin the API allows (nil otherwise).
+func corsHeaders(c *check) []Header {
+	if c.api == nil || c.api.CORS == nil {
+		return nil
+	}
+	origin, lines := c.req.Headers.Lookup("origin")
+	if lines != 1 {
+		return nil
+	}
+	allowOrigin, ok := c.api.CORS.AllowOrigin(origin)
+	if !ok {
+		return nil
+	}
+	var out []Header
+	c.api.CORS.ResponseHeaders(allowOrigin, func(name, value string) { out = append(out, Header{name, value}) })
+	return out
+}
+
+// rules checks the operation's CEL rules (after authorization): the first
+// that does not hold refuses the request with its code.
+func (e *Engine) rules(c *check, id *Identity) *Denial {
+	set := c.op.Policies
+	if set == nil || len(set.Rules) == 0 {
+		return nil
+	}
+	in := policy.RuleInput{
+		Method: c.req.Method, Path: c.path, Host: c.req.Host,
+		Headers:    c.req.Headers.Map,
+		Query:      func() map[string]string { return firstValues(c.req.Target) },
+		Subject:    id.Subject,
+		Principal:  id.Principal,
+		Credential: id.Credential,
+		Scopes:     id.Scopes,
+		Claims:     id.Claims,
+		Now:        c.now,
+	}
+	if id.Application != nil {
+		in.Application = id.Application.ID
+	}
+	for _, r := range set.Rules {
+		if err := r.Eval(&in); err != nil {
+			d := Denial{Status: r.Status, Code: r.Code, Message: http.StatusText(r.Status),
+				Description: r.Message}
+			if d.Description == "" {
+				d.Description = "The request does not meet a rule of this API."
+			}
+			return &d
+		}
+	}
+	return nil
+}
+
+// firstValues is the query's parameters, the first value of each.
+func firstValues(target string) map[string]string {
+	_, raw, _ := strings.Cut(target, "?")
+	raw, _, _ = strings.Cut(raw, "#")
+	out := map[string]string{}
+	for part := range strings.SplitSeq(raw, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		name, err1 := url.QueryUnescape(k)
+		value, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil || name == "" {
+			continue
+		}
+		if _, seen := out[name]; !seen {
+			out[name] = value
+		}
+	}
+	return out
+}
+
+// applyPolicies runs the request and response policies of an allowed
+// request (step 5, after the identity headers).
+func (e *Engine) applyPolicies(c *check, d *Decision) {
+	set := c.op.Policies
+	if set == nil {
+		return
+	}
+	d.Policies = set.Names
+	if len(set.Request) > 0 {
+		op := c.op
+		d.Mutation = policy.ApplyRequest(set.Request, policy.Request{
+			Headers:     policyHeaders{c.req.Headers},
+			Target:      c.req.Target,
+			Vars:        func(name string) string { return op.Template.ParamValue(c.path, name) },
+			RemoveQuery: d.RemoveQuery,
+		})
+		switch {
+		case d.Mutation.Path != "":
+			d.RemoveQuery = nil // the new path's query has them removed
+		case len(d.Mutation.RemoveQuery) > 0:
+			d.RemoveQuery = append(d.RemoveQuery[:len(d.RemoveQuery):len(d.RemoveQuery)], d.Mutation.RemoveQuery...)
+		}
+	}
+	for _, r := range set.Response {
+		if r.Kind != policy.RemoveResponseHeader { // removals are the ext_proc filter's
+			d.ResponseHeaders = append(d.ResponseHeaders, policy.ResponseHeader{Name: r.Name, Value: r.Value, Append: r.Kind == policy.AddResponseHeader})
+		}
+	}
+}
