@@ -41,4 +41,7 @@ type Decision struct {
 	Credential string
 	KeyID      string // the API key's id; "" for another credential, or a key without one
 	ClientIP   netip.Addr
+	// Policies name the policies the request ran (from the config, shared:
+	// never modified).
+	Policies []string
 }

@@ -40,7 +40,11 @@ type Event struct {
 	Decision       string    `json:"decision"` // allow | deny
 	Code           string    `json:"code"`     // deny code; 200 for allow
 	UpstreamStatus int       `json:"upstream_status,omitempty"`
-	Latency        Latency   `json:"latency"`
+	// Policies name the policies the request ran: request.setHeader,
+	// response.addHeader, rule, cors.preflight, interceptor.request, ...
+	// in the order they ran (README, "Policies").
+	Policies []string `json:"policies,omitempty"`
+	Latency  Latency  `json:"latency"`
 
 	// status is a denial's HTTP status, which usage reads (a 429 is
 	// throttled); events do not show it: code says more.

@@ -53,6 +53,7 @@ func eventOf(d Decision, at time.Time) *Event {
 		Decision:       "allow",
 		Code:           AllowCode,
 		Latency:        Latency{EnforcerMS: ms(d.Elapsed)},
+		Policies:       d.Policies, // names from the config, never modified
 	}
 	if d.ClientIP.IsValid() {
 		e.ClientIP = d.ClientIP.String()

@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"encoding/json"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -86,6 +87,25 @@ func TestClip(t *testing.T) {
 		}
 		if got != "" && unsafe.StringData(got) == unsafe.StringData(tc.in) {
 			t.Errorf("%s: not a copy", tc.name)
+		}
+	}
+}
+
+// TestEventNamesPolicies: the policies a request ran are in its event.
+func TestEventNamesPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		policies []string
+		want     string
+	}{
+		{[]string{"request.setHeader", "rule"}, `"policies":["request.setHeader","rule"]`},
+		{nil, ""},
+	} {
+		data, err := json.Marshal(eventOf(Decision{Allowed: true, Policies: tc.policies}, time.Unix(0, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(data), `"policies"`); got != (tc.want != "") || tc.want != "" && !strings.Contains(string(data), tc.want) {
+			t.Errorf("event %s, want %q", data, tc.want)
 		}
 	}
 }

@@ -31,6 +31,7 @@ func (r decisionRecorder) ObserveDecision(req *authz.Request, d *authz.Decision,
 		a.Path, a.UserAgent = d.LogPath(req), req.Headers.Get("user-agent")
 		a.Subject, a.Credential, a.ClientIP = d.Identity.Subject, d.Identity.Credential, d.ClientIP
 		a.KeyID = d.Identity.KeyID.String()
+		a.Policies = d.Policies
 		if d.API != nil {
 			a.APIVersion = d.API.Version
 		}
