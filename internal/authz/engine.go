@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -538,25 +539,16 @@ func (e *Engine) allow(c *check, d *Decision) {
 // header replaced by a backend's), so that the proxy is never told to
 // both set and remove one. remove may be shared: it is copied if changed.
 func withoutSet(remove []string, set []policy.Header) []string {
-	if len(set) == 0 {
-		return remove
-	}
-	var out []string
-	changed := false
-	for _, name := range remove {
-		kept := true
+	isSet := func(name string) bool {
 		for _, h := range set {
 			if h.Name == name {
-				kept, changed = false, true
-				break
+				return true
 			}
 		}
-		if kept {
-			out = append(out, name)
-		}
+		return false
 	}
-	if !changed {
+	if !slices.ContainsFunc(remove, isSet) {
 		return remove
 	}
-	return out
+	return slices.DeleteFunc(slices.Clone(remove), isSet)
 }

@@ -165,7 +165,7 @@ func checkResponse(d *Decision) *authv3.CheckResponse {
 		Headers:                 upstreamHeaderOptions(d),
 		ResponseHeadersToAdd:    appendRateLimitHeaders(nil, &d.RateLimit),
 	}
-	if d.Mutation.Changed() || len(d.ResponseHeaders) > 0 {
+	if len(d.Mutation.SetQuery) > 0 || len(d.ResponseHeaders) > 0 {
 		addPolicies(ok, d)
 	}
 	out.Status = statusOK
@@ -176,12 +176,22 @@ func checkResponse(d *Decision) *authv3.CheckResponse {
 // upstreamHeaderOptions renders the headers to set upstream. The messages
 // are allocated in three batches rather than two per header: this runs on
 // every allowed request.
+//
+// The request policies' headers come last, the path and method as the
+// :path and :method pseudo-headers.
 func upstreamHeaderOptions(d *Decision) []*corev3.HeaderValueOption {
-	n := len(d.Extra)
+	m := &d.Mutation
+	n := len(d.Extra) + len(m.SetHeaders)
 	for _, v := range d.Upstream {
 		if v != "" {
 			n++
 		}
+	}
+	if m.Path != "" {
+		n++
+	}
+	if m.Method != "" {
+		n++
 	}
 	if n == 0 {
 		return nil
@@ -190,29 +200,30 @@ func upstreamHeaderOptions(d *Decision) []*corev3.HeaderValueOption {
 	values := make([]corev3.HeaderValue, n)
 	out := make([]*corev3.HeaderValueOption, n)
 	i := 0
-	d.UpstreamHeaders(func(name, value string) {
+	add := func(name, value string) {
 		values[i].Key, values[i].Value = name, value
 		opts[i].Header, opts[i].AppendAction = &values[i], overwriteOrAdd
 		out[i] = &opts[i]
 		i++
-	})
+	}
+	d.UpstreamHeaders(add)
+	for _, h := range m.SetHeaders {
+		add(h.Name, h.Value)
+	}
+	if m.Path != "" {
+		add(":path", m.Path)
+	}
+	if m.Method != "" {
+		add(":method", m.Method)
+	}
 	return out
 }
 
-// addPolicies renders what the policies change: headers set upstream
-// (the path and method as the :path and :method pseudo-headers), query
-// parameters set, and the response's headers.
+// addPolicies renders what the policies change besides the upstream
+// headers (upstreamHeaderOptions): query parameters set, and the
+// response's headers.
 func addPolicies(ok *authv3.OkHttpResponse, d *Decision) {
 	m := &d.Mutation
-	for _, h := range m.SetHeaders {
-		ok.Headers = append(ok.Headers, header(h.Name, h.Value))
-	}
-	if m.Path != "" {
-		ok.Headers = append(ok.Headers, header(":path", m.Path))
-	}
-	if m.Method != "" {
-		ok.Headers = append(ok.Headers, header(":method", m.Method))
-	}
 	for _, q := range m.SetQuery {
 		ok.QueryParametersToSet = append(ok.QueryParametersToSet, &corev3.QueryParameter{Key: q.Name, Value: q.Value})
 	}

@@ -2,7 +2,6 @@ package authz
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/policy"
@@ -22,7 +21,7 @@ var (
 // policyHeaders lets the policies read the request's headers: a header
 // sent in several lines reads as its lines joined, as RFC 9110 says they
 // mean.
-type policyHeaders struct{ hs Headers }
+type policyHeaders struct{ hs *Headers }
 
 func (p policyHeaders) Get(name string) (string, bool) {
 	v, lines := p.hs.Lookup(name)
@@ -53,7 +52,10 @@ func (hs Headers) Map() map[string]string {
 // as it was, when the request is not one: it is then decided as any
 // OPTIONS request.
 func (e *Engine) preflight(c *check) (*Denial, bool) {
-	hdr := policyHeaders{c.req.Headers}
+	if c.req.Method != "OPTIONS" {
+		return nil, false
+	}
+	hdr := policyHeaders{&c.req.Headers}
 	origin, method, ok := policy.IsPreflight(c.req.Method, hdr)
 	if !ok {
 		return nil, false
@@ -110,9 +112,7 @@ func (e *Engine) rules(c *check, id *Identity) *Denial {
 		return nil
 	}
 	in := policy.RuleInput{
-		Method: c.req.Method, Path: c.path, Host: c.req.Host,
-		Headers:    c.req.Headers.Map,
-		Query:      func() map[string]string { return firstValues(c.req.Target) },
+		Method: c.req.Method, Path: c.path, Host: c.req.Host, Target: c.req.Target,
 		Subject:    id.Subject,
 		Principal:  id.Principal,
 		Credential: id.Credential,
@@ -122,6 +122,9 @@ func (e *Engine) rules(c *check, id *Identity) *Denial {
 	}
 	if id.Application != nil {
 		in.Application = id.Application.ID
+	}
+	if set.ReadHeaders {
+		in.Headers = c.req.Headers.Map()
 	}
 	for _, r := range set.Rules {
 		if err := r.Eval(&in); err != nil {
@@ -136,25 +139,6 @@ func (e *Engine) rules(c *check, id *Identity) *Denial {
 	return nil
 }
 
-// firstValues is the query's parameters, the first value of each.
-func firstValues(target string) map[string]string {
-	_, raw, _ := strings.Cut(target, "?")
-	raw, _, _ = strings.Cut(raw, "#")
-	out := map[string]string{}
-	for part := range strings.SplitSeq(raw, "&") {
-		k, v, _ := strings.Cut(part, "=")
-		name, err1 := url.QueryUnescape(k)
-		value, err2 := url.QueryUnescape(v)
-		if err1 != nil || err2 != nil || name == "" {
-			continue
-		}
-		if _, seen := out[name]; !seen {
-			out[name] = value
-		}
-	}
-	return out
-}
-
 // applyPolicies runs the request and response policies of an allowed
 // request (step 5, after the identity headers).
 func (e *Engine) applyPolicies(c *check, d *Decision) {
@@ -164,11 +148,11 @@ func (e *Engine) applyPolicies(c *check, d *Decision) {
 	}
 	d.Policies = set.Names
 	if len(set.Request) > 0 {
-		op := c.op
 		d.Mutation = policy.ApplyRequest(set.Request, policy.Request{
-			Headers:     policyHeaders{c.req.Headers},
+			Headers:     policyHeaders{&c.req.Headers},
 			Target:      c.req.Target,
-			Vars:        func(name string) string { return op.Template.ParamValue(c.path, name) },
+			Vars:        &c.op.Template,
+			Path:        c.path,
 			RemoveQuery: d.RemoveQuery,
 		})
 		switch {

@@ -7,13 +7,17 @@ import (
 	"time"
 )
 
+type varsOf map[string]string
+
+func (v varsOf) ParamValue(path, name string) string { return v[name] }
+
 type headers map[string]string
 
 func (h headers) Get(name string) (string, bool) { v, ok := h[name]; return v, ok }
 
 func TestApplyRequest(t *testing.T) {
 	id := PathTemplate{Parts: []PathPart{{Text: "/v2/items/"}, {Var: "id"}}}
-	vars := func(name string) string { return map[string]string{"id": "42"}[name] }
+	vars := varsOf{"id": "42"}
 	cases := []struct {
 		name   string
 		ops    []RequestOp
@@ -40,7 +44,7 @@ func TestApplyRequest(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := ApplyRequest(tc.ops, Request{Headers: headers{"x-old": "client"}, Target: tc.target, Vars: vars, RemoveQuery: tc.remove})
+			got := ApplyRequest(tc.ops, Request{Headers: headers{"x-old": "client"}, Target: tc.target, Vars: vars, Path: "/items/42", RemoveQuery: tc.remove})
 			if !slices.Equal(got.SetHeaders, tc.want.SetHeaders) || !slices.Equal(got.RemoveHeaders, tc.want.RemoveHeaders) ||
 				!slices.Equal(got.SetQuery, tc.want.SetQuery) || !slices.Equal(got.RemoveQuery, tc.want.RemoveQuery) ||
 				got.Path != tc.want.Path || got.Method != tc.want.Method {
@@ -108,8 +112,7 @@ func TestRules(t *testing.T) {
 	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	in := func() *RuleInput {
 		return &RuleInput{Method: "DELETE", Path: "/pets/1", Host: "api.example.com",
-			Headers: func() map[string]string { return map[string]string{"x-tenant": "acme"} },
-			Query:   func() map[string]string { return map[string]string{"q": "cat"} },
+			Headers: map[string]string{"x-tenant": "acme"}, Target: "/pets/1?q=cat&q=dog",
 			Application: "mobile", Subject: "alice", Credential: "jwt", Scopes: []string{"read", "admin"},
 			Claims: map[string]any{"tier": "gold", "level": int64(3), "groups": []any{"a", "b"}}, Now: now}
 	}

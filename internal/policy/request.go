@@ -38,6 +38,12 @@ type RequestOp struct {
 	Path PathTemplate
 }
 
+// VarSource gives the value of a template variable in a matched path
+// (catalog.Template).
+type VarSource interface {
+	ParamValue(path, name string) string
+}
+
 // PathTemplate is a rewritePath value: literal text and the names of the
 // matched operation's variables, in turn.
 type PathTemplate struct {
@@ -50,17 +56,18 @@ type PathPart struct {
 	Var  string
 }
 
-// Expand writes the template with the variables' values.
-func (t PathTemplate) Expand(vars func(name string) string) string {
-	var b strings.Builder
+// Expand writes the template with the variables' values in path.
+func (t PathTemplate) Expand(vars VarSource, path string) string {
+	var buf [256]byte
+	b := buf[:0]
 	for _, p := range t.Parts {
 		if p.Var != "" {
-			b.WriteString(vars(p.Var))
+			b = append(b, vars.ParamValue(path, p.Var)...)
 			continue
 		}
-		b.WriteString(p.Text)
+		b = append(b, p.Text...)
 	}
-	return b.String()
+	return string(b)
 }
 
 // HeaderReader reads the request's headers; names are lower case. ok is
@@ -97,8 +104,9 @@ type Request struct {
 	Headers HeaderReader
 	// Target is the request's path and query as sent.
 	Target string
-	// Vars are the matched template's variables.
-	Vars func(name string) string
+	// Vars gives the matched template's variables, read from Path.
+	Vars VarSource
+	Path string
 	// RemoveQuery are parameters removed whatever the policies say (the
 	// credential, _method), applied to a rewritten path's query too.
 	RemoveQuery []string
@@ -113,7 +121,8 @@ func ApplyRequest(ops []RequestOp, r Request) Upstream {
 	if len(ops) == 0 {
 		return u
 	}
-	headers := headerState{read: r.Headers}
+	var buf [4]headerChange // for the usual few
+	headers := headerState{read: r.Headers, changes: buf[:0]}
 	var query queryState
 	rewrite := false
 	for i := range ops {
@@ -133,7 +142,7 @@ func ApplyRequest(ops []RequestOp, r Request) Upstream {
 		case RemoveQuery:
 			query.remove(op.Name)
 		case RewritePath:
-			u.Path = op.Path.Expand(r.Vars)
+			u.Path = op.Path.Expand(r.Vars, r.Path)
 			rewrite = true
 		case RewriteMethod:
 			u.Method = op.Value
@@ -213,6 +222,18 @@ func (h *headerState) remove(name string) {
 }
 
 func (h *headerState) render() (set []Header, removed []string) {
+	nRemoved := 0
+	for _, c := range h.changes {
+		if c.removed {
+			nRemoved++
+		}
+	}
+	if n := len(h.changes) - nRemoved; n > 0 {
+		set = make([]Header, 0, n)
+	}
+	if nRemoved > 0 {
+		removed = make([]string, 0, nRemoved)
+	}
 	for _, c := range h.changes {
 		if c.removed {
 			removed = append(removed, c.name)

@@ -3,6 +3,8 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"cel.dev/cel-go/cel"
@@ -19,7 +21,17 @@ type Rule struct {
 	Status  int    // the deny's HTTP status
 	Message string // the deny's error_description
 	program cel.Program
+	// reads says which of the request's maps the expression may read,
+	// so that the others are not built for it.
+	reads inputMaps
 }
+
+type inputMaps uint8
+
+const (
+	readsHeaders inputMaps = 1 << iota
+	readsQuery
+)
 
 // Limits of a rule. The cost is CEL's measure of the work an evaluation
 // does (about one unit per operation, a string's length for comparing
@@ -76,7 +88,16 @@ func CompileRule(expr string) (*Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Rule{Expr: expr, program: prg}, nil
+	r := &Rule{Expr: expr, program: prg}
+	// A plain text search: a mention in a string literal only costs a
+	// map built for nothing.
+	if strings.Contains(expr, "headers") {
+		r.reads |= readsHeaders
+	}
+	if strings.Contains(expr, "query") {
+		r.reads |= readsQuery
+	}
+	return r, nil
 }
 
 // sizeEstimator bounds the sizes of the inputs for the cost estimate.
@@ -102,8 +123,10 @@ func (sizeEstimator) EstimateCallCost(string, string, *cost.AstNode, []cost.AstN
 // decision, and only when a rule reads them.
 type RuleInput struct {
 	Method, Path, Host string
-	Headers            func() map[string]string // lower-case names; repeated lines joined with ","
-	Query              func() map[string]string // the first value of each parameter
+	// Headers by lower-case name, repeated lines joined with ","; built
+	// by the caller when a rule reads them (Set.ReadHeaders).
+	Headers map[string]string
+	Target  string // path and query as sent: the query is read from it, when a rule reads it
 
 	Application, Subject, Principal, Credential string
 	Scopes                                      []string
@@ -112,6 +135,7 @@ type RuleInput struct {
 	Now time.Time
 
 	request, identity map[string]any
+	want, built       inputMaps // the maps the rule being evaluated reads; those request holds
 }
 
 // ResolveName serves the variables to CEL.
@@ -119,10 +143,16 @@ func (in *RuleInput) ResolveName(name string) (any, bool) {
 	switch name {
 	case "request":
 		if in.request == nil {
-			in.request = map[string]any{
-				"method": in.Method, "path": in.Path, "host": in.Host,
-				"headers": orEmpty(in.Headers), "query": orEmpty(in.Query),
+			in.request = map[string]any{"method": in.Method, "path": in.Path, "host": in.Host}
+		}
+		if missing := in.want &^ in.built; missing != 0 {
+			if missing&readsHeaders != 0 {
+				in.request["headers"] = orEmpty(in.Headers)
 			}
+			if missing&readsQuery != 0 {
+				in.request["query"] = firstValues(in.Target)
+			}
+			in.built |= missing
 		}
 		return in.request, true
 	case "identity":
@@ -150,15 +180,35 @@ func (in *RuleInput) ResolveName(name string) (any, bool) {
 // Parent is part of CEL's Activation: there is none.
 func (in *RuleInput) Parent() interpreter.Activation { return nil }
 
-func orEmpty(f func() map[string]string) map[string]string {
-	if f == nil {
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
 		return map[string]string{}
 	}
-	if m := f(); m != nil {
-		return m
-	}
-	return map[string]string{}
+	return m
 }
+
+// firstValues is a target's query parameters, the first value of each;
+// parameters that do not decode are left out.
+func firstValues(target string) map[string]string {
+	_, raw, _ := strings.Cut(target, "?")
+	raw, _, _ = strings.Cut(raw, "#")
+	out := map[string]string{}
+	for part := range strings.SplitSeq(raw, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		name, err1 := url.QueryUnescape(k)
+		value, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil || name == "" {
+			continue
+		}
+		if _, seen := out[name]; !seen {
+			out[name] = value
+		}
+	}
+	return out
+}
+
+// ReadsHeaders reports whether the rule may read request.headers.
+func (r *Rule) ReadsHeaders() bool { return r.reads&readsHeaders != 0 }
 
 // ErrRuleFalse is a rule that evaluated to false.
 var ErrRuleFalse = errors.New("the rule does not hold")
@@ -167,6 +217,7 @@ var ErrRuleFalse = errors.New("the rule does not hold")
 // not, another error when it could not be evaluated (a missing header
 // read without has(), the cost limit): the request is refused either way.
 func (r *Rule) Eval(in *RuleInput) error {
+	in.want = r.reads
 	out, _, err := r.program.Eval(in)
 	if err != nil {
 		return err

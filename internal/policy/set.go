@@ -11,6 +11,9 @@ type Set struct {
 	// the request and response policies' kinds, "rule" per rule and
 	// "interceptor" (one list, shared, never appended to).
 	Names []string
+	// ReadHeaders: a rule may read request.headers, which the decision
+	// then gathers into a map (set by Name).
+	ReadHeaders bool
 }
 
 // Empty reports whether the set does nothing.
@@ -49,8 +52,10 @@ func (s *Set) Name() {
 	for _, op := range s.Response {
 		s.Names = append(s.Names, "response."+op.Kind.String())
 	}
-	for range s.Rules {
+	s.ReadHeaders = false
+	for _, r := range s.Rules {
 		s.Names = append(s.Names, "rule")
+		s.ReadHeaders = s.ReadHeaders || r.ReadsHeaders()
 	}
 	if s.Interceptors != nil {
 		if s.Interceptors.Request != nil {
