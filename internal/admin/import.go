@@ -79,6 +79,7 @@ func (s *Server) importOpenAPI(w http.ResponseWriter, c *call) error {
 			if len(meta.Tags) == 0 {
 				meta.Tags = oldMeta.Tags
 			}
+			keepPolicies(spec, old)
 			if before, err = apiObject(cur); err != nil {
 				return result{}, err
 			}
@@ -109,4 +110,18 @@ func (s *Server) importOpenAPI(w http.ResponseWriter, c *call) error {
 			"api": o, "specVersion": res.SpecVersion, "created": status == http.StatusCreated, "changes": changes, "warnings": warnings,
 		}}, nil
 	})
+}
+
+// keepPolicies carries an API's policies and CORS settings over a
+// re-import (an OpenAPI document has neither): the API's own, and each
+// operation's, to the operation of the same path in the new document.
+func keepPolicies(spec, old *tollgatev1.Api) {
+	spec.Policies, spec.Cors = old.GetPolicies(), old.GetCors()
+	for _, o := range spec.GetOperations() {
+		for _, prev := range old.GetOperations() {
+			if prev.GetPath() == o.GetPath() && prev.GetPolicies() != nil && slices.Equal(prev.GetMethods(), o.GetMethods()) {
+				o.Policies = prev.GetPolicies()
+			}
+		}
+	}
 }
