@@ -41,6 +41,10 @@ const (
 const (
 	MaxRuleCost   = 100_000
 	MaxRuleLength = 4096
+	// trackedRuleCost: a rule whose worst case is within it (comparisons
+	// of fields, no iteration or scanning of big values) runs without
+	// counting, which costs more than such a rule itself.
+	trackedRuleCost = 1000
 	// sizes assumed for the cost estimate: what a request can hold
 	maxSizeString = 16 << 10
 	maxSizeList   = 256
@@ -84,7 +88,13 @@ func CompileRule(expr string) (*Rule, error) {
 	if est.Max > MaxRuleCost {
 		return nil, fmt.Errorf("may cost up to %d, over the limit of %d: iterate over fewer values", est.Max, MaxRuleCost)
 	}
-	prg, err := ruleEnv.Program(ast, cel.CostLimit(MaxRuleCost), cel.EvalOptions(cel.OptOptimize))
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if est.Max > trackedRuleCost {
+		// Iterating or scanning: the real cost depends on the request,
+		// so it is counted as the rule runs.
+		opts = append(opts, cel.CostLimit(MaxRuleCost))
+	}
+	prg, err := ruleEnv.Program(ast, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -134,45 +144,18 @@ type RuleInput struct {
 
 	Now time.Time
 
-	request, identity map[string]any
-	want, built       inputMaps // the maps the rule being evaluated reads; those request holds
+	query map[string]string // read from Target once, when a rule reads it
 }
 
 // ResolveName serves the variables to CEL.
 func (in *RuleInput) ResolveName(name string) (any, bool) {
 	switch name {
 	case "request":
-		if in.request == nil {
-			in.request = map[string]any{"method": in.Method, "path": in.Path, "host": in.Host}
-		}
-		if missing := in.want &^ in.built; missing != 0 {
-			if missing&readsHeaders != 0 {
-				in.request["headers"] = orEmpty(in.Headers)
-			}
-			if missing&readsQuery != 0 {
-				in.request["query"] = firstValues(in.Target)
-			}
-			in.built |= missing
-		}
-		return in.request, true
+		return requestVal{in}, true
 	case "identity":
-		if in.identity == nil {
-			scopes := in.Scopes
-			if scopes == nil {
-				scopes = []string{}
-			}
-			claims := in.Claims
-			if claims == nil {
-				claims = map[string]any{}
-			}
-			in.identity = map[string]any{
-				"application": in.Application, "subject": in.Subject, "principal": in.Principal,
-				"credential": in.Credential, "scopes": scopes, "claims": claims,
-			}
-		}
-		return in.identity, true
+		return identityVal{in}, true
 	case "now":
-		return in.Now, true
+		return types.Timestamp{Time: in.Now}, true
 	}
 	return nil, false
 }
@@ -217,7 +200,6 @@ var ErrRuleFalse = errors.New("the rule does not hold")
 // not, another error when it could not be evaluated (a missing header
 // read without has(), the cost limit): the request is refused either way.
 func (r *Rule) Eval(in *RuleInput) error {
-	in.want = r.reads
 	out, _, err := r.program.Eval(in)
 	if err != nil {
 		return err
