@@ -46,7 +46,7 @@ type recorded struct {
 // answerFunc answers one call: the HTTP status and the JSON body.
 type answerFunc func(path string, call map[string]any) (int, string)
 
-func newInterceptor(t *testing.T, answer answerFunc) *interceptor {
+func newInterceptor(t testing.TB, answer answerFunc) *interceptor {
 	t.Helper()
 	ic := &interceptor{release: make(chan struct{})}
 	ic.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +138,7 @@ type fixture struct {
 
 // start serves the config on loopback gRPC with the enforcer's codec, as
 // the replica does, and connects a client.
-func start(t *testing.T, cfg string) *fixture {
+func start(t testing.TB, cfg string) *fixture {
 	t.Helper()
 	c, err := config.Compile([]byte(cfg), func(string) (string, bool) { return "", false })
 	if err != nil {
