@@ -705,3 +705,56 @@ func TestBodyNeverSent(t *testing.T) {
 		t.Errorf("skipped counted %v", v)
 	}
 }
+
+// TestConcurrentStreams: many streams at once, some with nothing to do
+// (sharing one prebuilt answer), some intercepted, each answered as its
+// own (run with -race).
+func TestConcurrentStreams(t *testing.T) {
+	ic := newInterceptor(t, func(_ string, call map[string]any) (int, string) {
+		inv, _ := call["invocationContext"].(map[string]any)
+		id, _ := inv["requestId"].(string)
+		return 200, `{"headersToAdd": {"x-echo": "` + id + `"}}`
+	})
+	f := start(t, configFor(ic.URL))
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for i := range 64 {
+		wg.Go(func() {
+			s, err := f.client.Process(context.Background())
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			defer s.CloseSend()
+			id := strconv.Itoa(i)
+			path := "/shop/plain"
+			if i%2 == 1 {
+				path = "/shop/headers"
+			}
+			req := requestHeaders("GET", path, true)
+			for _, h := range req.GetRequestHeaders().GetHeaders().GetHeaders() {
+				if h.GetKey() == "x-request-id" {
+					h.RawValue = []byte(id)
+				}
+			}
+			if err := s.Send(req); err != nil {
+				errs <- err.Error()
+				return
+			}
+			resp, err := s.Recv()
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			got := mutationOf(resp.GetRequestHeaders().GetResponse().GetHeaderMutation()).set["x-echo"]
+			if i%2 == 1 && got != "+"+id || i%2 == 0 && got != "" {
+				errs <- "stream " + id + " got x-echo " + got
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}

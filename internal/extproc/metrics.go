@@ -25,7 +25,8 @@ type metrics struct {
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	streams  *prometheus.CounterVec
-	pass     prometheus.Counter
+
+	pass, intercepted prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests seen on the ext_proc front end: pass (nothing to do) or intercepted.",
 		}, []string{"kind"}),
 	}
-	m.pass = m.streams.WithLabelValues("pass")
+	m.pass, m.intercepted = m.streams.WithLabelValues("pass"), m.streams.WithLabelValues("intercepted")
 	if reg != nil {
 		reg.MustRegister(m.calls, m.duration, m.streams)
 	}

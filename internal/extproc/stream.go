@@ -39,7 +39,6 @@ type stream struct {
 	reqHeaders map[string]string
 	inv        *invocationContext
 	reqPending bool    // the request interceptor waits for the body
-	reqDone    bool    // the request interceptor was called (or failed)
 	direct     bool    // the request interceptor answered the client itself
 	reqTrail   changes // for the request's trailers, if it has any
 	icx        map[string]string
@@ -114,7 +113,7 @@ func (st *stream) requestHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.
 		st.s.metrics.pass.Inc()
 		return passRequest
 	}
-	st.s.metrics.streams.WithLabelValues("intercepted").Inc()
+	st.s.metrics.intercepted.Inc()
 	eos := h.GetEndOfStream()
 	mode := st.mode(eos)
 	in := requestService(st.ic)
@@ -232,7 +231,6 @@ func (st *stream) skipped(flow string, d authz.Denial) (resp *extprocv3.Processi
 // callRequest calls the request interceptor and answers the message of
 // kind k with what it says.
 func (st *stream) callRequest(k kind, body []byte) *extprocv3.ProcessingResponse {
-	st.reqDone = true
 	in := st.ic.Request
 	call := requestCall{}
 	if in.Headers {
@@ -366,7 +364,7 @@ func (st *stream) callResponse(k kind, body []byte, removals *extprocv3.CommonRe
 
 // tooLarge refuses a request whose body is over maxBodyBytes.
 func (st *stream) tooLarge() *extprocv3.ProcessingResponse {
-	st.reqPending, st.reqDone = false, true
+	st.reqPending = false
 	st.s.metrics.observeCall(st.apiID(), "request", resultTooLarge, 0)
 	return immediate(denyTooLarge)
 }
