@@ -15,6 +15,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	grpcalsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -122,6 +123,33 @@ func TestExample(t *testing.T) {
 	}
 	if authz.GetAllowedHeaders() != nil || authz.GetDisallowedHeaders() != nil {
 		t.Error("ext_authz narrows the request headers Tollgate receives")
+	}
+
+	// ext_proc right after ext_authz, on the same cluster, failing closed,
+	// waiting longer than an interceptor's default timeout (1s), free to
+	// ask each request for what its operation needs, with ext_authz's
+	// metadata.
+	if len(filters) < 3 || filters[1].GetName() != "envoy.filters.http.ext_proc" {
+		t.Fatalf("ext_proc must come right after ext_authz: %v", filters)
+	}
+	proc := &extprocv3.ExternalProcessor{}
+	unpack(t, filters[1].GetTypedConfig(), proc)
+	if proc.GetGrpcService().GetEnvoyGrpc().GetClusterName() != "tollgate" || proc.GetFailureModeAllow() {
+		t.Errorf("ext_proc: gRPC service %v, failure_mode_allow %v", proc.GetGrpcService(), proc.GetFailureModeAllow())
+	}
+	if d := proc.GetMessageTimeout().AsDuration(); d <= time.Second {
+		t.Errorf("ext_proc message_timeout %s: want more than the interceptors' default timeout of 1s", d)
+	}
+	if !proc.GetAllowModeOverride() {
+		t.Error("ext_proc without allow_mode_override: every request would send every part")
+	}
+	pm := proc.GetProcessingMode()
+	if pm.GetRequestHeaderMode() != extprocv3.ProcessingMode_SEND || pm.GetRequestBodyMode() != extprocv3.ProcessingMode_NONE ||
+		pm.GetResponseBodyMode() != extprocv3.ProcessingMode_NONE {
+		t.Errorf("ext_proc processing_mode %v: want the request headers and no bodies by default", pm)
+	}
+	if ns := proc.GetMetadataOptions().GetForwardingNamespaces().GetUntyped(); len(ns) != 1 || ns[0] != "envoy.filters.http.ext_authz" {
+		t.Errorf("ext_proc forwards metadata namespaces %v, want ext_authz's", ns)
 	}
 
 	// The access log, to Tollgate's access-log service under log_name tollgate.

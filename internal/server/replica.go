@@ -23,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/internal/analytics"
 	"github.com/tollgate/tollgate/internal/authz"
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/extproc"
 	"github.com/tollgate/tollgate/internal/keys"
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/observe"
@@ -266,6 +267,10 @@ func (r *replica) openFrontEnds() error {
 		grpc.ChainStreamInterceptor(r.metrics.GRPC.StreamServerInterceptor()),
 	)
 	authz.NewGRPCServer(r.engine).Register(r.grpcServer)
+	// Interceptors and removeHeader response policies, on the same port:
+	// Envoy's ext_proc filter, after ext_authz (README, "Interceptors").
+	extproc.New(extproc.Options{Store: r.store, Logger: r.log.With("frontend", "extproc"),
+		Registerer: r.metrics.Registry(), Panicked: func() { r.metrics.ObservePanic("extproc") }}).Register(r.grpcServer)
 	accessLog := analytics.NewAccessLogServer(r.joiner, analytics.AccessLogOptions{AllowedPeers: cfg.AccessLogPeers})
 	if r.accessLogL == nil {
 		accesslogv3.RegisterAccessLogServiceServer(r.grpcServer, accessLog)
