@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&o.soakRate, "soak-rate", 2000, "Checks per second during the soak")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report file")
 	flag.StringVar(&o.profiles, "profiles", "", "write a CPU profile of Tollgate's first round of each scenario, and a heap profile at the end of the hostile attack, here")
-	flag.StringVar(&o.only, "only", "", `run only this scenario: "hostile" (memory under attack), "scale" (a large key set from the file and over xDS) "admin" (the admin API's writes and propagation) or "usage" (usage reporting's cost per decision)`)
+	flag.StringVar(&o.only, "only", "", `run only this scenario: "hostile" (memory under attack), "scale" (a large key set from the file and over xDS) "admin" (the admin API's writes and propagation), "usage" (usage reporting's cost per decision) or "policies" (a Check with request policies and a CEL rule against one without)`)
 	flag.IntVar(&o.scale.keys, "scale-keys", 1_000_000, "API keys in the scale scenario (0 skips it)")
 	flag.IntVar(&o.scale.apps, "scale-apps", 100_000, "applications the scale scenario's keys belong to")
 	flag.IntVar(&o.scale.apis, "scale-apis", 10_000, "APIs of ten operations in the scale scenario's many-APIs part (0 skips it)")
@@ -97,12 +97,15 @@ type report struct {
 	scale   *scaleResult
 	admin   *adminResult
 	usage   *usageResult
+	// policies is "API key allow" without and with policies, over gRPC
+	// and in process.
+	policies *policiesResult
 }
 
 func run(o options) error {
 	switch {
-	case o.only != "" && o.only != "hostile" && o.only != "scale" && o.only != "admin" && o.only != "usage":
-		return fmt.Errorf(`-only %q: the scenarios that run alone are "hostile", "scale", "admin" and "usage"`, o.only)
+	case o.only != "" && o.only != "hostile" && o.only != "scale" && o.only != "admin" && o.only != "usage" && o.only != "policies":
+		return fmt.Errorf(`-only %q: the scenarios that run alone are "hostile", "scale", "admin", "usage" and "policies"`, o.only)
 	case o.only == "hostile" && o.hostile.checks <= 0:
 		return fmt.Errorf("-only hostile with -hostile-checks %d: nothing to run", o.hostile.checks)
 	case o.only == "scale" && (o.scale.keys <= 0 || o.scale.apps <= 0):
@@ -147,6 +150,11 @@ func run(o options) error {
 	if o.only == "" || o.only == "usage" {
 		if rep.usage, err = runUsage(); err != nil {
 			return fmt.Errorf("usage: %w", err)
+		}
+	}
+	if o.only == "" || o.only == "policies" {
+		if rep.policies, err = runPolicies(o, scens[0]); err != nil {
+			return fmt.Errorf("policies: %w", err)
 		}
 	}
 	text := render(o, rep)

@@ -31,6 +31,9 @@ func render(o options, rep report) string {
 	if rep.admin != nil {
 		renderAdmin(&b, rep.admin)
 	}
+	if rep.policies != nil {
+		renderPolicies(&b, rep.policies)
+	}
 	if rep.usage != nil {
 		renderUsage(&b, rep.usage)
 	}

@@ -54,6 +54,14 @@ func checkRequest(method, path string, extra map[string]string, principal string
 	}}
 }
 
+// policiesScenario is "API key allow" on an operation with three request
+// policies and a CEL rule: the same Check but for its path and one more
+// header (the one renamed).
+func policiesScenario(plain scenario) scenario {
+	return scenario{name: "API key allow + 3 request policies + 1 CEL rule", config: plain.config, allowed: true,
+		request: checkRequest("GET", "/mediated/v1/orders/42", map[string]string{"apikey": benchKey, "x-old": "legacy"}, "")}
+}
+
 // scenarios writes their configs to dir. redisAddr is the store of the
 // Redis scenario.
 func scenarios(dir, redisAddr string, profiling bool) ([]scenario, error) {
@@ -97,6 +105,19 @@ apis:
     operations:
       - {path: /orders, methods: [GET, POST]}
       - {path: "/orders/{id}", methods: [GET]}
+  - id: mediated
+    basePath: /mediated/v1
+    security: [apiKey]
+    operations:
+      - path: "/orders/{id}"
+        methods: [GET]
+        policies:
+          request:
+            - {setHeader: {name: x-env, value: prod}}
+            - {renameHeader: {from: x-old, to: x-new}}
+            - {rewritePath: "/v2/orders/{id}"}
+          rules:
+            - {expr: "request.method != 'DELETE' || 'admin' in identity.scopes"}
   - id: orders
     basePath: /orders
     security: [mtls]
@@ -109,6 +130,7 @@ applications:
 subscriptions:
   - {application: web, api: catalog, rateLimit: roomy, state: active}
   - {application: acme, api: partner, state: active}
+  - {application: acme, api: mediated, state: active}
   - {application: cart, api: orders, state: active}
 apiKeys:
   - {application: acme, sha256: %s}
