@@ -237,6 +237,9 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 		return d
 	}
 	e.allow(&c, &d)
+	if denial := uncarried(&c, &d); denial != nil {
+		d.Allowed, d.Denial = false, *denial
+	}
 	return d
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/policy"
 )
 
@@ -123,9 +124,7 @@ func (e *Engine) rules(c *check, id *Identity) *Denial {
 	if id.Application != nil {
 		in.Application = id.Application.ID
 	}
-	if set.ReadHeaders {
-		in.Headers = c.req.Headers.Map()
-	}
+	in.Headers = &c.req.Headers
 	for _, r := range set.Rules {
 		if err := r.Eval(&in); err != nil {
 			d := Denial{Status: r.Status, Code: r.Code, Message: http.StatusText(r.Status),
@@ -135,6 +134,37 @@ func (e *Engine) rules(c *check, id *Identity) *Denial {
 			}
 			return &d
 		}
+	}
+	return nil
+}
+
+// denyUncarried refuses an allowed request whose policies the proxy in
+// front of the HTTP front end cannot carry out: letting it through
+// unchanged would be another request than the one the policies make.
+var denyUncarried = Denial{Status: 500, Code: "900942", Message: "Internal Server Error",
+	Description: "The operation's policies change the request in a way this proxy cannot carry out."}
+
+// uncarried checks what the request policies change against what the
+// HTTP front end's proxy can do: Envoy's http_service copies and removes
+// headers, Traefik and Caddy only copy them, and none of them can change
+// the path, the query or the method (the gRPC front end and nginx can).
+func uncarried(c *check, d *Decision) *Denial {
+	if c.req.Frontend != FrontendHTTP || !d.Mutation.Changed() {
+		return nil
+	}
+	m := &d.Mutation
+	shape := c.snap.HTTPShape
+	switch {
+	case shape == model.ShapeNginx:
+		return nil
+	case m.Path != "" || m.Method != "" || len(m.SetQuery) > 0 || len(m.RemoveQuery) > 0:
+		den := denyUncarried
+		den.Description = "The operation's policies change the path, query or method, which only Envoy's gRPC ext_authz and nginx carry out."
+		return &den
+	case shape == model.ShapeForwardAuth && len(m.RemoveHeaders) > 0:
+		den := denyUncarried
+		den.Description = "The operation's policies remove or rename headers, which forward authentication cannot carry out."
+		return &den
 	}
 	return nil
 }

@@ -173,6 +173,23 @@ type queryValue struct {
 	unclear bool // repeated, or also spelled in a way Envoy would not remove
 }
 
+// namedAfterSemicolon reports whether a part of pair after a ';' names
+// the parameter: Rack and other servers that split the query on ';' as on
+// '&' would read it there.
+func namedAfterSemicolon(pair, name string) bool {
+	_, rest, _ := strings.Cut(pair, ";")
+	for part := range strings.SplitSeq(rest, ";") {
+		k, _, _ := strings.Cut(part, "=")
+		if k == name {
+			return true
+		}
+		if dk, err := url.QueryUnescape(k); err == nil && dk == name {
+			return true
+		}
+	}
+	return false
+}
+
 // queryParam looks up parameter name in target's query by its exact
 // spelling, the way Envoy's query_parameters_to_remove finds what to
 // remove. A name that only decodes to it (api%6bey) would stay in the
@@ -191,6 +208,9 @@ func queryParam(target, name string) queryValue {
 	for rest != "" {
 		var pair string
 		pair, rest, _ = strings.Cut(rest, "&")
+		if strings.IndexByte(pair, ';') >= 0 && namedAfterSemicolon(pair, name) {
+			out.unclear = true // some servers split the query on ';' too
+		}
 		k, v, _ := strings.Cut(pair, "=")
 		if k != name {
 			if strings.ContainsAny(k, "%+") {

@@ -27,6 +27,21 @@ const (
 var notForPolicies = []string{"host", "content-length", "transfer-encoding", "connection", "te", "upgrade",
 	"keep-alive", "proxy-connection", "trailer"}
 
+// controlPrefixes are headers that speak to the proxy: Tollgate's answers
+// to nginx and forward-auth proxies (x-tollgate-upstream-uri and the
+// like) and Envoy's own (x-envoy-auth-headers-to-remove and the like). A
+// policy that could write one would steer the proxy.
+var controlPrefixes = []string{"x-tollgate-", "x-envoy-"}
+
+func isControlHeader(name string) bool {
+	for _, p := range controlPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // policySet compiles one Policies message. api is the API it belongs to
 // (for its credential headers).
 func (c *compiler) policySet(path string, in *tollgatev1.Policies, api *catalog.API) *policy.Set {
@@ -95,6 +110,10 @@ func (c *compiler) requestPolicy(path string, p *tollgatev1.RequestPolicy, api *
 	case p.RenameHeader != nil:
 		from, ok := c.policyHeader(path+".renameHeader.from", p.RenameHeader.GetFrom())
 		to, ok2 := c.policyHeader(path+".renameHeader.to", p.RenameHeader.GetTo())
+		if ok2 && (to == "authorization" || to == api.APIKeyHeader) {
+			c.Addf(path+".renameHeader.to", "%s carries credentials: a rename would pass a client's value as one (use setHeader for a backend's credential)", to)
+			ok2 = false
+		}
 		if ok && !api.ForwardCredentials && (from == "authorization" || from == api.APIKeyHeader) {
 			c.Addf(path+".renameHeader.from", "%s carries the caller's credential, which the API does not forward (forwardCredentials)", from)
 			ok = false
@@ -106,6 +125,10 @@ func (c *compiler) requestPolicy(path string, p *tollgatev1.RequestPolicy, api *
 		return policy.RequestOp{Kind: policy.RenameHeader, Name: from, Value: to}, ok && ok2
 	case p.AddQuery != nil:
 		ok := c.queryName(path+".addQuery.name", p.AddQuery.GetName())
+		if n := p.AddQuery.GetName(); ok && (n == catalog.MethodOverrideQuery || n == api.APIKeyQuery) {
+			c.Addf(path+".addQuery.name", "%s is a method override or the API's key parameter, which Tollgate removes", n)
+			ok = false
+		}
 		if v := p.AddQuery.GetValue(); strings.IndexFunc(v, func(r rune) bool { return !isQueryValueChar(r) }) >= 0 {
 			c.Addf(path+".addQuery.value", "want letters, digits and -._~!$'()*+,;:@/ only, got %q", v)
 			ok = false
@@ -156,6 +179,11 @@ func (c *compiler) responsePolicy(path string, p *tollgatev1.ResponsePolicy) (po
 	case slices.Contains(notForPolicies, name):
 		c.Addf(path+"."+field+".name", "%s frames the response; no policy may change it", name)
 		ok = false
+	case isControlHeader(name), slices.Contains(IdentityHeaderNames, name), c.reserved[name]:
+		// The HTTP front end's answer holds the response's headers and the
+		// upstream's in one set: these would be taken for Tollgate's own.
+		c.Addf(path+"."+field+".name", "%s is Tollgate's or the proxy's own header; no policy may set it", name)
+		ok = false
 	}
 	if kind != policy.RemoveResponseHeader {
 		ok = c.headerValue(path+"."+field+".value", nv.GetValue()) && ok
@@ -173,6 +201,10 @@ func (c *compiler) policyHeader(path, h string) (string, bool) {
 		c.Addf(path, "%s frames or routes the request; no policy may change it", name)
 	case slices.Contains(IdentityHeaderNames, name), c.reserved[name]:
 		c.Addf(path, "%s is set by Tollgate alone (an identity, claim or backend JWT header)", name)
+	case isControlHeader(name):
+		c.Addf(path, "%s speaks to the proxy; no policy may set, remove or rename it", name)
+	case slices.Contains(catalog.MethodOverrideHeaders, name):
+		c.Addf(path, "%s overrides the method Tollgate authorized; no policy may change it (use rewriteMethod)", name)
 	default:
 		return name, true
 	}
@@ -226,6 +258,14 @@ func parseRewrite(s string) (policy.PathTemplate, error) {
 				if ch := lit[i]; ch != '/' && !isRewriteChar(ch) {
 					return t, fmt.Errorf("%q: character %q is not allowed in a path", s, ch)
 				}
+				if lit[i] == '%' {
+					if i+2 >= len(lit) || !isHex(lit[i+1]) || !isHex(lit[i+2]) {
+						return t, fmt.Errorf("%q: %% must start an escape of two hex digits", s)
+					}
+					if e := strings.ToLower(lit[i+1 : i+3]); e == "2e" || e == "2f" || e == "5c" {
+						return t, fmt.Errorf("%q: no encoded dot, slash or backslash", s)
+					}
+				}
 			}
 			if strings.Contains(lit, "//") || slices.Contains(strings.Split(lit, "/"), "..") || slices.Contains(strings.Split(lit, "/"), ".") {
 				return t, fmt.Errorf("%q: no empty or dot segments", s)
@@ -249,6 +289,10 @@ func parseRewrite(s string) (policy.PathTemplate, error) {
 	return t, nil
 }
 
+func isHex(ch byte) bool {
+	return '0' <= ch && ch <= '9' || 'a' <= ch && ch <= 'f' || 'A' <= ch && ch <= 'F'
+}
+
 func isRewriteChar(ch byte) bool {
 	return 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || strings.IndexByte("-._~%!$&'()*+,=:@", ch) >= 0
 }
@@ -270,6 +314,13 @@ func validVarName(n string) bool {
 func (c *compiler) checkRewriteVars(path string, s *policy.Set, op *catalog.Operation) {
 	if s == nil {
 		return
+	}
+	for _, r := range s.Response {
+		for _, q := range s.Request {
+			if (q.Kind == policy.SetHeader && q.Name == r.Name) || (q.Kind == policy.RenameHeader && q.Value == r.Name) {
+				c.Addf(path, "%s is set by both a request and a response policy: the HTTP front end's answer holds both in one set of headers", r.Name)
+			}
+		}
 	}
 	params := op.Template.Params()
 	for _, r := range s.Request {
@@ -410,6 +461,10 @@ func (c *compiler) cors(path string, in *tollgatev1.Cors, api *catalog.API) *pol
 			u, err := url.Parse(o)
 			if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
 				c.Addf(ipath, "an origin is scheme://host[:port] with no path, got %q", o)
+				continue
+			}
+			if port := u.Port(); strings.HasSuffix(u.Host, ":") || u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80" {
+				c.Addf(ipath, "browsers send an origin without its default port, or an empty one: write %s://%s", u.Scheme, u.Hostname())
 				continue
 			}
 			out.Origins = append(out.Origins, strings.ToLower(o))

@@ -27,16 +27,28 @@ func (v requestVal) field(key string) (ref.Val, bool) {
 	in := v.in
 	switch key {
 	case "method":
-		return types.String(in.Method), true
+		return types.String(in.Method), true // one of nine, or refused before
 	case "path":
-		return types.String(in.Path), true
+		return sized(in.Path), true
 	case "host":
-		return types.String(in.Host), true
+		return sized(in.Host), true
 	case "headers":
-		return types.NewStringStringMap(types.DefaultTypeAdapter, orEmpty(in.Headers)), true
+		if in.headers == nil {
+			in.headers = map[string]string{}
+			if in.Headers != nil {
+				in.headers = in.Headers.Map()
+			}
+		}
+		if !withinSizes(in.headers) {
+			return errTooLarge, true
+		}
+		return types.NewStringStringMap(types.DefaultTypeAdapter, in.headers), true
 	case "query":
 		if in.query == nil {
 			in.query = firstValues(in.Target)
+		}
+		if !withinSizes(in.query) {
+			return errTooLarge, true
 		}
 		return types.NewStringStringMap(types.DefaultTypeAdapter, in.query), true
 	}
@@ -49,9 +61,9 @@ func (v identityVal) field(key string) (ref.Val, bool) {
 	case "application":
 		return types.String(in.Application), true
 	case "subject":
-		return types.String(in.Subject), true
+		return sized(in.Subject), true
 	case "principal":
-		return types.String(in.Principal), true
+		return sized(in.Principal), true
 	case "credential":
 		return types.String(in.Credential), true
 	case "scopes":
@@ -59,14 +71,34 @@ func (v identityVal) field(key string) (ref.Val, bool) {
 		if scopes == nil {
 			scopes = []string{}
 		}
+		if len(scopes) > maxSizeList {
+			return errTooLarge, true
+		}
 		return types.NewStringList(types.DefaultTypeAdapter, scopes), true
 	case "claims":
 		if in.Claims == nil {
 			return types.NewStringInterfaceMap(types.DefaultTypeAdapter, map[string]any{}), true
 		}
+		if len(in.Claims) > maxSizeList {
+			return errTooLarge, true
+		}
+		for _, c := range in.Claims {
+			if s, ok := c.(string); ok && len(s) > maxSizeString {
+				return errTooLarge, true
+			}
+		}
 		return types.NewStringInterfaceMap(types.DefaultTypeAdapter, in.Claims), true
 	}
 	return nil, false
+}
+
+// sized is s as a CEL string, or an error when it is over the size the
+// rules' cost is estimated with.
+func sized(s string) ref.Val {
+	if len(s) > maxSizeString {
+		return errTooLarge
+	}
+	return types.String(s)
 }
 
 // fieldMap is what both types share: a fixed set of keys and a way to

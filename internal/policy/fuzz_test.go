@@ -34,7 +34,7 @@ func FuzzRule(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, expr, method, path, hName, hValue, qName, qValue, claim, claimValue string) {
 		in := &RuleInput{Method: method, Path: path, Host: hValue + ".example.com",
-			Headers:     map[string]string{hName: hValue, "x-tenant": hValue},
+			Headers:     headerMap{hName: hValue, "x-tenant": hValue},
 			Target:      "/p?" + qName + "=" + qValue,
 			Application: claimValue, Subject: claim, Scopes: []string{hValue, "admin"},
 			Claims: map[string]any{claim: claimValue, "level": int64(len(claimValue)), "nested": map[string]any{claim: []any{claimValue}}},

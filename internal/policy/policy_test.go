@@ -2,10 +2,17 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
+
+// headerMap is a HeaderSource.
+type headerMap map[string]string
+
+func (h headerMap) Map() map[string]string { return h }
 
 type varsOf map[string]string
 
@@ -112,7 +119,7 @@ func TestRules(t *testing.T) {
 	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	in := func() *RuleInput {
 		return &RuleInput{Method: "DELETE", Path: "/pets/1", Host: "api.example.com",
-			Headers: map[string]string{"x-tenant": "acme"}, Target: "/pets/1?q=cat&q=dog",
+			Headers: headerMap{"x-tenant": "acme"}, Target: "/pets/1?q=cat&q=dog",
 			Application: "mobile", Subject: "alice", Credential: "jwt", Scopes: []string{"read", "admin"},
 			Claims: map[string]any{"tier": "gold", "level": int64(3), "groups": []any{"a", "b"}}, Now: now}
 	}
@@ -131,6 +138,8 @@ func TestRules(t *testing.T) {
 		{"has(request.headers.x_missing)", true, false, false},
 		{"identity.claims.tier", true, false, true}, // a string, not a bool
 		{"1 + 1", false, false, false},
+		{"request.headers['x-tenant'].matches('^ac')", true, true, false},
+		{"request.headers['x-tenant'].matches(request.path)", false, false, false},
 		{"request.method ==", false, false, false},
 		{"unknown.var == 1", false, false, false},
 		{"request.headers.all(a, request.headers.all(b, request.headers.all(c, a+b+c != '')))", false, false, false}, // over the cost limit
@@ -155,4 +164,56 @@ func TestRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRuleInputsOverTheirSizes: a value larger than the sizes the rules'
+// cost was estimated with makes a rule that reads it fail (refuse), and
+// one that does not read it is unaffected.
+func TestRuleInputsOverTheirSizes(t *testing.T) {
+	big := strings.Repeat("a", maxSizeString+1)
+	headers, err := CompileRule("request.headers['x-a'] != ''")
+	if err != nil {
+		t.Fatal(err)
+	}
+	method, err := CompileRule("request.method == 'GET'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   RuleInput
+	}{
+		{"a big header", RuleInput{Method: "GET", Headers: headerMap{"x-a": "1", "x-big": big}}},
+		{"many headers", RuleInput{Method: "GET", Headers: manyHeaders(maxSizeList + 1)}},
+	} {
+		in := tc.in
+		if err := headers.Eval(&in); err == nil || errors.Is(err, ErrRuleFalse) {
+			t.Errorf("%s: a rule reading the headers gave %v, want an evaluation error", tc.name, err)
+		}
+		in = tc.in
+		if err := method.Eval(&in); err != nil {
+			t.Errorf("%s: a rule reading the method gave %v", tc.name, err)
+		}
+	}
+	path := RuleInput{Path: "/" + big}
+	if err := mustRule(t, "request.path.startsWith('/a')").Eval(&path); err == nil || errors.Is(err, ErrRuleFalse) {
+		t.Errorf("a big path: %v", err)
+	}
+}
+
+func manyHeaders(n int) headerMap {
+	h := headerMap{"x-a": "1"}
+	for i := range n {
+		h[fmt.Sprintf("x-%d", i)] = "v"
+	}
+	return h
+}
+
+func mustRule(t *testing.T, expr string) *Rule {
+	t.Helper()
+	r, err := CompileRule(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
@@ -21,17 +22,7 @@ type Rule struct {
 	Status  int    // the deny's HTTP status
 	Message string // the deny's error_description
 	program cel.Program
-	// reads says which of the request's maps the expression may read,
-	// so that the others are not built for it.
-	reads inputMaps
 }
-
-type inputMaps uint8
-
-const (
-	readsHeaders inputMaps = 1 << iota
-	readsQuery
-)
 
 // Limits of a rule. The cost is CEL's measure of the work an evaluation
 // does (about one unit per operation, a string's length for comparing
@@ -41,10 +32,6 @@ const (
 const (
 	MaxRuleCost   = 100_000
 	MaxRuleLength = 4096
-	// trackedRuleCost: a rule whose worst case is within it (comparisons
-	// of fields, no iteration or scanning of big values) runs without
-	// counting, which costs more than such a rule itself.
-	trackedRuleCost = 1000
 	// sizes assumed for the cost estimate: what a request can hold
 	maxSizeString = 16 << 10
 	maxSizeList   = 256
@@ -81,6 +68,9 @@ func CompileRule(expr string) (*Rule, error) {
 	if t := ast.OutputType(); t != cel.BoolType && t != cel.DynType {
 		return nil, fmt.Errorf("must be a condition (bool), not %s", t)
 	}
+	if err := literalPatterns(ast); err != nil {
+		return nil, err
+	}
 	est, err := ruleEnv.EstimateCost(ast, sizeEstimator{})
 	if err != nil {
 		return nil, fmt.Errorf("estimating its cost: %w", err)
@@ -88,41 +78,51 @@ func CompileRule(expr string) (*Rule, error) {
 	if est.Max > MaxRuleCost {
 		return nil, fmt.Errorf("may cost up to %d, over the limit of %d: iterate over fewer values", est.Max, MaxRuleCost)
 	}
-	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if est.Max > trackedRuleCost {
-		// Iterating or scanning: the real cost depends on the request,
-		// so it is counted as the rule runs.
-		opts = append(opts, cel.CostLimit(MaxRuleCost))
-	}
-	prg, err := ruleEnv.Program(ast, opts...)
+	// The estimate assumes the sizes below; the limit holds whatever the
+	// request holds (a value over them makes the rule fail, see requestVal).
+	prg, err := ruleEnv.Program(ast, cel.CostLimit(MaxRuleCost), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, err
 	}
-	r := &Rule{Expr: expr, program: prg}
-	// A plain text search: a mention in a string literal only costs a
-	// map built for nothing.
-	if strings.Contains(expr, "headers") {
-		r.reads |= readsHeaders
-	}
-	if strings.Contains(expr, "query") {
-		r.reads |= readsQuery
-	}
-	return r, nil
+	return &Rule{Expr: expr, program: prg}, nil
+}
+
+// literalPatterns refuses matches() with a pattern that is not a literal:
+// a pattern taken from the request would be compiled on every request.
+func literalPatterns(a *cel.Ast) error {
+	var bad error
+	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() != celast.CallKind || e.AsCall().FunctionName() != "matches" || bad != nil {
+			return
+		}
+		args := e.AsCall().Args()
+		if len(args) > 0 && args[len(args)-1].Kind() != celast.LiteralKind {
+			bad = errors.New("matches() takes a literal pattern")
+		}
+	}))
+	return bad
 }
 
 // sizeEstimator bounds the sizes of the inputs for the cost estimate.
 type sizeEstimator struct{}
 
+// The variables are maps of dyn to CEL, so the sizes go by where a value
+// is: request.headers, request.query, identity.scopes and identity.claims
+// hold at most maxSizeList entries, and every other value (a field, an
+// entry, a claim's value whatever its type) is taken to be as large as a
+// string may be. The request is held to these (requestVal).
 func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	if len(n.Path()) == 0 {
+	p := n.Path()
+	if len(p) == 0 {
 		return nil
 	}
-	switch n.Type().Kind() {
-	case types.StringKind, types.BytesKind:
-		return &cost.SizeEstimate{Min: 0, Max: maxSizeString}
-	default:
-		return &cost.SizeEstimate{Min: 0, Max: maxSizeList}
+	if len(p) == 2 {
+		switch p[0] + "." + p[1] {
+		case "request.headers", "request.query", "identity.scopes", "identity.claims":
+			return &cost.SizeEstimate{Min: 0, Max: maxSizeList}
+		}
 	}
+	return &cost.SizeEstimate{Min: 0, Max: maxSizeString}
 }
 
 func (sizeEstimator) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
@@ -133,9 +133,9 @@ func (sizeEstimator) EstimateCallCost(string, string, *cost.AstNode, []cost.AstN
 // decision, and only when a rule reads them.
 type RuleInput struct {
 	Method, Path, Host string
-	// Headers by lower-case name, repeated lines joined with ","; built
-	// by the caller when a rule reads them (Set.ReadHeaders).
-	Headers map[string]string
+	// Headers gives the headers by lower-case name, repeated lines joined
+	// with ","; asked once, when a rule reads them.
+	Headers HeaderSource
 	Target  string // path and query as sent: the query is read from it, when a rule reads it
 
 	Application, Subject, Principal, Credential string
@@ -144,7 +144,12 @@ type RuleInput struct {
 
 	Now time.Time
 
-	query map[string]string // read from Target once, when a rule reads it
+	query, headers map[string]string // read once, when a rule reads them
+}
+
+// HeaderSource gives a request's headers as a map.
+type HeaderSource interface {
+	Map() map[string]string
 }
 
 // ResolveName serves the variables to CEL.
@@ -163,11 +168,22 @@ func (in *RuleInput) ResolveName(name string) (any, bool) {
 // Parent is part of CEL's Activation: there is none.
 func (in *RuleInput) Parent() interpreter.Activation { return nil }
 
-func orEmpty(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
+// errTooLarge refuses a rule reading a map with a value over the sizes
+// its cost was estimated with.
+var errTooLarge = types.NewErr("a value the rule reads is over %d bytes", maxSizeString)
+
+// withinSizes reports whether a map's values are within the sizes rules
+// are estimated with.
+func withinSizes(m map[string]string) bool {
+	if len(m) > maxSizeList {
+		return false
 	}
-	return m
+	for _, v := range m {
+		if len(v) > maxSizeString {
+			return false
+		}
+	}
+	return true
 }
 
 // firstValues is a target's query parameters, the first value of each;
@@ -189,9 +205,6 @@ func firstValues(target string) map[string]string {
 	}
 	return out
 }
-
-// ReadsHeaders reports whether the rule may read request.headers.
-func (r *Rule) ReadsHeaders() bool { return r.reads&readsHeaders != 0 }
 
 // ErrRuleFalse is a rule that evaluated to false.
 var ErrRuleFalse = errors.New("the rule does not hold")

@@ -11,9 +11,6 @@ type Set struct {
 	// the request and response policies' kinds, "rule" per rule and
 	// "interceptor" (one list, shared, never appended to).
 	Names []string
-	// ReadHeaders: a rule may read request.headers, which the decision
-	// then gathers into a map (set by Name).
-	ReadHeaders bool
 }
 
 // Empty reports whether the set does nothing.
@@ -52,10 +49,8 @@ func (s *Set) Name() {
 	for _, op := range s.Response {
 		s.Names = append(s.Names, "response."+op.Kind.String())
 	}
-	s.ReadHeaders = false
-	for _, r := range s.Rules {
+	for range s.Rules {
 		s.Names = append(s.Names, "rule")
-		s.ReadHeaders = s.ReadHeaders || r.ReadsHeaders()
 	}
 	if s.Interceptors != nil {
 		if s.Interceptors.Request != nil {
