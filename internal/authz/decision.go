@@ -109,7 +109,8 @@ type Decision struct {
 	RateLimit RateLimitHeaders
 
 	// Mutation is what the request policies change upstream, when
-	// allowed; its removals are in RemoveHeaders and RemoveQuery too, and
+	// allowed; RemoveHeaders is its RemoveHeaders (Tollgate's removals
+	// and the policies'), RemoveQuery holds its query removals too, and
 	// no header it sets is in RemoveHeaders.
 	Mutation policy.Upstream
 	// ResponseHeaders are for the client's response: the response

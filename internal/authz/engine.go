@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
@@ -526,32 +525,10 @@ func (e *Engine) allow(c *check, d *Decision) {
 	}
 	if c.op != nil {
 		e.applyPolicies(c, d)
-		d.RemoveHeaders = withoutSet(d.RemoveHeaders, d.Mutation.SetHeaders)
-		if len(d.Mutation.RemoveHeaders) > 0 {
-			d.RemoveHeaders = append(d.RemoveHeaders[:len(d.RemoveHeaders):len(d.RemoveHeaders)], d.Mutation.RemoveHeaders...)
-		}
 	}
 	if cors := corsHeaders(c); cors != nil {
 		for _, h := range cors {
 			d.ResponseHeaders = append(d.ResponseHeaders, policy.ResponseHeader{Name: h.Name, Value: h.Value})
 		}
 	}
-}
-
-// withoutSet drops from remove the headers a policy sets (a credential
-// header replaced by a backend's), so that the proxy is never told to
-// both set and remove one. remove may be shared: it is copied if changed.
-func withoutSet(remove []string, set []policy.Header) []string {
-	isSet := func(name string) bool {
-		for _, h := range set {
-			if h.Name == name {
-				return true
-			}
-		}
-		return false
-	}
-	if !slices.ContainsFunc(remove, isSet) {
-		return remove
-	}
-	return slices.DeleteFunc(slices.Clone(remove), isSet)
 }

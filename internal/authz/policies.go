@@ -3,6 +3,7 @@ package authz
 import (
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/tollgate/tollgate/internal/model"
 	"github.com/tollgate/tollgate/internal/policy"
@@ -105,6 +106,10 @@ func corsHeaders(c *check) []Header {
 	return out
 }
 
+// ruleInputs are reused: CEL keeps the input it is given, so each would
+// otherwise be allocated.
+var ruleInputs = sync.Pool{New: func() any { return new(policy.RuleInput) }}
+
 // rules checks the operation's CEL rules (after authorization): the first
 // that does not hold refuses the request with its code.
 func (e *Engine) rules(c *check, id *Identity) *Denial {
@@ -112,8 +117,14 @@ func (e *Engine) rules(c *check, id *Identity) *Denial {
 	if set == nil || len(set.Rules) == 0 {
 		return nil
 	}
-	in := policy.RuleInput{
+	in := ruleInputs.Get().(*policy.RuleInput)
+	defer func() {
+		*in = policy.RuleInput{} // nothing of the request stays in the pool
+		ruleInputs.Put(in)
+	}()
+	*in = policy.RuleInput{
 		Method: c.req.Method, Path: c.path, Host: c.req.Host, Target: c.req.Target,
+		Headers:    &c.req.Headers,
 		Subject:    id.Subject,
 		Principal:  id.Principal,
 		Credential: id.Credential,
@@ -124,9 +135,8 @@ func (e *Engine) rules(c *check, id *Identity) *Denial {
 	if id.Application != nil {
 		in.Application = id.Application.ID
 	}
-	in.Headers = &c.req.Headers
 	for _, r := range set.Rules {
-		if err := r.Eval(&in); err != nil {
+		if err := r.Eval(in); err != nil {
 			d := Denial{Status: r.Status, Code: r.Code, Message: http.StatusText(r.Status),
 				Description: r.Message}
 			if d.Description == "" {
@@ -161,7 +171,7 @@ func uncarried(c *check, d *Decision) *Denial {
 		den := denyUncarried
 		den.Description = "The operation's policies change the path, query or method, which only Envoy's gRPC ext_authz and nginx carry out."
 		return &den
-	case shape == model.ShapeForwardAuth && len(m.RemoveHeaders) > 0:
+	case shape == model.ShapeForwardAuth && m.Removed > 0:
 		den := denyUncarried
 		den.Description = "The operation's policies remove or rename headers, which forward authentication cannot carry out."
 		return &den
@@ -179,12 +189,14 @@ func (e *Engine) applyPolicies(c *check, d *Decision) {
 	d.Policies = set.Names
 	if len(set.Request) > 0 {
 		d.Mutation = policy.ApplyRequest(set.Request, policy.Request{
-			Headers:     policyHeaders{&c.req.Headers},
-			Target:      c.req.Target,
-			Vars:        &c.op.Template,
-			Path:        c.path,
-			RemoveQuery: d.RemoveQuery,
+			Headers:       policyHeaders{&c.req.Headers},
+			Target:        c.req.Target,
+			Vars:          &c.op.Template,
+			Path:          c.path,
+			RemoveQuery:   d.RemoveQuery,
+			RemoveHeaders: d.RemoveHeaders,
 		})
+		d.RemoveHeaders = d.Mutation.RemoveHeaders
 		switch {
 		case d.Mutation.Path != "":
 			d.RemoveQuery = nil // the new path's query has them removed

@@ -10,6 +10,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/proto"
 )
 
 // policyConfig is testConfig with an API that has request and response
@@ -67,6 +68,7 @@ func okResponse(t *testing.T, e *Engine, method, path string, headers map[string
 	if err != nil {
 		t.Fatal(err)
 	}
+	resp = asEnvoyReadsIt(t, resp)
 	ok := resp.GetOkResponse()
 	if ok == nil {
 		t.Fatalf("%s %s: denied %d %s", method, path, resp.GetDeniedResponse().GetStatus().GetCode(), resp.GetDeniedResponse().GetBody())
@@ -334,4 +336,20 @@ func TestUncarriedPolicies(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want %d", tc.shape, tc.uri, w.Code, w.Body, tc.status)
 		}
 	}
+}
+
+// asEnvoyReadsIt is resp encoded and decoded again: parts of it are
+// written in wire form (dynamic metadata, the policies' headers), which
+// only a decoder sees.
+func asEnvoyReadsIt(t *testing.T, resp *authv3.CheckResponse) *authv3.CheckResponse {
+	t.Helper()
+	data, err := proto.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &authv3.CheckResponse{}
+	if err := proto.Unmarshal(data, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -80,8 +81,11 @@ type HeaderReader interface {
 // The lists are disjoint: a header is either set or removed, so that the
 // order in which a proxy applies them does not matter.
 type Upstream struct {
-	SetHeaders    []Header // name lower case
+	SetHeaders []Header // name lower case
+	// RemoveHeaders are Request.RemoveHeaders (less those set) and then
+	// the headers the policies remove, Removed of them.
 	RemoveHeaders []string
+	Removed       int
 	SetQuery      []Header
 	RemoveQuery   []string
 	// Path is the new path, with its query, when the path was rewritten;
@@ -96,7 +100,7 @@ type Header struct{ Name, Value string }
 
 // Changed reports whether the policies change anything.
 func (u *Upstream) Changed() bool {
-	return len(u.SetHeaders)+len(u.RemoveHeaders)+len(u.SetQuery)+len(u.RemoveQuery) > 0 || u.Path != "" || u.Method != ""
+	return len(u.SetHeaders)+u.Removed+len(u.SetQuery)+len(u.RemoveQuery) > 0 || u.Path != "" || u.Method != ""
 }
 
 // Request is what the policies read from the request being changed.
@@ -110,6 +114,10 @@ type Request struct {
 	// RemoveQuery are parameters removed whatever the policies say (the
 	// credential, _method), applied to a rewritten path's query too.
 	RemoveQuery []string
+	// RemoveHeaders are headers removed whatever the policies say; the
+	// result's RemoveHeaders starts with them, less those the policies
+	// set. Not modified.
+	RemoveHeaders []string
 }
 
 // ApplyRequest runs ops in order on r. Each header's last change wins:
@@ -148,7 +156,7 @@ func ApplyRequest(ops []RequestOp, r Request) Upstream {
 			u.Method = op.Value
 		}
 	}
-	u.SetHeaders, u.RemoveHeaders = headers.render()
+	u.SetHeaders, u.RemoveHeaders, u.Removed = headers.render(r.RemoveHeaders)
 	if !rewrite {
 		u.SetQuery, u.RemoveQuery = query.render()
 		return u
@@ -221,8 +229,9 @@ func (h *headerState) remove(name string) {
 	h.changes = append(h.changes, headerChange{name: name, removed: true})
 }
 
-func (h *headerState) render() (set []Header, removed []string) {
-	nRemoved := 0
+// render lists the changes: the headers set, and base (those set left
+// out) followed by the headers removed. base is never modified.
+func (h *headerState) render(base []string) (set []Header, removed []string, nRemoved int) {
 	for _, c := range h.changes {
 		if c.removed {
 			nRemoved++
@@ -231,8 +240,25 @@ func (h *headerState) render() (set []Header, removed []string) {
 	if n := len(h.changes) - nRemoved; n > 0 {
 		set = make([]Header, 0, n)
 	}
-	if nRemoved > 0 {
-		removed = make([]string, 0, nRemoved)
+	isSet := func(name string) bool {
+		for _, c := range h.changes {
+			if !c.removed && c.name == name {
+				return true
+			}
+		}
+		return false
+	}
+	keepBase := !slices.ContainsFunc(base, isSet)
+	switch {
+	case nRemoved == 0 && keepBase:
+		removed = base
+	default:
+		removed = make([]string, 0, len(base)+nRemoved)
+		for _, name := range base {
+			if !isSet(name) {
+				removed = append(removed, name)
+			}
+		}
 	}
 	for _, c := range h.changes {
 		if c.removed {
@@ -241,7 +267,7 @@ func (h *headerState) render() (set []Header, removed []string) {
 			set = append(set, Header{c.name, c.value})
 		}
 	}
-	return set, removed
+	return set, removed, nRemoved
 }
 
 // queryState is the query parameters' changes, as headerState.

@@ -30,8 +30,9 @@ type Rule struct {
 // claim at its largest, must be within MaxRuleCost, and an evaluation
 // that goes over it anyway is stopped and refuses.
 const (
-	MaxRuleCost   = 100_000
-	MaxRuleLength = 4096
+	MaxRuleCost     = 100_000
+	MaxRuleLength   = 4096
+	countedRuleCost = 10_000
 	// sizes assumed for the cost estimate: what a request can hold
 	maxSizeString = 16 << 10
 	maxSizeList   = 256
@@ -78,9 +79,16 @@ func CompileRule(expr string) (*Rule, error) {
 	if est.Max > MaxRuleCost {
 		return nil, fmt.Errorf("may cost up to %d, over the limit of %d: iterate over fewer values", est.Max, MaxRuleCost)
 	}
-	// The estimate assumes the sizes below; the limit holds whatever the
-	// request holds (a value over them makes the rule fail, see requestVal).
-	prg, err := ruleEnv.Program(ast, cel.CostLimit(MaxRuleCost), cel.EvalOptions(cel.OptOptimize))
+	// The estimate assumes the sizes below, and a request is held to them
+	// (a value over them makes the rule fail, see requestVal), so it bounds
+	// every evaluation. Rules that may do much work are counted as they
+	// run as well; for the others the counting would cost more than the
+	// rule.
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if est.Max > countedRuleCost {
+		opts = append(opts, cel.CostLimit(MaxRuleCost))
+	}
+	prg, err := ruleEnv.Program(ast, opts...)
 	if err != nil {
 		return nil, err
 	}
