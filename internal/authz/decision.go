@@ -109,9 +109,9 @@ type Decision struct {
 	RateLimit RateLimitHeaders
 
 	// Mutation is what the request policies change upstream, when
-	// allowed; RemoveHeaders is its RemoveHeaders (Tollgate's removals
-	// and the policies'), RemoveQuery holds its query removals too, and
-	// no header it sets is in RemoveHeaders.
+	// allowed. Its header removals are its own (the front ends send them
+	// beside RemoveHeaders), its query removals are in RemoveQuery too,
+	// and no header it sets is in RemoveHeaders.
 	Mutation policy.Upstream
 	// ResponseHeaders are for the client's response: the response
 	// policies' and the CORS headers, when allowed.

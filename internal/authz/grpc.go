@@ -207,15 +207,16 @@ func upstreamHeaderOptions(d *Decision) []*corev3.HeaderValueOption {
 // Field numbers of the messages setPolicyHeaders writes.
 const (
 	okHeaders            protowire.Number = 2 // OkHttpResponse.headers (HeaderValueOption)
+	okHeadersToRemove    protowire.Number = 5 // OkHttpResponse.headers_to_remove
 	optionHeader         protowire.Number = 1 // HeaderValueOption.header (HeaderValue)
 	optionAppendAction   protowire.Number = 3 // HeaderValueOption.append_action
 	overwriteIfExistsAdd                  = uint64(corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)
 )
 
 // setPolicyHeaders gives the response the request policies' headers (the
-// path and method as the :path and :method pseudo-headers) in wire form:
-// more elements of OkHttpResponse.headers, after the identity headers,
-// which protobuf emits verbatim (as setDynamicMetadata does; in this
+// path and method as the :path and :method pseudo-headers) and header
+// removals in wire form: more elements of OkHttpResponse.headers and
+// headers_to_remove, after Tollgate's own, which protobuf emits verbatim (as setDynamicMetadata does; in this
 // process they are unknown fields). One buffer instead of three messages
 // per header, on every request of an operation with policies.
 func setPolicyHeaders(ok *authv3.OkHttpResponse, m *policy.Upstream) {
@@ -235,6 +236,9 @@ func setPolicyHeaders(ok *authv3.OkHttpResponse, m *policy.Upstream) {
 		_, opt := policyHeaderSizes(name, value)
 		size += protowire.SizeTag(okHeaders) + protowire.SizeBytes(opt)
 	})
+	for _, name := range m.RemoveHeaders {
+		size += protowire.SizeTag(okHeadersToRemove) + protowire.SizeBytes(len(name))
+	}
 	if size == 0 {
 		return
 	}
@@ -252,6 +256,10 @@ func setPolicyHeaders(ok *authv3.OkHttpResponse, m *policy.Upstream) {
 		b = protowire.AppendTag(b, optionAppendAction, protowire.VarintType)
 		b = protowire.AppendVarint(b, overwriteIfExistsAdd)
 	})
+	for _, name := range m.RemoveHeaders {
+		b = protowire.AppendTag(b, okHeadersToRemove, protowire.BytesType)
+		b = protowire.AppendString(b, name)
+	}
 	ok.ProtoReflect().SetUnknown(append(ok.ProtoReflect().GetUnknown(), b...))
 }
 

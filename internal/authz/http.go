@@ -115,8 +115,12 @@ func writeHTTP(w http.ResponseWriter, r *Request, d *Decision, shape model.HTTPS
 		for _, h := range d.Mutation.SetHeaders {
 			out[http.CanonicalHeaderKey(h.Name)] = []string{h.Value}
 		}
-		if len(d.RemoveHeaders) > 0 && shape == model.ShapeEnvoy {
-			out.Set(HeaderHeadersToRemove, strings.Join(d.RemoveHeaders, ","))
+		if len(d.RemoveHeaders)+len(d.Mutation.RemoveHeaders) > 0 && shape == model.ShapeEnvoy {
+			remove := strings.Join(d.RemoveHeaders, ",")
+			if len(d.Mutation.RemoveHeaders) > 0 {
+				remove = strings.Trim(remove+","+strings.Join(d.Mutation.RemoveHeaders, ","), ",")
+			}
+			out.Set(HeaderHeadersToRemove, remove)
 		}
 		if uri := upstreamURI(r, d); uri != "" {
 			out.Set(HeaderUpstreamURI, uri)

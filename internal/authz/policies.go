@@ -2,6 +2,7 @@ package authz
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -171,7 +172,7 @@ func uncarried(c *check, d *Decision) *Denial {
 		den := denyUncarried
 		den.Description = "The operation's policies change the path, query or method, which only Envoy's gRPC ext_authz and nginx carry out."
 		return &den
-	case shape == model.ShapeForwardAuth && m.Removed > 0:
+	case shape == model.ShapeForwardAuth && len(m.RemoveHeaders) > 0:
 		den := denyUncarried
 		den.Description = "The operation's policies remove or rename headers, which forward authentication cannot carry out."
 		return &den
@@ -189,14 +190,13 @@ func (e *Engine) applyPolicies(c *check, d *Decision) {
 	d.Policies = set.Names
 	if len(set.Request) > 0 {
 		d.Mutation = policy.ApplyRequest(set.Request, policy.Request{
-			Headers:       policyHeaders{&c.req.Headers},
-			Target:        c.req.Target,
-			Vars:          &c.op.Template,
-			Path:          c.path,
-			RemoveQuery:   d.RemoveQuery,
-			RemoveHeaders: d.RemoveHeaders,
+			Headers:     policyHeaders{&c.req.Headers},
+			Target:      c.req.Target,
+			Vars:        &c.op.Template,
+			Path:        c.path,
+			RemoveQuery: d.RemoveQuery,
 		})
-		d.RemoveHeaders = d.Mutation.RemoveHeaders
+		d.RemoveHeaders = withoutSet(d.RemoveHeaders, d.Mutation.SetHeaders)
 		switch {
 		case d.Mutation.Path != "":
 			d.RemoveQuery = nil // the new path's query has them removed
@@ -209,4 +209,22 @@ func (e *Engine) applyPolicies(c *check, d *Decision) {
 			d.ResponseHeaders = append(d.ResponseHeaders, policy.ResponseHeader{Name: r.Name, Value: r.Value, Append: r.Kind == policy.AddResponseHeader})
 		}
 	}
+}
+
+// withoutSet drops from remove the headers a policy sets (a credential
+// header replaced by a backend's), so that the proxy is never told to
+// both set and remove one. remove may be shared: it is copied if changed.
+func withoutSet(remove []string, set []policy.Header) []string {
+	isSet := func(name string) bool {
+		for _, h := range set {
+			if h.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	if len(set) == 0 || !slices.ContainsFunc(remove, isSet) {
+		return remove
+	}
+	return slices.DeleteFunc(slices.Clone(remove), isSet)
 }

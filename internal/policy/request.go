@@ -2,7 +2,6 @@ package policy
 
 import (
 	"net/url"
-	"slices"
 	"strings"
 )
 
@@ -81,11 +80,8 @@ type HeaderReader interface {
 // The lists are disjoint: a header is either set or removed, so that the
 // order in which a proxy applies them does not matter.
 type Upstream struct {
-	SetHeaders []Header // name lower case
-	// RemoveHeaders are Request.RemoveHeaders (less those set) and then
-	// the headers the policies remove, Removed of them.
+	SetHeaders    []Header // name lower case
 	RemoveHeaders []string
-	Removed       int
 	SetQuery      []Header
 	RemoveQuery   []string
 	// Path is the new path, with its query, when the path was rewritten;
@@ -100,7 +96,7 @@ type Header struct{ Name, Value string }
 
 // Changed reports whether the policies change anything.
 func (u *Upstream) Changed() bool {
-	return len(u.SetHeaders)+u.Removed+len(u.SetQuery)+len(u.RemoveQuery) > 0 || u.Path != "" || u.Method != ""
+	return len(u.SetHeaders)+len(u.RemoveHeaders)+len(u.SetQuery)+len(u.RemoveQuery) > 0 || u.Path != "" || u.Method != ""
 }
 
 // Request is what the policies read from the request being changed.
@@ -114,10 +110,6 @@ type Request struct {
 	// RemoveQuery are parameters removed whatever the policies say (the
 	// credential, _method), applied to a rewritten path's query too.
 	RemoveQuery []string
-	// RemoveHeaders are headers removed whatever the policies say; the
-	// result's RemoveHeaders starts with them, less those the policies
-	// set. Not modified.
-	RemoveHeaders []string
 }
 
 // ApplyRequest runs ops in order on r. Each header's last change wins:
@@ -156,7 +148,7 @@ func ApplyRequest(ops []RequestOp, r Request) Upstream {
 			u.Method = op.Value
 		}
 	}
-	u.SetHeaders, u.RemoveHeaders, u.Removed = headers.render(r.RemoveHeaders)
+	u.SetHeaders, u.RemoveHeaders = headers.render()
 	if !rewrite {
 		u.SetQuery, u.RemoveQuery = query.render()
 		return u
@@ -229,9 +221,9 @@ func (h *headerState) remove(name string) {
 	h.changes = append(h.changes, headerChange{name: name, removed: true})
 }
 
-// render lists the changes: the headers set, and base (those set left
-// out) followed by the headers removed. base is never modified.
-func (h *headerState) render(base []string) (set []Header, removed []string, nRemoved int) {
+// render lists the changes: the headers set and the headers removed.
+func (h *headerState) render() (set []Header, removed []string) {
+	nRemoved := 0
 	for _, c := range h.changes {
 		if c.removed {
 			nRemoved++
@@ -240,25 +232,8 @@ func (h *headerState) render(base []string) (set []Header, removed []string, nRe
 	if n := len(h.changes) - nRemoved; n > 0 {
 		set = make([]Header, 0, n)
 	}
-	isSet := func(name string) bool {
-		for _, c := range h.changes {
-			if !c.removed && c.name == name {
-				return true
-			}
-		}
-		return false
-	}
-	keepBase := !slices.ContainsFunc(base, isSet)
-	switch {
-	case nRemoved == 0 && keepBase:
-		removed = base
-	default:
-		removed = make([]string, 0, len(base)+nRemoved)
-		for _, name := range base {
-			if !isSet(name) {
-				removed = append(removed, name)
-			}
-		}
+	if nRemoved > 0 {
+		removed = make([]string, 0, nRemoved)
 	}
 	for _, c := range h.changes {
 		if c.removed {
@@ -267,7 +242,7 @@ func (h *headerState) render(base []string) (set []Header, removed []string, nRe
 			set = append(set, Header{c.name, c.value})
 		}
 	}
-	return set, removed, nRemoved
+	return set, removed
 }
 
 // queryState is the query parameters' changes, as headerState.
