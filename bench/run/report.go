@@ -31,11 +31,11 @@ func render(o options, rep report) string {
 	if rep.admin != nil {
 		renderAdmin(&b, rep.admin)
 	}
-	if rep.policies != nil {
-		renderPolicies(&b, rep.policies)
-	}
 	if rep.usage != nil {
 		renderUsage(&b, rep.usage)
+	}
+	if rep.policies != nil {
+		renderPolicies(&b, rep.policies)
 	}
 	return b.String()
 }
