@@ -260,7 +260,10 @@ func setPolicyHeaders(ok *authv3.OkHttpResponse, m *policy.Upstream) {
 		b = protowire.AppendTag(b, okHeadersToRemove, protowire.BytesType)
 		b = protowire.AppendString(b, name)
 	}
-	ok.ProtoReflect().SetUnknown(append(ok.ProtoReflect().GetUnknown(), b...))
+	if prev := ok.ProtoReflect().GetUnknown(); len(prev) > 0 {
+		b = append(prev[:len(prev):len(prev)], b...)
+	}
+	ok.ProtoReflect().SetUnknown(b)
 }
 
 // policyHeaderSizes are the wire sizes of one header's HeaderValue and

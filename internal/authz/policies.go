@@ -189,7 +189,7 @@ func (e *Engine) applyPolicies(c *check, d *Decision) {
 	}
 	d.Policies = set.Names
 	if len(set.Request) > 0 {
-		d.Mutation = policy.ApplyRequest(set.Request, policy.Request{
+		d.Mutation = set.Plan.Apply(policy.Request{
 			Headers:     policyHeaders{&c.req.Headers},
 			Target:      c.req.Target,
 			Vars:        &c.op.Template,

@@ -76,8 +76,9 @@ type HeaderReader interface {
 	Get(name string) (value string, ok bool)
 }
 
-// Upstream is what the request policies change, rendered for the proxy.
-// The lists are disjoint: a header is either set or removed, so that the
+// Upstream is what the request policies change, rendered for the proxy;
+// its slices may be shared with the plan, and are never modified. The
+// lists are disjoint: a header is either set or removed, so that the
 // order in which a proxy applies them does not matter.
 type Upstream struct {
 	SetHeaders    []Header // name lower case
@@ -112,49 +113,143 @@ type Request struct {
 	RemoveQuery []string
 }
 
-// ApplyRequest runs ops in order on r. Each header's last change wins:
-// set after remove sets it, remove after set removes it, and a rename
-// moves the value the header has at that point (the client's or one an
-// earlier policy set).
-func ApplyRequest(ops []RequestOp, r Request) Upstream {
-	var u Upstream
-	if len(ops) == 0 {
-		return u
+// ApplyRequest runs ops in order on r (PlanRequest, then Apply).
+func ApplyRequest(ops []RequestOp, r Request) Upstream { return PlanRequest(ops).Apply(r) }
+
+// RequestPlan is a list of request policies worked out at load: what
+// every request gets (headers set to the config's values and removed,
+// query parameters, the method) and what depends on the request (a
+// renamed header's value, the path's variables). Its slices are shared
+// by every request's Upstream.
+type RequestPlan struct {
+	sets      []plannedHeader
+	constSets []Header // the sets, when none depends on the request
+	removes   []string
+	query     queryState
+	setQuery  []Header
+	rmQuery   []string
+	path      *PathTemplate
+	method    string
+}
+
+// plannedHeader is a header the plan sets: from the request's header
+// from when it has one, else to value when has, else not at all.
+type plannedHeader struct {
+	name, value, from string
+	has               bool
+}
+
+// headerPlan is one header's state as the policies run, for PlanRequest.
+type headerPlan struct {
+	plannedHeader
+	removed bool
+}
+
+// PlanRequest works out ops, run in order. Each header's last change
+// wins: set after remove sets it, remove after set removes it, and a
+// rename moves the value the header has at that point (the client's or
+// one an earlier policy set); a rename of a header the request lacks
+// does nothing.
+func PlanRequest(ops []RequestOp) *RequestPlan {
+	p := &RequestPlan{}
+	var headers []headerPlan
+	find := func(name string) *headerPlan {
+		for i := range headers {
+			if headers[i].name == name {
+				return &headers[i]
+			}
+		}
+		headers = append(headers, headerPlan{plannedHeader: plannedHeader{name: name}})
+		return &headers[len(headers)-1]
 	}
-	var buf [4]headerChange // for the usual few
-	headers := headerState{read: r.Headers, changes: buf[:0]}
-	var query queryState
-	rewrite := false
+	untouched := func(name string) bool {
+		for i := range headers {
+			if headers[i].name == name {
+				return false
+			}
+		}
+		return true
+	}
 	for i := range ops {
 		op := &ops[i]
 		switch op.Kind {
 		case SetHeader:
-			headers.set(op.Name, op.Value)
+			*find(op.Name) = headerPlan{plannedHeader: plannedHeader{name: op.Name, value: op.Value, has: true}}
 		case RemoveHeader:
-			headers.remove(op.Name)
+			*find(op.Name) = headerPlan{plannedHeader: plannedHeader{name: op.Name}, removed: true}
 		case RenameHeader:
-			if v, ok := headers.get(op.Name); ok {
-				headers.remove(op.Name)
-				headers.set(op.Value, v)
+			var src plannedHeader
+			if untouched(op.Name) {
+				src = plannedHeader{from: op.Name} // the client's, if sent
+			} else if h := find(op.Name); !h.removed {
+				src = h.plannedHeader
+			} else {
+				continue // removed before: nothing to move
 			}
+			to := find(op.Value)
+			moved := headerPlan{plannedHeader: plannedHeader{name: op.Value, from: src.from, value: src.value, has: src.has}}
+			if src.from != "" && !to.removed && to.has && to.from == "" {
+				moved.value, moved.has = to.value, true // the client lacks it: the value set before stays
+			}
+			*to = moved
+			*find(op.Name) = headerPlan{plannedHeader: plannedHeader{name: op.Name}, removed: true}
 		case AddQuery:
-			query.set(op.Name, op.Value)
+			p.query.set(op.Name, op.Value)
 		case RemoveQuery:
-			query.remove(op.Name)
+			p.query.remove(op.Name)
 		case RewritePath:
-			u.Path = op.Path.Expand(r.Vars, r.Path)
-			rewrite = true
+			path := op.Path
+			p.path = &path
 		case RewriteMethod:
-			u.Method = op.Value
+			p.method = op.Value
 		}
 	}
-	u.SetHeaders, u.RemoveHeaders = headers.render()
-	if !rewrite {
-		u.SetQuery, u.RemoveQuery = query.render()
+	dynamic := false
+	for _, h := range headers {
+		switch {
+		case h.removed:
+			p.removes = append(p.removes, h.name)
+		case h.from != "" || h.has:
+			p.sets = append(p.sets, h.plannedHeader)
+			dynamic = dynamic || h.from != ""
+		}
+	}
+	if !dynamic {
+		for _, h := range p.sets {
+			p.constSets = append(p.constSets, Header{h.name, h.value})
+		}
+	}
+	p.setQuery, p.rmQuery = p.query.render()
+	return p
+}
+
+// Apply is what the plan changes in r.
+func (p *RequestPlan) Apply(r Request) Upstream {
+	u := Upstream{RemoveHeaders: p.removes, Method: p.method}
+	switch {
+	case p.constSets != nil:
+		u.SetHeaders = p.constSets
+	case len(p.sets) > 0:
+		u.SetHeaders = make([]Header, 0, len(p.sets))
+		for _, h := range p.sets {
+			if h.from != "" {
+				if v, ok := r.Headers.Get(h.from); ok {
+					u.SetHeaders = append(u.SetHeaders, Header{h.name, v})
+					continue
+				}
+			}
+			if h.has {
+				u.SetHeaders = append(u.SetHeaders, Header{h.name, h.value})
+			}
+		}
+	}
+	if p.path == nil {
+		u.SetQuery, u.RemoveQuery = p.setQuery, p.rmQuery
 		return u
 	}
+	u.Path = p.path.Expand(r.Vars, r.Path)
 	_, rawQuery, _ := strings.Cut(r.Target, "?")
-	if q := query.applyTo(rawQuery, r.RemoveQuery); q != "" {
+	if q := p.query.applyTo(rawQuery, r.RemoveQuery); q != "" {
 		u.Path += "?" + q
 	}
 	return u
@@ -174,79 +269,14 @@ func RewriteQuery(target string, set []Header, remove []string) string {
 	return path
 }
 
-// headerState is the headers' state as the policies run: a change per
-// name, in the order first changed.
-type headerState struct {
-	read    HeaderReader
-	changes []headerChange
-}
+// queryState is the query parameters' changes, a change per name in the
+// order first changed, the last change of a name winning.
+type queryState struct{ changes []headerChange }
 
 type headerChange struct {
 	name, value string
 	removed     bool
 }
-
-func (h *headerState) find(name string) *headerChange {
-	for i := range h.changes {
-		if h.changes[i].name == name {
-			return &h.changes[i]
-		}
-	}
-	return nil
-}
-
-func (h *headerState) get(name string) (string, bool) {
-	if c := h.find(name); c != nil {
-		return c.value, !c.removed
-	}
-	if h.read == nil {
-		return "", false
-	}
-	return h.read.Get(name)
-}
-
-func (h *headerState) set(name, value string) {
-	if c := h.find(name); c != nil {
-		c.value, c.removed = value, false
-		return
-	}
-	h.changes = append(h.changes, headerChange{name: name, value: value})
-}
-
-func (h *headerState) remove(name string) {
-	if c := h.find(name); c != nil {
-		c.value, c.removed = "", true
-		return
-	}
-	h.changes = append(h.changes, headerChange{name: name, removed: true})
-}
-
-// render lists the changes: the headers set and the headers removed.
-func (h *headerState) render() (set []Header, removed []string) {
-	nRemoved := 0
-	for _, c := range h.changes {
-		if c.removed {
-			nRemoved++
-		}
-	}
-	if n := len(h.changes) - nRemoved; n > 0 {
-		set = make([]Header, 0, n)
-	}
-	if nRemoved > 0 {
-		removed = make([]string, 0, nRemoved)
-	}
-	for _, c := range h.changes {
-		if c.removed {
-			removed = append(removed, c.name)
-		} else {
-			set = append(set, Header{c.name, c.value})
-		}
-	}
-	return set, removed
-}
-
-// queryState is the query parameters' changes, as headerState.
-type queryState struct{ changes []headerChange }
 
 func (q *queryState) set(name, value string) {
 	for i := range q.changes {

@@ -11,6 +11,8 @@ type Set struct {
 	// the request and response policies' kinds, "rule" per rule and
 	// "interceptor" (one list, shared, never appended to).
 	Names []string
+	// Plan is Request worked out (set by Name).
+	Plan *RequestPlan
 }
 
 // Empty reports whether the set does nothing.
@@ -40,8 +42,9 @@ func Merge(api, op *Set) *Set {
 	return out
 }
 
-// Name fills in Names from the policies.
+// Name fills in Names and Plan from the policies.
 func (s *Set) Name() {
+	s.Plan = PlanRequest(s.Request)
 	s.Names = nil
 	for _, op := range s.Request {
 		s.Names = append(s.Names, "request."+op.Kind.String())
