@@ -9,22 +9,30 @@ import (
 )
 
 // The rule variables request and identity are maps to CEL. They are
-// served by these two types rather than built as Go maps: a field is
-// produced when a rule reads it, so a rule that reads request.method
-// builds nothing else. What a field holds is the same as in the map
-// (fields), which the rarer operations (iterating, comparing, size) use.
+// served by inputMap rather than built as Go maps: a field is produced
+// when a rule reads it, so a rule that reads request.method builds
+// nothing else. The rarer operations (iterating, comparing, size) build
+// the whole map.
 
-type requestVal struct{ in *RuleInput }
+// fieldSet is the fields of one variable: its keys, and how to read one.
+type fieldSet interface {
+	keys() []string
+	field(in *RuleInput, key string) (ref.Val, bool)
+}
 
-type identityVal struct{ in *RuleInput }
+type requestFields struct{}
+
+type identityFields struct{}
 
 var (
 	requestKeys  = []string{"method", "path", "host", "headers", "query"}
 	identityKeys = []string{"application", "subject", "principal", "credential", "scopes", "claims"}
 )
 
-func (v requestVal) field(key string) (ref.Val, bool) {
-	in := v.in
+func (requestFields) keys() []string  { return requestKeys }
+func (identityFields) keys() []string { return identityKeys }
+
+func (requestFields) field(in *RuleInput, key string) (ref.Val, bool) {
 	switch key {
 	case "method":
 		return types.String(in.Method), true // one of nine, or refused before
@@ -55,8 +63,7 @@ func (v requestVal) field(key string) (ref.Val, bool) {
 	return nil, false
 }
 
-func (v identityVal) field(key string) (ref.Val, bool) {
-	in := v.in
+func (identityFields) field(in *RuleInput, key string) (ref.Val, bool) {
 	switch key {
 	case "application":
 		return types.String(in.Application), true
@@ -101,81 +108,49 @@ func sized(s string) ref.Val {
 	return types.String(s)
 }
 
-// fieldMap is what both types share: a fixed set of keys and a way to
-// read one.
-type fieldMap struct {
-	keys  []string
-	field func(key string) (ref.Val, bool)
+// inputMap is one variable of a rule's input, as a CEL map.
+type inputMap[F fieldSet] struct{ in *RuleInput }
+
+func (m inputMap[F]) find(key ref.Val) (ref.Val, bool) {
+	k, ok := key.(types.String)
+	if !ok {
+		return types.ValOrErr(key, "no such key: %v", key), false
+	}
+	var f F
+	return f.field(m.in, string(k))
 }
 
 // materialize builds the whole map, for the operations that need every
 // field.
-func (m fieldMap) materialize() traits.Mapper {
-	out := make(map[ref.Val]ref.Val, len(m.keys))
-	for _, k := range m.keys {
-		v, _ := m.field(k)
+func (m inputMap[F]) materialize() traits.Mapper {
+	var f F
+	out := make(map[ref.Val]ref.Val, len(f.keys()))
+	for _, k := range f.keys() {
+		v, _ := f.field(m.in, k)
 		out[types.String(k)] = v
 	}
 	return types.NewRefValMap(types.DefaultTypeAdapter, out).(traits.Mapper)
 }
 
-func (m fieldMap) find(key ref.Val) (ref.Val, bool) {
-	k, ok := key.(types.String)
-	if !ok {
-		return types.ValOrErr(key, "no such key: %v", key), false
-	}
-	return m.field(string(k))
-}
+// ref.Val and traits.Mapper.
 
-func (v requestVal) fields() fieldMap  { return fieldMap{requestKeys, v.field} }
-func (v identityVal) fields() fieldMap { return fieldMap{identityKeys, v.field} }
-
-// ref.Val and traits.Mapper, for request.
-
-func (v requestVal) ConvertToNative(t reflect.Type) (any, error) {
-	return v.fields().materialize().ConvertToNative(t)
+func (m inputMap[F]) ConvertToNative(t reflect.Type) (any, error) {
+	return m.materialize().ConvertToNative(t)
 }
-func (v requestVal) ConvertToType(t ref.Type) ref.Val {
-	return v.fields().materialize().ConvertToType(t)
-}
-func (v requestVal) Equal(o ref.Val) ref.Val { return v.fields().materialize().Equal(o) }
-func (v requestVal) Type() ref.Type          { return types.MapType }
-func (v requestVal) Value() any              { return v.fields().materialize().Value() }
-func (v requestVal) Contains(key ref.Val) ref.Val {
-	_, ok := v.fields().find(key)
+func (m inputMap[F]) ConvertToType(t ref.Type) ref.Val { return m.materialize().ConvertToType(t) }
+func (m inputMap[F]) Equal(o ref.Val) ref.Val          { return m.materialize().Equal(o) }
+func (m inputMap[F]) Type() ref.Type                   { return types.MapType }
+func (m inputMap[F]) Value() any                       { return m.materialize().Value() }
+func (m inputMap[F]) Contains(key ref.Val) ref.Val {
+	_, ok := m.find(key)
 	return types.Bool(ok)
 }
-func (v requestVal) Get(key ref.Val) ref.Val {
-	if val, ok := v.fields().find(key); ok {
+func (m inputMap[F]) Get(key ref.Val) ref.Val {
+	if val, ok := m.find(key); ok {
 		return val
 	}
 	return types.NewErr("no such key: %v", key)
 }
-func (v requestVal) Iterator() traits.Iterator        { return v.fields().materialize().Iterator() }
-func (v requestVal) Size() ref.Val                    { return types.Int(len(requestKeys)) }
-func (v requestVal) Find(key ref.Val) (ref.Val, bool) { return v.fields().find(key) }
-
-// ref.Val and traits.Mapper, for identity.
-
-func (v identityVal) ConvertToNative(t reflect.Type) (any, error) {
-	return v.fields().materialize().ConvertToNative(t)
-}
-func (v identityVal) ConvertToType(t ref.Type) ref.Val {
-	return v.fields().materialize().ConvertToType(t)
-}
-func (v identityVal) Equal(o ref.Val) ref.Val { return v.fields().materialize().Equal(o) }
-func (v identityVal) Type() ref.Type          { return types.MapType }
-func (v identityVal) Value() any              { return v.fields().materialize().Value() }
-func (v identityVal) Contains(key ref.Val) ref.Val {
-	_, ok := v.fields().find(key)
-	return types.Bool(ok)
-}
-func (v identityVal) Get(key ref.Val) ref.Val {
-	if val, ok := v.fields().find(key); ok {
-		return val
-	}
-	return types.NewErr("no such key: %v", key)
-}
-func (v identityVal) Iterator() traits.Iterator        { return v.fields().materialize().Iterator() }
-func (v identityVal) Size() ref.Val                    { return types.Int(len(identityKeys)) }
-func (v identityVal) Find(key ref.Val) (ref.Val, bool) { return v.fields().find(key) }
+func (m inputMap[F]) Iterator() traits.Iterator        { return m.materialize().Iterator() }
+func (m inputMap[F]) Size() ref.Val                    { var f F; return types.Int(len(f.keys())) }
+func (m inputMap[F]) Find(key ref.Val) (ref.Val, bool) { return m.find(key) }

@@ -80,7 +80,7 @@ func CompileRule(expr string) (*Rule, error) {
 		return nil, fmt.Errorf("may cost up to %d, over the limit of %d: iterate over fewer values", est.Max, MaxRuleCost)
 	}
 	// The estimate assumes the sizes below, and a request is held to them
-	// (a value over them makes the rule fail, see requestVal), so it bounds
+	// (a value over them makes the rule fail, see celvalues.go), so it bounds
 	// every evaluation. Rules that may do much work are counted as they
 	// run as well; for the others the counting would cost more than the
 	// rule.
@@ -118,7 +118,7 @@ type sizeEstimator struct{}
 // is: request.headers, request.query, identity.scopes and identity.claims
 // hold at most maxSizeList entries, and every other value (a field, an
 // entry, a claim's value whatever its type) is taken to be as large as a
-// string may be. The request is held to these (requestVal).
+// string may be. The request is held to these (celvalues.go).
 func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	p := n.Path()
 	if len(p) == 0 {
@@ -164,9 +164,9 @@ type HeaderSource interface {
 func (in *RuleInput) ResolveName(name string) (any, bool) {
 	switch name {
 	case "request":
-		return requestVal{in}, true
+		return inputMap[requestFields]{in}, true
 	case "identity":
-		return identityVal{in}, true
+		return inputMap[identityFields]{in}, true
 	case "now":
 		return types.Timestamp{Time: in.Now}, true
 	}
