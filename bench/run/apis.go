@@ -244,20 +244,8 @@ func manyLiveTokens() ([]tokenCacheFigures, error) {
 		}
 		f := tokenCacheFigures{}
 		f.entries, _, _ = strings.Cut(fields[0], "-")
-		for i := 1; i+1 < len(fields); i++ {
-			v, err := strconv.ParseFloat(fields[i], 64)
-			if err != nil {
-				continue
-			}
-			switch fields[i+1] {
-			case "ns/op":
-				f.nsPerCheck = v
-			case "hit-%":
-				f.hitPct = v
-			case "B/token":
-				f.bytesPerToken = v
-			}
-		}
+		v := benchValues(fields[1:])
+		f.nsPerCheck, f.hitPct, f.bytesPerToken = v["ns/op"], v["hit-%"], v["B/token"]
 		figs = append(figs, f)
 	}
 	if len(figs) == 0 {

@@ -19,8 +19,6 @@ type policiesResult struct {
 	instructions [2]float64
 }
 
-type benchFigure struct{ ns, allocs float64 }
-
 // runPolicies measures both Checks against the do-nothing server, in the
 // same interleaved rounds as the main table, then runs
 // BenchmarkCheckPolicies (internal/authz) and BenchmarkRule
@@ -62,44 +60,6 @@ func runPolicies(o options, plain scenario) (*policiesResult, error) {
 		}
 	}
 	return res, nil
-}
-
-// goBench runs one benchmark with the test toolchain and keeps each
-// case's ns/op and allocs/op under "name/case".
-func goBench(name, pkg, times string, into map[string]benchFigure) error {
-	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^"+name+"$", "-benchtime", times, "-benchmem", pkg)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return fmt.Errorf("%s: %w: %s", name, err, out)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 || !strings.HasPrefix(fields[0], name+"/") {
-			continue
-		}
-		c := fields[0]
-		if i := strings.LastIndex(c, "-"); i > 0 {
-			if _, err := strconv.Atoi(c[i+1:]); err == nil {
-				c = c[:i]
-			}
-		}
-		var f benchFigure
-		for i := 1; i+1 < len(fields); i++ {
-			v, err := strconv.ParseFloat(fields[i], 64)
-			if err != nil {
-				continue
-			}
-			switch fields[i+1] {
-			case "ns/op":
-				f.ns = v
-			case "allocs/op":
-				f.allocs = v
-			}
-		}
-		into[c] = f
-	}
-	return nil
 }
 
 func renderPolicies(b *strings.Builder, r *policiesResult) {

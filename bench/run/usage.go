@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 )
 
@@ -21,37 +18,14 @@ type usageResult struct {
 func runUsage() (*usageResult, error) {
 	fmt.Println("usage: the cost of usage reporting per decision")
 	const name = "BenchmarkRecordDecision"
-	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^"+name+"$", "-benchtime", "2000000x", "-benchmem", "./internal/usage")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %s", name, err, out)
+	figs := map[string]benchFigure{}
+	if err := goBench(name, "./internal/usage", "2000000x", figs); err != nil {
+		return nil, err
 	}
 	res := &usageResult{nsPerOp: map[string]float64{}, allocsPerOp: map[string]float64{}}
-	for _, line := range strings.Split(string(out), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 || !strings.HasPrefix(fields[0], name+"/") {
-			continue
-		}
-		c := strings.TrimPrefix(fields[0], name+"/")
-		if i := strings.LastIndex(c, "-"); i > 0 {
-			if _, err := strconv.Atoi(c[i+1:]); err == nil {
-				c = c[:i] // the GOMAXPROCS suffix, absent when it is 1
-			}
-		}
-		c = strings.ReplaceAll(c, "_", " ")
-		for i := 1; i+1 < len(fields); i++ {
-			v, err := strconv.ParseFloat(fields[i], 64)
-			if err != nil {
-				continue
-			}
-			switch fields[i+1] {
-			case "ns/op":
-				res.nsPerOp[c] = v
-			case "allocs/op":
-				res.allocsPerOp[c] = v
-			}
-		}
+	for k, f := range figs {
+		c := strings.ReplaceAll(strings.TrimPrefix(k, name+"/"), "_", " ")
+		res.nsPerOp[c], res.allocsPerOp[c] = f.ns, f.allocs
 	}
 	if len(res.nsPerOp) != 2 {
 		return nil, fmt.Errorf("%s: expected 2 figures, got %v", name, res.nsPerOp)
