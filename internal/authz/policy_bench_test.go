@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"testing"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tollgate/tollgate/internal/analytics"
@@ -60,18 +58,7 @@ apiKeys: [{application: mobile, sha256: ` + hex.EncodeToString(sum[:]) + `}]
 		b.Run(tc.name, func(b *testing.B) {
 			engine := authz.NewEngine(authz.Options{Config: model.NewStore(snap.Snapshot), Metrics: observe.Decisions(analytics.Recorder{Metrics: analytics.NewMetrics()})})
 			s := authz.NewGRPCServer(engine)
-			in := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-				Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-					SocketAddress: &corev3.SocketAddress{Address: "10.1.2.3"}}}},
-				Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-					Method: "GET", Host: "api.example.com", Path: tc.base + "/pets/42",
-					Headers: map[string]string{
-						":authority": "api.example.com", ":method": "GET", ":path": tc.base + "/pets/42",
-						"accept": "application/json", "user-agent": "curl/8.5.0", "apikey": key, "x-old": "legacy",
-						"x-request-id": "5b8f6a1e-94b6-4b8e-9d7c-0e8d1f2a3b4c", "x-forwarded-proto": "https",
-					},
-				}},
-			}}
+			in := benchCheckRequest(tc.base+"/pets/42", map[string]string{"apikey": key, "x-old": "legacy"})
 			msg, err := proto.Marshal(in)
 			if err != nil {
 				b.Fatal(err)
